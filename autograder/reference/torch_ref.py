@@ -1,0 +1,210 @@
+"""PyTorch reference implementations, written independently of ``numpy_ref`` so each checks the other.
+
+They take and return ``torch.Tensor`` (ids as ``torch.long``) and lean on PyTorch's own machinery:
+``torch.nn.functional.embedding``/``one_hot``/``cross_entropy``, ``torch.nn.Embedding(sparse=True)``,
+``torch.view_as_complex`` for RoPE (Meta's Llama convention, interleaved pairs) and ``torch.autograd``
+for every gradient. The graded PyTorch modules of the contract, ``TokenPositionEmbedding`` and
+``EmbeddingFunction``, live here too.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors",
+    "sinusoidal_positions", "add_positions", "apply_rope", "TokenPositionEmbedding",
+    "tensor_bytes", "optimizer_state_bytes", "training_bytes", "lookup_bytes",
+    "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "EmbeddingFunction",
+]
+
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+                "int8": torch.int8}
+
+
+def _check_ids(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"ids must be an integer tensor, got {ids.dtype}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        raise IndexError(f"token ids must lie in [0, {vocab_size}), got [{int(ids.min())}, {int(ids.max())}]")
+    return ids.long()
+
+
+# ----------------------------------------------------------------------------------------------- token embeddings
+def xavier_uniform(vocab_size: int, dim: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """float32 ``(V, D)`` from ``torch.nn.init.xavier_uniform_`` (bound ``sqrt(6 / (V + D))``)."""
+    return nn.init.xavier_uniform_(torch.empty(vocab_size, dim), generator=generator)
+
+
+def embedding_forward(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """``F.embedding``: ``ids.shape + (D,)`` rows of ``weight`` ``(V, D)``."""
+    return F.embedding(_check_ids(ids, weight.shape[0]), weight)
+
+
+def one_hot(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """float32 ``ids.shape + (V,)`` via ``F.one_hot``."""
+    return F.one_hot(_check_ids(ids, vocab_size), vocab_size).to(torch.float32)
+
+
+def nearest_neighbors(weight: torch.Tensor, query_id: int, k: int) -> torch.Tensor:
+    """long ``(k,)``: ``F.cosine_similarity`` ranking (zero rows score 0), query excluded, stable descending sort (ties: lower id)."""
+    w = weight.to(torch.float64)
+    sims = F.cosine_similarity(w, w[query_id].expand_as(w), dim=1)
+    sims = torch.where(torch.linalg.vector_norm(w, dim=1) == 0, 0.0, sims)  # a zero row is similar to nothing
+    sims = torch.round(sims, decimals=12)
+    sims[query_id] = -math.inf
+    return torch.sort(sims, descending=True, stable=True).indices[:k]
+
+
+# ----------------------------------------------------------------------------------------------- positions
+def sinusoidal_positions(max_len: int, dim: int, base: float = 10000.0) -> torch.Tensor:
+    """float32 ``(max_len, D)``: ``sin`` in even columns, ``cos`` in odd, frequency ``base**(-2i/D)``."""
+    if dim % 2 or dim <= 0 or max_len <= 0:
+        raise ValueError(f"need a positive even dim and positive max_len, got dim={dim}, max_len={max_len}")
+    pos = torch.arange(max_len, dtype=torch.float64)[:, None]
+    inv_freq = torch.exp(-math.log(base) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    return torch.stack([torch.sin(pos * inv_freq), torch.cos(pos * inv_freq)], dim=-1).reshape(max_len, dim).float()
+
+
+def add_positions(token_embeddings: torch.Tensor, position_table: torch.Tensor) -> torch.Tensor:
+    """``token_embeddings + position_table[:T]`` for ``(T, D)`` or ``(B, T, D)`` inputs."""
+    seq_len, dim = token_embeddings.shape[-2:]
+    if seq_len > position_table.shape[0] or dim != position_table.shape[1]:
+        raise ValueError(f"table {tuple(position_table.shape)} cannot cover embeddings {tuple(token_embeddings.shape)}")
+    return token_embeddings + position_table[:seq_len]
+
+
+def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """RoPE as in Meta's Llama code: view interleaved pairs as complex numbers and multiply by
+    ``exp(i * positions[t] * base**(-2i/D))``. ``x`` is ``(..., T, D)``; same shape and dtype out."""
+    dim = x.shape[-1]
+    if dim % 2:
+        raise ValueError(f"the last dimension must be even, got {dim}")
+    inv_freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]
+    rotation = torch.polar(torch.ones_like(angles), angles)  # (T, D/2) complex128
+    pairs = torch.view_as_complex(x.to(torch.float64).reshape(*x.shape[:-1], dim // 2, 2).contiguous())
+    return torch.view_as_real(pairs * rotation).reshape(x.shape).to(x.dtype)
+
+
+class TokenPositionEmbedding(nn.Module):
+    """Token embedding plus absolute position embedding.
+
+    Args:
+        vocab_size: rows ``V`` of the token table.
+        dim: embedding size ``D``.
+        max_len: longest sequence ``L`` the position table covers.
+        positions: ``"learned"`` -- an ``nn.Embedding(L, D)`` trained with the model (GPT-2, BERT);
+            ``"sinusoidal"`` -- the fixed ``(L, D)`` table, registered as a buffer (saved with the model,
+            moved by ``.to()``, never returned by ``parameters()``).
+
+    Shape:
+        ``forward(ids)``: ids ``(B, T)`` long, ``T <= L`` -> ``(B, T, D)`` float32.
+    """
+
+    def __init__(self, vocab_size: int, dim: int, max_len: int, positions: str = "learned"):
+        super().__init__()
+        if positions not in ("learned", "sinusoidal"):
+            raise ValueError(f"positions must be 'learned' or 'sinusoidal', got {positions!r}")
+        self.max_len = max_len
+        self.positions = positions
+        self.token = nn.Embedding(vocab_size, dim)
+        if positions == "learned":
+            self.position = nn.Embedding(max_len, dim)
+        else:
+            self.register_buffer("position_table", sinusoidal_positions(max_len, dim))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        seq_len = ids.shape[-1]
+        if seq_len > self.max_len:
+            raise ValueError(f"sequence length {seq_len} exceeds max_len {self.max_len}")
+        table = self.position.weight if self.positions == "learned" else self.position_table
+        return self.token(ids) + table[:seq_len]
+
+
+# ----------------------------------------------------------------------------------------------- memory
+def tensor_bytes(n_elements: int, dtype: str) -> int:
+    """Bytes of a real tensor: ``element_size() * n`` of a ``meta`` tensor; int4 packs two values into each
+    ``uint8`` (``ceil(n / 2)`` bytes), the layout of packed-int4 kernels."""
+    if dtype == "int4":
+        return torch.empty((n_elements + 1) // 2, dtype=torch.uint8, device="meta").nbytes
+    if dtype not in TORCH_DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}")
+    return torch.empty(n_elements, dtype=TORCH_DTYPES[dtype], device="meta").nbytes
+
+
+def optimizer_state_bytes(n_params: int, optimizer: str) -> int:
+    """Bytes of per-parameter state that a real ``torch.optim`` optimizer allocates after one step on a float32
+    parameter of ``n_params`` values (scalar step counters excluded)."""
+    p = nn.Parameter(torch.zeros(n_params))
+    opt = {"sgd": lambda: torch.optim.SGD([p], lr=0.1),
+           "momentum": lambda: torch.optim.SGD([p], lr=0.1, momentum=0.9),
+           "adam": lambda: torch.optim.Adam([p], lr=0.1)}[optimizer]()
+    p.grad = torch.ones_like(p)
+    opt.step()
+    return sum(t.nbytes for state in opt.state.values() for t in state.values()
+               if torch.is_tensor(t) and t.numel() == n_params)
+
+
+def training_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam") -> int:
+    """Weights + gradients in ``dtype`` + real optimizer state (float32) + float32 master copy if not float32."""
+    master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
+    return 2 * tensor_bytes(n_params, dtype) + optimizer_state_bytes(n_params, optimizer) + master
+
+
+def lookup_bytes(n_tokens: int, dim: int, dtype: str) -> int:
+    """Bytes of the ``(n_tokens, D)`` block of rows that a lookup reads."""
+    return n_tokens * tensor_bytes(dim, dtype)
+
+
+# ----------------------------------------------------------------------------------------------- backprop
+def embedding_backward(grad_out: torch.Tensor, ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Dense ``(V, D)`` gradient of the lookup, from ``torch.autograd`` through ``F.embedding``."""
+    weight = torch.zeros(vocab_size, grad_out.shape[-1], dtype=grad_out.dtype, requires_grad=True)
+    F.embedding(_check_ids(ids, vocab_size), weight).backward(grad_out)
+    return weight.grad
+
+
+def sparse_embedding_backward(grad_out: torch.Tensor, ids: torch.Tensor,
+                              vocab_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(unique_ids, row_grads)`` from ``nn.Embedding(sparse=True)``'s coalesced sparse gradient."""
+    ids = _check_ids(ids, vocab_size or (int(ids.max()) + 1 if ids.numel() else 1))
+    vocab_size = vocab_size or (int(ids.max()) + 1 if ids.numel() else 1)
+    emb = nn.Embedding(vocab_size, grad_out.shape[-1], sparse=True, dtype=grad_out.dtype)
+    emb(ids).backward(grad_out)
+    grad = emb.weight.grad.coalesce()
+    return grad.indices()[0], grad.values()
+
+
+def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """``F.cross_entropy`` (mean) and ``d loss / d logits`` from autograd."""
+    logits = logits.detach().clone().requires_grad_(True)
+    loss = F.cross_entropy(logits, targets.long(), reduction="mean")
+    loss.backward()
+    return float(loss.detach()), logits.grad
+
+
+class EmbeddingFunction(torch.autograd.Function):
+    """``weight[ids]`` with a hand-written backward: the scatter-add ``grad_weight.index_add_(0, ids, grad)``.
+
+    ``forward(ctx, weight (V, D), ids (...) long) -> ids.shape + (D,)``; ``backward`` returns a dense
+    ``(V, D)`` gradient for ``weight`` and ``None`` for the integer ids. Passes ``torch.autograd.gradcheck``
+    in float64.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        ids = _check_ids(ids, weight.shape[0])
+        ctx.save_for_backward(ids)
+        ctx.weight_shape = weight.shape
+        return weight.index_select(0, ids.reshape(-1)).reshape(*ids.shape, weight.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (ids,) = ctx.saved_tensors
+        grad_weight = grad_out.new_zeros(ctx.weight_shape)
+        grad_weight.index_add_(0, ids.reshape(-1), grad_out.reshape(-1, ctx.weight_shape[1]))
+        return grad_weight, None

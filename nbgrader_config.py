@@ -1,0 +1,18 @@
+"""nbgrader configuration of the course directory (this repository's root)."""
+c = get_config()  # noqa: F821  (provided by nbgrader)
+
+c.CourseDirectory.root = "."
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.CourseDirectory.db_assignments = [
+    {"name": "token-embeddings"}, {"name": "positional-encodings"}, {"name": "memory-scaling"}, {"name": "backprop"},
+]
+
+# A cell that runs longer than this is interrupted (the whole-notebook limit is the grader's --timeout).
+c.Execute.timeout = 60
+# A student who deletes a test cell gets it back (and its points at stake) instead of a silent 0.
+c.OverwriteCells.add_missing_cells = True
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

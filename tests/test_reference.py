@@ -1,0 +1,320 @@
+"""Cross-checks of the NumPy references against the PyTorch references, autograd and finite differences."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from autograder.reference import numpy_ref as N, torch_ref as T
+
+settings.register_profile("course", deadline=None, max_examples=40, derandomize=True)
+settings.load_profile("course")
+
+INT_DTYPES = st.sampled_from([np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16])
+
+
+@st.composite
+def table_and_ids(draw, max_vocab=40, max_dim=9):
+    """A float table (V, D) and integer ids of any shape (empty, scalar, repeated) that index it."""
+    vocab = draw(st.integers(1, max_vocab))
+    dim = draw(st.integers(1, max_dim))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    weight = draw(hnp.arrays(dtype, (vocab, dim), elements=st.floats(-10, 10, width=32)))
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5))
+    id_dtype = draw(INT_DTYPES.filter(lambda d: np.iinfo(d).max >= vocab - 1))
+    ids = draw(hnp.arrays(id_dtype, shape, elements=st.integers(0, vocab - 1)))
+    return weight, ids
+
+
+# ------------------------------------------------------------------------------------------ token embeddings
+@given(table_and_ids())
+def test_embedding_forward_matches_torch_and_one_hot(case):
+    weight, ids = case
+    out = N.embedding_forward(weight, ids)
+    assert out.shape == ids.shape + (weight.shape[1],) and out.dtype == weight.dtype
+    ref = T.embedding_forward(torch.from_numpy(weight), torch.from_numpy(ids.astype(np.int64))).numpy()
+    np.testing.assert_array_equal(out, ref)
+    codes = N.one_hot(ids, weight.shape[0])
+    assert codes.dtype == np.float32 and codes.shape == ids.shape + (weight.shape[0],)
+    np.testing.assert_array_equal(codes, T.one_hot(torch.from_numpy(ids.astype(np.int64)), weight.shape[0]).numpy())
+    np.testing.assert_allclose(codes.astype(weight.dtype) @ weight, out, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-1, 5, -6, 100])
+def test_out_of_range_ids_raise_index_error(bad):
+    weight = np.arange(10.0).reshape(5, 2)
+    with pytest.raises(IndexError):
+        N.embedding_forward(weight, np.array([0, bad]))
+    with pytest.raises(IndexError):
+        N.one_hot(np.array([[bad]]), 5)
+    with pytest.raises(IndexError):
+        N.embedding_backward(np.ones((2, 2)), np.array([0, bad]), 5)
+    with pytest.raises(IndexError):
+        T.embedding_forward(torch.from_numpy(weight), torch.tensor([0, bad]))
+
+
+@pytest.mark.parametrize("ids", [np.array([0.0, 1.0]), np.array([True, False]), np.array(["1"])])
+def test_non_integer_ids_raise_type_error(ids):
+    with pytest.raises(TypeError):
+        N.embedding_forward(np.ones((3, 2)), ids)
+    with pytest.raises(TypeError):
+        N.one_hot(ids, 3)
+
+
+def test_xavier_uniform_bound_determinism_and_moments():
+    vocab, dim = 3000, 200
+    a = math.sqrt(6 / (vocab + dim))
+    w = N.xavier_uniform(vocab, dim, np.random.default_rng(7))
+    assert w.shape == (vocab, dim) and w.dtype == np.float32
+    assert np.abs(w).max() <= a and np.abs(w).max() > 0.99 * a
+    np.testing.assert_array_equal(w, N.xavier_uniform(vocab, dim, np.random.default_rng(7)))
+    assert not np.array_equal(w, N.xavier_uniform(vocab, dim, np.random.default_rng(8)))
+    assert abs(w.mean()) < 0.01 * a and abs(w.var() / (a * a / 3) - 1) < 0.01
+    wt = T.xavier_uniform(vocab, dim, torch.Generator().manual_seed(0)).numpy()
+    assert abs(np.abs(wt).max() - np.abs(w).max()) < 1e-3 * a and abs(wt.var() / w.var() - 1) < 0.02
+
+
+@given(st.integers(2, 30), st.integers(1, 6), st.data())
+def test_nearest_neighbors_matches_torch_and_brute_force(vocab, dim, data):
+    weight = data.draw(hnp.arrays(np.float64, (vocab, dim), elements=st.integers(-3, 3).map(float)))
+    query = data.draw(st.integers(0, vocab - 1))
+    k = data.draw(st.integers(1, vocab - 1))
+    got = N.nearest_neighbors(weight, query, k)
+    np.testing.assert_array_equal(got, T.nearest_neighbors(torch.from_numpy(weight), query, k).numpy())
+    # brute force in pure Python: sort by (-cosine, id)
+    def cos(i):
+        u, v = weight[i], weight[query]
+        nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+        return 0.0 if nu == 0 or nv == 0 else float(u @ v / (nu * nv))
+    expected = sorted((i for i in range(vocab) if i != query), key=lambda i: (-round(cos(i), 12), i))[:k]
+    assert got.tolist() == expected and query not in got
+
+
+def test_nearest_neighbors_uses_cosine_not_dot_product():
+    weight = np.array([[1.0, 0.0], [10.0, 9.0], [0.9, 0.1], [0.0, 1.0]])
+    assert N.nearest_neighbors(weight, 0, 2).tolist() == [2, 1]  # a dot product would rank row 1 first
+    with pytest.raises(ValueError):
+        N.nearest_neighbors(weight, 0, 4)
+    with pytest.raises(IndexError):
+        N.nearest_neighbors(weight, -1, 1)
+
+
+# ------------------------------------------------------------------------------------------ positions
+@given(st.integers(1, 64), st.integers(1, 16).map(lambda h: 2 * h), st.sampled_from([100.0, 10000.0]))
+def test_sinusoidal_matches_torch_and_formula(max_len, dim, base):
+    pe = N.sinusoidal_positions(max_len, dim, base)
+    assert pe.shape == (max_len, dim) and pe.dtype == np.float32
+    np.testing.assert_allclose(pe, T.sinusoidal_positions(max_len, dim, base).numpy(), atol=1e-6)
+    p, i = max_len - 1, dim // 2 - 1
+    assert pe[p, 2 * i] == pytest.approx(math.sin(p / base ** (2 * i / dim)), abs=1e-6)
+    assert pe[p, 2 * i + 1] == pytest.approx(math.cos(p / base ** (2 * i / dim)), abs=1e-6)
+    np.testing.assert_array_equal(pe[0, 0::2], 0.0)
+    np.testing.assert_array_equal(pe[0, 1::2], 1.0)
+
+
+@pytest.mark.parametrize("args", [(10, 7), (0, 4), (4, 0), (-1, 4)])
+def test_sinusoidal_rejects_odd_or_non_positive(args):
+    with pytest.raises(ValueError):
+        N.sinusoidal_positions(*args)
+
+
+def test_add_positions_shapes_and_errors():
+    table = N.sinusoidal_positions(8, 4)
+    x = np.ones((3, 5, 4), dtype=np.float32)
+    out = N.add_positions(x, table)
+    assert out.shape == x.shape
+    np.testing.assert_allclose(out[2], 1 + table[:5])
+    np.testing.assert_allclose(N.add_positions(x[0], table), out[0])
+    np.testing.assert_allclose(out, T.add_positions(torch.from_numpy(x), torch.from_numpy(table)).numpy())
+    with pytest.raises(ValueError):
+        N.add_positions(np.ones((9, 4)), table)
+    with pytest.raises(ValueError):
+        N.add_positions(np.ones((5, 6)), table)
+
+
+@given(st.integers(1, 12), st.integers(1, 8).map(lambda h: 2 * h), st.integers(0, 3), st.data())
+def test_rope_matches_complex_torch_reference(seq_len, dim, batch_dims, data):
+    shape = (2,) * batch_dims + (seq_len, dim)
+    x = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(-5, 5)))
+    pos = data.draw(hnp.arrays(np.int64, (seq_len,), elements=st.integers(0, 5000)))
+    out = N.apply_rope(x, pos)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    np.testing.assert_allclose(out, T.apply_rope(torch.from_numpy(x), torch.from_numpy(pos)).numpy(), atol=1e-9)
+    # a rotation preserves each pair's length
+    np.testing.assert_allclose(np.hypot(out[..., 0::2], out[..., 1::2]), np.hypot(x[..., 0::2], x[..., 1::2]), atol=1e-9)
+
+
+@given(st.integers(0, 3000), st.integers(0, 3000), st.integers(-500, 500))
+def test_rope_score_depends_only_on_offset(m, n, shift):
+    rng = np.random.default_rng(0)
+    q, k = rng.normal(size=(1, 16)), rng.normal(size=(1, 16))
+    score = lambda a, b: float(N.apply_rope(q, [a])[0] @ N.apply_rope(k, [b])[0])
+    m2, n2 = m + abs(shift), n + abs(shift)
+    assert score(m, n) == pytest.approx(score(m2, n2), abs=1e-8)
+
+
+def test_rope_interleaved_not_half_split_and_errors():
+    x = np.zeros((1, 4)); x[0, 0] = 1.0
+    out = N.apply_rope(x, [1])
+    np.testing.assert_allclose(out[0], [math.cos(1), math.sin(1), 0, 0], atol=1e-12)  # pair (0, 1) rotates
+    with pytest.raises(ValueError):
+        N.apply_rope(np.ones((2, 5)), [0, 1])
+    with pytest.raises(ValueError):
+        N.apply_rope(np.ones((2, 4)), [0, 1, 2])
+
+
+@pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
+def test_token_position_embedding(positions):
+    torch.manual_seed(0)
+    m = T.TokenPositionEmbedding(50, 8, 16, positions=positions)
+    ids = torch.randint(0, 50, (3, 10))
+    out = m(ids)
+    assert out.shape == (3, 10, 8)
+    table = m.position.weight if positions == "learned" else m.position_table
+    torch.testing.assert_close(out, m.token.weight[ids] + table[:10])
+    names = {n for n, _ in m.named_parameters()}
+    assert ("position.weight" in names) == (positions == "learned")
+    assert ("position_table" in dict(m.named_buffers())) == (positions == "sinusoidal")
+    if positions == "sinusoidal":
+        np.testing.assert_allclose(m.position_table.numpy(), N.sinusoidal_positions(16, 8))
+    with pytest.raises(ValueError):
+        m(torch.zeros(1, 17, dtype=torch.long))
+
+
+# ------------------------------------------------------------------------------------------ memory
+KNOWN_TABLES = {  # (vocab, d_model) -> parameters of the input embedding table
+    "GPT-2 small": (50257, 768, 38_597_376),
+    "BERT-base": (30522, 768, 23_440_896),
+    "GPT-3 175B": (50257, 12288, 617_558_016),
+    "Llama 3.1 8B": (128256, 4096, 525_336_576),
+    "Phi-3-mini": (32064, 3072, 98_500_608),
+}
+
+
+@pytest.mark.parametrize("name", KNOWN_TABLES)
+def test_embedding_parameters_of_known_models(name):
+    vocab, dim, params = KNOWN_TABLES[name]
+    assert N.embedding_parameters(vocab, dim) == params
+    assert N.tensor_bytes(params, "float32") == T.tensor_bytes(params, "float32") == 4 * params
+    assert N.tensor_bytes(params, "bfloat16") == T.tensor_bytes(params, "bfloat16") == 2 * params
+    assert N.tensor_bytes(params, "int4") == math.ceil(params / 2)
+
+
+def test_gpt3_table_is_a_third_of_a_percent_not_a_fifth():
+    assert N.embedding_parameters(50257, 12288) / 175e9 == pytest.approx(0.00353, abs=1e-4)
+
+
+@given(st.integers(0, 10**6), st.sampled_from(sorted(N.DTYPE_BYTES)))
+def test_tensor_bytes_matches_real_tensors(n, dtype):
+    assert N.tensor_bytes(n, dtype) == T.tensor_bytes(n, dtype)
+
+
+def test_int4_rounds_up_and_unknown_dtype_raises():
+    assert [N.tensor_bytes(n, "int4") for n in (0, 1, 2, 3, 7)] == [0, 1, 1, 2, 4]
+    for bad in ("float64", "fp8", "int2", ""):
+        with pytest.raises(ValueError):
+            N.tensor_bytes(10, bad)
+    with pytest.raises(ValueError):
+        N.training_bytes(10, "float32", "adagrad")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_training_bytes_matches_real_optimizer_state(optimizer, dtype):
+    n = 1237
+    assert N.training_bytes(n, dtype, optimizer) == T.training_bytes(n, dtype, optimizer)
+
+
+def test_training_bytes_per_parameter_table():
+    per = {(d, o): N.training_bytes(10**6, d, o) / 10**6 for d in ("float32", "bfloat16") for o in ("sgd", "momentum", "adam")}
+    assert per == {("float32", "sgd"): 8, ("float32", "momentum"): 12, ("float32", "adam"): 16,
+                   ("bfloat16", "sgd"): 8, ("bfloat16", "momentum"): 12, ("bfloat16", "adam"): 16}
+    # Llama 3.1 8B with Adam in mixed precision: about 128 GB before activations
+    assert N.training_bytes(8_030_261_248, "bfloat16", "adam") == 16 * 8_030_261_248
+
+
+def test_lookup_bytes():
+    assert N.lookup_bytes(2048, 4096, "bfloat16") == 2048 * 4096 * 2
+    assert N.lookup_bytes(3, 4096, "int4") == 3 * 2048
+    assert N.lookup_bytes(10, 768, "float32") == T.lookup_bytes(10, 768, "float32")
+
+
+# ------------------------------------------------------------------------------------------ backprop
+@given(table_and_ids(max_vocab=12))
+def test_embedding_backward_matches_autograd_and_accumulates(case):
+    weight, ids = case
+    vocab, dim = weight.shape
+    g = np.random.default_rng(ids.size).normal(size=ids.shape + (dim,))
+    dense = N.embedding_backward(g, ids, vocab)
+    ref = T.embedding_backward(torch.from_numpy(g), torch.from_numpy(ids.astype(np.int64)), vocab).numpy()
+    np.testing.assert_allclose(dense, ref, atol=1e-12)
+    uniq, rows = N.sparse_embedding_backward(g, ids)
+    assert np.all(np.diff(uniq) > 0) and rows.shape == (uniq.size, dim)
+    np.testing.assert_allclose(rows, dense[uniq], atol=1e-12)
+    untouched = np.setdiff1d(np.arange(vocab), uniq)
+    np.testing.assert_array_equal(dense[untouched], 0.0)
+    if ids.size:
+        tu, tr = T.sparse_embedding_backward(torch.from_numpy(g), torch.from_numpy(ids.astype(np.int64)), vocab)
+        np.testing.assert_array_equal(uniq, tu.numpy())
+        np.testing.assert_allclose(rows, tr.numpy(), atol=1e-12)
+
+
+def test_duplicate_ids_accumulate_where_fancy_assignment_loses_updates():
+    ids = np.array([3, 3, 3, 1])
+    g = np.ones((4, 2))
+    wrong = np.zeros((5, 2)); wrong[ids] += g
+    right = N.embedding_backward(g, ids, 5)
+    assert right[3].tolist() == [3.0, 3.0] and wrong[3].tolist() == [1.0, 1.0]
+
+
+@given(st.integers(1, 8), st.integers(2, 10), st.sampled_from([1.0, 100.0, 1e4]), st.data())
+def test_softmax_cross_entropy_matches_torch_and_is_stable(n, c, scale, data):
+    logits = data.draw(hnp.arrays(np.float64, (n, c), elements=st.floats(-1, 1))) * scale
+    targets = data.draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, c - 1)))
+    loss, dlogits = N.softmax_cross_entropy(logits, targets)
+    loss_t, dlogits_t = T.softmax_cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets))
+    assert np.isfinite(loss) and loss == pytest.approx(loss_t, rel=1e-9, abs=1e-9)
+    np.testing.assert_allclose(dlogits, dlogits_t.numpy(), atol=1e-12)
+    np.testing.assert_allclose(dlogits.sum(axis=1), 0.0, atol=1e-12)
+
+
+def test_softmax_cross_entropy_gradient_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    logits, targets = rng.normal(size=(5, 7)), rng.integers(0, 7, 5)
+    _, analytic = N.softmax_cross_entropy(logits, targets)
+    numeric = N.numerical_gradient(lambda z: N.softmax_cross_entropy(z, targets)[0], logits)
+    np.testing.assert_allclose(analytic, numeric, atol=1e-8)
+    with pytest.raises(ValueError):
+        N.softmax_cross_entropy(np.zeros((0, 3)), np.zeros(0, dtype=int))
+    with pytest.raises(IndexError):
+        N.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
+
+
+def test_numerical_gradient_restores_x_even_when_f_raises():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    before = x.copy()
+    grad = N.numerical_gradient(lambda v: float(np.sum(np.sin(v) * v)), x)
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_allclose(grad, np.sin(before) + before * np.cos(before), atol=1e-8)
+    def boom(v):
+        raise RuntimeError("f failed")
+    with pytest.raises(RuntimeError):
+        N.numerical_gradient(boom, x)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_embedding_function_gradcheck_and_matches_numpy():
+    torch.manual_seed(0)
+    weight = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    ids = torch.tensor([[1, 1, 4], [6, 0, 1]])
+    assert torch.autograd.gradcheck(lambda w: T.EmbeddingFunction.apply(w, ids), (weight,))
+    out = T.EmbeddingFunction.apply(weight, ids)
+    g = torch.randn_like(out)
+    out.backward(g)
+    np.testing.assert_allclose(weight.grad.numpy(), N.embedding_backward(g.numpy(), ids.numpy(), 7), atol=1e-12)
+    with pytest.raises(IndexError):
+        T.EmbeddingFunction.apply(weight, torch.tensor([7]))
