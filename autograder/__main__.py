@@ -1,0 +1,33 @@
+"""``python -m autograder <command>``: the one instructor CLI.
+
+Commands (each lives in its own module and exposes ``main(argv) -> int``):
+
+* ``grade``   -- grade a class of nbgrader submissions (:mod:`autograder.grading.cli`)
+* ``release`` -- regenerate ``exercises/`` from ``solutions/`` (:mod:`autograder.release`)
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "grade": ("autograder.grading.cli", "grade a class: python -m autograder grade SUBMISSIONS --assignment ID --out DIR"),
+    "release": ("autograder.release", "regenerate exercises/ from solutions/ (nbgrader generate_assignment)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {name:8s} {help_}" for name, (_, help_) in COMMANDS.items()]
+        stream = sys.stdout if argv and argv[0] in ("-h", "--help") else sys.stderr
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown command {argv[0]!r}", file=stream)
+        print("usage: python -m autograder <command> [options]\n" + "\n".join(lines), file=stream)
+        return 0 if stream is sys.stdout else 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
