@@ -1,0 +1,41 @@
+"""Glue helpers for the chapters: every number the prose states is computed in a cell and glued with myst-nb.
+
+myst-nb's ``{glue:text}`` role reads a value back from its ``text/plain`` form with ``ast.literal_eval`` before it
+applies a format spec, so a NumPy scalar (``np.float64(0.5)``) would not format; :func:`glue_number` stores plain
+Python numbers. :func:`glue_figure` stores a matplotlib figure for ``{glue:figure}`` (caption and alt text live there)
+and closes it so that the cell itself shows nothing.
+"""
+from __future__ import annotations
+
+import numbers
+
+__all__ = ["glue_number", "glue_text", "glue_figure"]
+
+
+def glue_number(name: str, value) -> None:
+    """Glue ``value`` as a Python ``int`` (integral types) or ``float``, without displaying it.
+
+    Returns nothing, so that a call ending a cell adds no output of its own.
+    """
+    from myst_nb import glue
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"glue_number({name!r}) needs a real number, got {type(value).__name__}")
+    plain = int(value) if isinstance(value, numbers.Integral) else float(value)
+    glue(name, plain, display=False)
+
+
+def glue_text(name: str, text: str) -> None:
+    """Glue a string (shown without quotes by ``{glue:text}``), without displaying it."""
+    from myst_nb import glue
+
+    glue(name, str(text), display=False)
+
+
+def glue_figure(name: str, fig) -> None:
+    """Glue a matplotlib figure for a ``{glue:figure}`` directive and close it (no duplicate display)."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)
