@@ -12,7 +12,8 @@ and names the device it ran on and the clock it used, so a CPU figure can never 
 
 How a bandwidth is reported (:func:`measure_bandwidth`): the caller states the bytes the operation must move
 (each input read once plus each output written once); the result gives the achieved GB/s and compares it with
-two copies timed in the same run on the same device:
+two copies timed in the same run on the same device (the operation and the first copy alternate call by call,
+:func:`time_interleaved`, so a busy shared machine slows both alike):
 
 * ``copy`` -- a ``dst.copy_(src)`` of *the same number of bytes* (reads half, writes half). This is the fair
   comparison for the operation at this size, but it is **not** a memory bandwidth when the bytes fit in the
@@ -38,8 +39,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["Timing", "Bandwidth", "default_device", "device_name", "device_slug", "time_fn", "copy_baseline",
-           "memory_copy_baseline", "measure_bandwidth", "last_level_cache_bytes"]
+__all__ = ["Timing", "Bandwidth", "default_device", "device_name", "device_slug", "time_fn", "time_interleaved",
+           "copy_baseline", "memory_copy_baseline", "measure_bandwidth", "last_level_cache_bytes"]
 
 #: last-level cache assumed when the platform does not report one (larger than the L3 slice a copy sees on
 #: most desktop and server CPUs, so a working set sized from it still leaves the cache).
@@ -92,7 +93,8 @@ def device_name(device: torch.device | str | None = None) -> str:
     device = _as_device(device)
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (cuda)"
-    return f"CPU {cpu_model()} ({platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU {cpu_model()} ({platform.machine()}, {threads} thread{'s' if threads != 1 else ''})"
 
 
 def device_slug(name: str) -> str:
@@ -200,6 +202,56 @@ class Timing:
                 f"{self.n} runs, {self.method} on {self.device})")
 
 
+def _check_counts(warmup: int, repeats: int) -> None:
+    if int(repeats) != repeats or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    if int(warmup) != warmup or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+
+
+def time_interleaved(fns: list[Callable[[], object]], *, device: torch.device | str | None = None,
+                     warmup: int = 3, repeats: int = 20,
+                     clock: Callable[[], float] | None = None) -> list[Timing]:
+    """Time several functions in alternation: ``warmup`` untimed rounds, then ``repeats`` rounds that each time
+    ``fns[0]()``, ``fns[1]()``, ... once. Returns one :class:`Timing` per function, in order.
+
+    Alternating (rather than timing one function's repeats, then the next's) makes every function see the same
+    machine load, which matters on a shared machine, and makes each call start with the caches the previous
+    call left, as an operation does inside a training step. Timing method as in :func:`time_fn`.
+    """
+    for fn in fns:
+        if not callable(fn):
+            raise ValueError(f"fn must be a callable taking no arguments, got {type(fn).__name__}")
+    _check_counts(warmup, repeats)
+    device = _as_device(device)
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    samples: list[list[float]] = [[] for _ in fns]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        with torch.cuda.device(device):
+            for _ in range(repeats):
+                for fn, out in zip(fns, samples):
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    fn()
+                    end.record()
+                    end.synchronize()
+                    out.append(start.elapsed_time(end) / 1e3)  # elapsed_time is in milliseconds
+        method = "cuda-events"
+    else:
+        clock = clock or time.perf_counter
+        for _ in range(repeats):
+            for fn, out in zip(fns, samples):
+                t0 = clock()
+                fn()
+                out.append(clock() - t0)
+        method = "perf_counter" if clock is time.perf_counter else getattr(clock, "__name__", type(clock).__name__)
+    name = device_name(device)
+    return [Timing(name, method, tuple(out)) for out in samples]
+
+
 def time_fn(fn: Callable[[], object], *, device: torch.device | str | None = None,
             warmup: int = 3, repeats: int = 20, clock: Callable[[], float] | None = None) -> Timing:
     """Time ``fn()`` on ``device`` (default: :func:`default_device`); ``warmup`` untimed calls, then ``repeats``
@@ -209,35 +261,7 @@ def time_fn(fn: Callable[[], object], *, device: torch.device | str | None = Non
     (default ``time.perf_counter``; pass a fake clock in tests). Returns a :class:`Timing` in seconds.
     Raises ``ValueError`` for ``repeats < 1``, ``warmup < 0``, a non-callable ``fn`` or an unavailable device.
     """
-    if not callable(fn):
-        raise ValueError(f"fn must be a callable taking no arguments, got {type(fn).__name__}")
-    if int(repeats) != repeats or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    if int(warmup) != warmup or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
-    device = _as_device(device)
-    for _ in range(warmup):
-        fn()
-    samples = []
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        with torch.cuda.device(device):
-            for _ in range(repeats):
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                fn()
-                end.record()
-                end.synchronize()
-                samples.append(start.elapsed_time(end) / 1e3)  # elapsed_time is in milliseconds
-        method = "cuda-events"
-    else:
-        clock = clock or time.perf_counter
-        for _ in range(repeats):
-            t0 = clock()
-            fn()
-            samples.append(clock() - t0)
-        method = "perf_counter" if clock is time.perf_counter else getattr(clock, "__name__", type(clock).__name__)
-    return Timing(device_name(device), method, tuple(samples))
+    return time_interleaved([fn], device=device, warmup=warmup, repeats=repeats, clock=clock)[0]
 
 
 def _copy_fn(n_bytes: int, device: torch.device) -> Callable[[], object]:
@@ -350,14 +374,14 @@ def measure_bandwidth(name: str, fn: Callable[[], object], bytes_moved: int, *,
 
     ``bytes_moved`` counts what the operation must read plus write, each once (e.g. a lookup of ``n`` rows of
     ``D`` float32 values reads ``4nD`` bytes of table and ``8n`` of int64 ids and writes ``4nD``); the copy
-    moves the same count (it reads and writes ``bytes_moved / 2`` each). With ``memory_copy=True`` (default) a
+    moves the same count (it reads and writes ``bytes_moved / 2`` each) and alternates with ``fn`` call by call
+    (:func:`time_interleaved`), so both see the same load. With ``memory_copy=True`` (default) a
     copy past the last-level cache is timed too (:func:`memory_copy_baseline`), so that a small, cache-resident
     copy is never presented as the memory limit. ``kwargs`` (``warmup``, ``repeats``) go to :func:`time_fn`.
     """
     if int(bytes_moved) != bytes_moved or bytes_moved < 1:
         raise ValueError(f"bytes_moved must be a positive integer, got {bytes_moved!r}")
     device = _as_device(device)
-    op = time_fn(fn, device=device, **kwargs)
-    copy = copy_baseline(max(int(bytes_moved) // 2, 1), device=device, **kwargs)
+    op, copy = time_interleaved([fn, _copy_fn(max(int(bytes_moved) // 2, 1), device)], device=device, **kwargs)
     mem_bytes, mem = memory_copy_baseline(device=device, **kwargs) if memory_copy else (0, None)
     return Bandwidth(name, int(bytes_moved), op, copy, mem, mem_bytes, last_level_cache_bytes(device))

@@ -43,6 +43,17 @@ def test_time_fn_statistics_on_a_fake_clock():
     assert t.device == timing.device_name("cpu")
 
 
+def test_time_interleaved_alternates_and_keeps_each_functions_samples():
+    calls = []
+    # round r: a lasts 1 + r, b lasts 10 + r (seconds on the fake clock)
+    durations = [d for r in range(4) for d in (1.0 + r, 10.0 + r)]
+    a, b = timing.time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], device="cpu",
+                                   warmup=1, repeats=4, clock=FakeClock(durations))
+    assert calls == ["a", "b"] * 5  # one warm-up round, then four timed rounds, alternating
+    assert a.samples_s == (1.0, 2.0, 3.0, 4.0) and b.samples_s == (10.0, 11.0, 12.0, 13.0)
+    assert a.median_s == 2.5 and b.median_s == 11.5
+
+
 def test_median_of_odd_samples_is_the_middle_one_and_outliers_do_not_move_it():
     t = Timing("dev", "fake", (1.0, 1000.0, 2.0, 3.0, 2.5))
     assert t.median_s == 2.5
@@ -83,12 +94,19 @@ def test_requesting_cuda_without_a_gpu_says_so():
 def test_real_clock_cpu_timing_names_the_device_and_clock():
     t = timing.time_fn(lambda: sum(range(100)), device="cpu", warmup=0, repeats=3)
     assert t.method == "perf_counter" and t.n == 3 and all(s >= 0 for s in t.samples_s)
-    assert t.device.startswith("CPU ") and "threads" in t.device
+    assert t.device.startswith("CPU ") and "thread" in t.device
 
 
 def test_device_name_for_cpu_and_default_device():
-    name = timing.device_name("cpu")
-    assert name.startswith("CPU ") and f"{torch.get_num_threads()} threads" in name
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert timing.device_name("cpu").endswith(", 1 thread)")
+        torch.set_num_threads(2)
+        name = timing.device_name("cpu")
+        assert name.startswith(f"CPU {timing.cpu_model()} (") and name.endswith(", 2 threads)")
+    finally:
+        torch.set_num_threads(previous)
     assert timing.default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert timing.device_name() == timing.device_name(timing.default_device())
 
