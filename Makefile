@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test exercises bench clean
+.PHONY: book test exercises bench clean chromium
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python >= 3.11 is needed (nbgrader 0.9.6); run: make PYTHON=python3.11 ...")'
@@ -14,11 +14,27 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	@touch $@
 
-book: $(STAMP)
+# The execution cache keys on a page's code, not on the data it reads: drop it when a benchmark file changes.
+_build/.bench-stamp: $(wildcard autograder/data/bench/*.json)
+	rm -rf _build/.jupyter_cache
+	@mkdir -p _build && touch $@
+
+book: $(STAMP) _build/.bench-stamp
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-test: $(STAMP)
+test: $(STAMP) _build/.bench-stamp chromium
 	$(PY) -m pytest
+
+# The site tests open every page in headless Chromium. Install Debian's package when it is missing and we are root
+# with apt (as in CI); otherwise say how, and the browser test skips (outside CI) or fails (CI=true).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (Debian package) for the site tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "note: chromium not found and cannot be installed here (needs root and apt-get): the browser test will skip"; \
+	fi
 
 exercises: $(STAMP)
 	$(PY) -m autograder release

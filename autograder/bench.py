@@ -168,7 +168,8 @@ def variants(c: Case) -> list[tuple[str, str, str, Callable[[], object], int]]:
 
     Forward variants come in two flavours: allocating a fresh ``(n, D)`` output on every call (what
     ``W[ids]`` and ``F.embedding`` do in a model) and writing into a preallocated one (``out=``), which separates
-    the cost of fresh memory from the gather itself.
+    the cost of fresh memory from the gather itself. ``np.take`` gets ``mode="clip"`` there because with the
+    default ``mode="raise"`` NumPy buffers ``out`` (an extra copy); the ids were checked to be in range.
     """
     n, d, v = c.ids.size, c.dim, c.vocab
     on_cpu = c.device.type == "cpu"
@@ -179,8 +180,8 @@ def variants(c: Case) -> list[tuple[str, str, str, Callable[[], object], int]]:
     if on_cpu:
         out += [("forward", "numpy", "NumPy fancy index W[ids]", lambda: c.weight[c.ids], fwd),
                 ("forward", "numpy", "np.take(W, ids, axis=0)", lambda: np.take(c.weight, c.ids, axis=0), fwd),
-                ("forward", "numpy", "np.take(..., out=preallocated)",
-                 lambda: np.take(c.weight, c.ids, axis=0, out=out_np), fwd)]
+                ("forward", "numpy", "np.take(..., out=preallocated, mode='clip')",
+                 lambda: np.take(c.weight, c.ids, axis=0, out=out_np, mode="clip"), fwd)]
     out += [("forward", "torch", "torch.index_select", lambda: torch.index_select(c.weight_t, 0, c.ids_t), fwd),
             ("forward", "torch", "F.embedding", lambda: F.embedding(c.ids_t, c.weight_t), fwd),
             ("forward", "torch", "torch.index_select(..., out=preallocated)",
@@ -333,6 +334,45 @@ def lookup(result: dict, **where) -> dict:
     if len(found) != 1:
         raise KeyError(f"{len(found)} records match {where} in the {result['device']} results")
     return found[0]
+
+
+def fastest(result: dict, kind: str, vocab: int, dim: int) -> dict:
+    """The record of the fastest ``kind`` variant (lowest median time) at one grid point."""
+    found = select(result, kind=kind, vocab=vocab, dim=dim)
+    if not found:
+        raise KeyError(f"no {kind} records for V={vocab}, D={dim} in the {result['device']} results")
+    return min(found, key=lambda r: r["median_s"])
+
+
+def markdown_table(result: dict, kind: str) -> str:
+    """A Markdown table of every ``kind`` record: V, D, variant, median ms (p10-p90), GB/s, ratio to the copy of
+    the same bytes and to the memory copy."""
+    rows = ["| V | D | variant | median ms (p10-p90) | GB/s | of same-bytes copy | of memory copy |",
+            "|--:|--:|:--|--:|--:|--:|--:|"]
+    for r in sorted(select(result, kind=kind), key=lambda r: (r["dim"], r["vocab"])):
+        memory = "" if r.get("fraction_of_memory") is None else f"{r['fraction_of_memory']:.0%}"
+        rows.append(f"| {r['vocab']:,} | {r['dim']:,} | `{r['op']}` | {r['median_s'] * 1e3:,.3f} "
+                    f"({r['p10_s'] * 1e3:,.3f}-{r['p90_s'] * 1e3:,.3f}) | {r['gbps']:,.1f} | "
+                    f"{r['fraction_of_copy']:.0%} | {memory} |")
+    return "\n".join(rows)
+
+
+def summarize(result: dict) -> str:
+    """A Markdown paragraph of the headline figures of one results file (any device), every number from it."""
+    vocabs, dims = result["grid"]["vocabs"], result["grid"]["dims"]
+    small, large = (min(vocabs), min(dims)), (max(vocabs), max(dims))
+    fs, fl = fastest(result, "forward", *small), fastest(result, "forward", *large)
+    dense = [r for r in select(result, kind="backward", vocab=large[0], dim=large[1]) if "dense" in r["op"]]
+    bd = min(dense, key=lambda r: r["median_s"])
+    sparse = lookup(result, kind="backward", vocab=large[0], dim=large[1],
+                    op="nn.Embedding backward, sparse + coalesce")
+    return (f"On **{result['device']}** ({result['date']}, torch {result['torch']}): a copy past the cache moves "
+            f"{result['memory_copy_gbps']:,.1f} GB/s. The fastest lookup of {result['grid']['n_tokens']:,} tokens "
+            f"from a {small[0]:,} x {small[1]:,} table is `{fs['op']}` at {fs['gbps']:,.1f} GB/s "
+            f"({fs['fraction_of_copy']:.0%} of a copy of the same bytes); from a {large[0]:,} x {large[1]:,} table "
+            f"it is `{fl['op']}` at {fl['gbps']:,.1f} GB/s ({fl['fraction_of_copy']:.0%}). For that table the "
+            f"fastest dense gradient, `{bd['op']}`, takes {bd['median_s'] * 1e3:,.2f} ms; the coalesced sparse "
+            f"gradient takes {sparse['median_s'] * 1e3:,.2f} ms.")
 
 
 def _styles(names):
