@@ -28,6 +28,7 @@ recorded, never asserted.
 from __future__ import annotations
 
 import functools
+import gc
 import platform
 import re
 import statistics
@@ -217,13 +218,24 @@ def time_interleaved(fns: list[Callable[[], object]], *, device: torch.device | 
 
     Alternating (rather than timing one function's repeats, then the next's) makes every function see the same
     machine load, which matters on a shared machine, and makes each call start with the caches the previous
-    call left, as an operation does inside a training step. Timing method as in :func:`time_fn`.
+    call left, as an operation does inside a training step. Python's garbage collector is paused while timing
+    (as in ``timeit``). Timing method as in :func:`time_fn`.
     """
     for fn in fns:
         if not callable(fn):
             raise ValueError(f"fn must be a callable taking no arguments, got {type(fn).__name__}")
     _check_counts(warmup, repeats)
     device = _as_device(device)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # as timeit does: a garbage collection pause inside one repeat is noise, not the function's cost
+    try:
+        return _time_rounds(fns, device, warmup, repeats, clock)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _time_rounds(fns, device: torch.device, warmup: int, repeats: int, clock) -> list[Timing]:
     for _ in range(warmup):
         for fn in fns:
             fn()

@@ -54,6 +54,17 @@ def test_time_interleaved_alternates_and_keeps_each_functions_samples():
     assert a.median_s == 2.5 and b.median_s == 11.5
 
 
+def test_garbage_collection_is_paused_while_timing_and_restored():
+    import gc
+    seen = []
+    assert gc.isenabled()
+    timing.time_fn(lambda: seen.append(gc.isenabled()), device="cpu", warmup=1, repeats=2)
+    assert seen == [False, False, False] and gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        timing.time_fn(lambda: 1 / 0, device="cpu")
+    assert gc.isenabled()  # restored even when the timed function raises
+
+
 def test_median_of_odd_samples_is_the_middle_one_and_outliers_do_not_move_it():
     t = Timing("dev", "fake", (1.0, 1000.0, 2.0, 3.0, 2.5))
     assert t.median_s == 2.5
