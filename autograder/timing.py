@@ -17,8 +17,8 @@ two copies timed in the same run on the same device (the operation and the first
 
 * ``copy`` -- a ``dst.copy_(src)`` of *the same number of bytes* (reads half, writes half). This is the fair
   comparison for the operation at this size, but it is **not** a memory bandwidth when the bytes fit in the
-  last-level cache: on this course's 2-core AMD EPYC an 8 MB copy runs from the 32 MiB L3 and reports
-  ~170 GB/s, several times what DRAM delivers. :attr:`Bandwidth.fits_in_cache` says when that happens.
+  last-level cache: on the course's 2-core AMD EPYC (32 MiB L3) copies of 1-8 MiB measured 156-166 GB/s,
+  copies of 64-256 MiB 30-32 GB/s. :attr:`Bandwidth.fits_in_cache` says when that happens.
 * ``memory_copy`` -- a copy whose source and destination are each at least four times the last-level cache
   (:func:`last_level_cache_bytes`), so it must stream from and to memory: the honest memory-bandwidth limit.
 
