@@ -40,7 +40,7 @@ exercises: $(STAMP)
 	$(PY) -m autograder release
 
 bench: $(STAMP)
-	$(PY) -m autograder.bench
+	$(PY) -m autograder.bench $(BENCH_ARGS)   # e.g. make bench BENCH_ARGS="--threads 1"
 
 clean:
 	rm -rf _build .pytest_cache

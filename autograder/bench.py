@@ -151,9 +151,9 @@ def _torch_index_add_backward(c: Case) -> torch.Tensor:
 
 
 def _module_backward(c: Case, sparse: bool, coalesce: bool) -> Callable[[], torch.Tensor]:
-    """``nn.Embedding`` sharing the case's table; the forward runs once, each call re-runs only the backward into a
-    fresh ``weight.grad`` (as after ``zero_grad(set_to_none=True)``)."""
-    module = torch.nn.Embedding(c.vocab, c.dim, _weight=c.weight_t.clone(), sparse=sparse, device=c.device)
+    """``nn.Embedding`` sharing the case's table (``Parameter`` aliases its storage, no copy); the forward runs once,
+    each call re-runs only the backward into a fresh ``weight.grad`` (as after ``zero_grad(set_to_none=True)``)."""
+    module = torch.nn.Embedding(c.vocab, c.dim, _weight=c.weight_t, sparse=sparse, device=c.device)
     out = module(c.ids_t)
 
     def backward() -> torch.Tensor:

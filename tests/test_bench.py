@@ -50,6 +50,7 @@ def test_uncoalesced_sparse_gradient_really_is_a_view_of_grad_out():
     fn = bench._module_backward(case, sparse=True, coalesce=False)
     grad = fn()
     assert grad.is_sparse and grad._values().data_ptr() == case.grad_out_t.data_ptr()
+    assert not case.weight_t.requires_grad  # the module shares the table without changing it
 
 
 def test_every_variant_agrees_with_the_reference_and_a_wrong_one_is_caught(monkeypatch):
