@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import platform
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -435,6 +437,34 @@ def plot_backward(result: dict):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# keeping the built book in step with the data
+# --------------------------------------------------------------------------------------------------------------
+def data_fingerprint(folder: Path | str = DATA_DIR) -> str:
+    """12 hex digits of SHA-256 over the names and contents of the results files in ``folder``."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.json")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def sync_book_cache(build_dir: Path | str = ROOT.parent / "_build", folder: Path | str = DATA_DIR) -> bool:
+    """Make the next book build re-execute the Measurements page if the results files changed since the last
+    call (added, removed or edited). Jupyter-cache keys a page on its code and Sphinx on its source file, neither
+    on the data it reads, so both caches under ``build_dir`` are dropped. Returns True when they were."""
+    build_dir = Path(build_dir)
+    stamp = build_dir / f".bench-data-{data_fingerprint(folder)}"
+    if stamp.exists():
+        return False
+    for cache in (build_dir / ".jupyter_cache", build_dir / ".doctrees"):
+        shutil.rmtree(cache, ignore_errors=True)
+    for old in build_dir.glob(".bench-data-*"):
+        old.unlink()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
+    return True
+
+
+# --------------------------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
@@ -450,7 +480,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice); "
                         "1 on a small shared machine, where a 2-thread parallel region waits for a busy core")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--sync-book-cache", action="store_true", help="measure nothing: if the committed results "
+                        "changed since the last book build, drop the build caches so the Measurements page re-runs")
     args = parser.parse_args(argv)
+    if args.sync_book_cache:
+        if sync_book_cache():
+            print("benchmark results changed: the book's execution cache was dropped")
+        return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is available here; omit --device to run on the CPU")
     if args.threads is not None and args.threads < 1:

@@ -136,3 +136,28 @@ def test_cli_refuses_cuda_without_a_gpu(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--quick", "--device", "cuda"])
     assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_sync_book_cache_drops_the_caches_only_when_the_results_change(tmp_path):
+    data, build = tmp_path / "data", tmp_path / "_build"
+    data.mkdir()
+    (data / "a.json").write_text("{}")
+
+    def caches():
+        for cache in (".jupyter_cache", ".doctrees"):
+            (build / cache).mkdir(parents=True, exist_ok=True)
+            (build / cache / "x").write_text("cached")
+
+    assert bench.sync_book_cache(build, data)  # first build: nothing known yet
+    caches()
+    assert not bench.sync_book_cache(build, data) and (build / ".jupyter_cache" / "x").exists()
+    (data / "b.json").write_text("{}")  # a GPU file is committed
+    assert bench.sync_book_cache(build, data)
+    assert not (build / ".jupyter_cache").exists() and not (build / ".doctrees").exists()
+    caches()
+    (data / "b.json").unlink()  # ... and removed again
+    assert bench.sync_book_cache(build, data)
+    caches()
+    (data / "a.json").write_text('{"changed": 1}')
+    assert bench.sync_book_cache(build, data)
+    assert len(list(build.glob(".bench-data-*"))) == 1
