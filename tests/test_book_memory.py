@@ -40,3 +40,4 @@ def test_intensities():
 def test_html_table_escapes_and_aligns():
     out = M.html_table(["model", "bytes"], [["<GPT>", "1,024"]])
     assert "&lt;GPT&gt;" in out and '<td style="text-align:right">1,024</td>' in out and out.count("<tr>") == 2
+    assert '<td style="white-space:nowrap">' in out

@@ -58,11 +58,12 @@ def matmul_intensity(m: int, k: int, n: int, dtype: str = "float32") -> float:
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[object]], align_right_from: int = 1) -> str:
-    """A plain HTML ``<table>`` (cells escaped; columns from ``align_right_from`` on right-aligned, for numbers)."""
+    """A compact HTML ``<table>``: cells escaped, columns from ``align_right_from`` on right-aligned (numbers),
+    the first column kept on one line."""
     def cell(tag: str, value: object, j: int) -> str:
-        style = ' style="text-align:right"' if j >= align_right_from else ""
-        return f"<{tag}{style}>{html.escape(str(value))}</{tag}>"
+        style = "text-align:right" if j >= align_right_from else "white-space:nowrap"
+        return f'<{tag} style="{style}">{html.escape(str(value))}</{tag}>'
 
     head = "".join(cell("th", h, j) for j, h in enumerate(header))
     body = "".join("<tr>" + "".join(cell("td", v, j) for j, v in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<table style="font-size:0.85em"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
