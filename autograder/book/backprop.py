@@ -116,7 +116,20 @@ def train_numpy(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps:
 
 def train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> tuple[np.ndarray, BigramParams]:
     """The same model and optimizer in PyTorch (``nn.Embedding``, ``nn.Linear``, ``F.cross_entropy``,
-    ``torch.optim.SGD``), starting from the same weights; gradients from autograd."""
+    ``torch.optim.SGD``), starting from the same weights; gradients from autograd.
+
+    Runs on one intra-op thread (restored afterwards): the tensors are tiny, and on a shared machine extra threads
+    only wait for each other.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_torch(p, x, y, lr, steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> tuple[np.ndarray, BigramParams]:
     dtype = torch.from_numpy(p.E).dtype
     vocab_size, dim = p.E.shape
     embed = nn.Embedding(vocab_size, dim, dtype=dtype)
