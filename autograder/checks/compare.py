@@ -45,7 +45,9 @@ class Case:
 def describe(value: Any) -> str:
     """A short phrase for what the student's code produced: ``an array of shape (2, 3) float64``."""
     if isinstance(value, Raised):
-        return f"it raised {value.type}: {value.message[:160]}"
+        if value.type == "NotImplementedError" and not value.message:
+            return "it raised NotImplementedError (replace `raise NotImplementedError()` with your code)"
+        return f"it raised {value.type}" + (f": {value.message[:160]}" if value.message else "")
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} {value.dtype}"
     if isinstance(value, (tuple, list)):
@@ -76,7 +78,8 @@ def expect_raises(got: Any, exc_type: type[BaseException], where: str, hint: str
     if isinstance(got, Raised) and got.is_a(exc_type):
         return
     tail = f" ({hint})" if hint else ""
-    raise CheckFailed(f"{where}: expected {exc_type.__name__}, but {describe(got)}{tail}")
+    got_text = describe(got) if isinstance(got, Raised) else "got " + describe(got)
+    raise CheckFailed(f"{where}: expected {exc_type.__name__}, but {got_text}{tail}")
 
 
 def _not_raised(got: Any, where: str, wanted: str) -> None:
