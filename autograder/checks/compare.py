@@ -43,19 +43,24 @@ class Case:
 
 # ------------------------------------------------------------------------------------------------ describing
 def describe(value: Any) -> str:
-    """A short phrase for what the student's code produced: ``an array of shape (2, 3) float64``."""
+    """A short one-line phrase for what the student's code produced: ``an array of shape (2, 3) float64``."""
     if isinstance(value, Raised):
         if value.type == "NotImplementedError" and not value.message:
             return "it raised NotImplementedError (replace `raise NotImplementedError()` with your code)"
-        return f"it raised {value.type}" + (f": {value.message[:160]}" if value.message else "")
+        return f"it raised {value.type}" + (f": {_one_line(value.message)[:160]}" if value.message else "")
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} {value.dtype}"
+    if type(value).__module__ == "torch" and hasattr(value, "shape"):
+        return f"a tensor of shape {tuple(value.shape)} {value.dtype}"
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)} items"
     if value is None:
         return "None (did you forget `return`?)"
-    text = repr(value)
-    return f"{type(value).__name__} {text[:60]}"
+    return f"{type(value).__name__} {_one_line(repr(value))[:60]}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def show_array(a: np.ndarray, limit: int = 60) -> str:

@@ -232,11 +232,16 @@ def _nn_cases_visible(seed):
 
 def _nn_cases_hidden(seed):
     rng = np.random.default_rng(seed)
-    v, d = int(rng.integers(10, 60)), int(rng.integers(2, 17))
+    v, d = int(rng.integers(10, 60)), int(rng.integers(4, 17))
     w = rng.standard_normal((v, d))
-    tied = w.copy()            # planted exact ties: copies of the query direction, scaled by powers of two
+    # planted exact ties: the query is (1, 1, 1, 1, 0, ...), and rows q-1, V-2, V-1 are it scaled by 3, 2 and 1/4.
+    # Every cosine among them is exactly 1 in any floating-point evaluation order (all the arithmetic is exact), so
+    # the order among them is decided by the id alone.
+    tied = w.copy()
     q = int(rng.integers(1, v - 3))
-    tied[q - 1], tied[v - 1], tied[v - 2] = 4.0 * w[q], 0.5 * w[q], 2.0 * w[q]
+    pattern = np.zeros(d)
+    pattern[:4] = 1.0
+    tied[q], tied[q - 1], tied[v - 2], tied[v - 1] = pattern, 3.0 * pattern, 2.0 * pattern, 0.25 * pattern
     return [
         _nn_case(w, 0, 1),
         _nn_case(w, v - 1, v - 1, "k = V - 1"),
