@@ -39,16 +39,23 @@ def nb_meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
-@functools.cache
-def solution_namespace(assignment: str) -> dict:
-    """The solution notebook's setup and answer cells, executed: what a student who solved everything has."""
+def execute_solution(assignment: str, extra: dict[str, str] | None = None) -> dict:
+    """Execute the solution notebook's setup and answer cells into a fresh namespace -- what a student who solved
+    everything has. ``extra`` maps an answer cell's grade_id to code appended to it (a mistaken redefinition), so
+    later cells that call the function see the mistake, exactly as in a notebook."""
     nb = nbformat.read(solution_path(assignment), as_version=4)
     namespace: dict = {}
     for cell in nb.cells:
         meta = nb_meta(cell)
         if cell.cell_type == "code" and (meta.get("solution") or meta.get("grade_id") == "setup"):
-            exec(compile(cell.source, f"<{assignment}:{meta['grade_id']}>", "exec"), namespace)
+            source = cell.source + ("\n\n\n" + extra[meta["grade_id"]] if extra and meta["grade_id"] in extra else "")
+            exec(compile(source, f"<{assignment}:{meta['grade_id']}>", "exec"), namespace)
     return namespace
+
+
+@functools.cache
+def solution_namespace(assignment: str) -> dict:
+    return execute_solution(assignment)
 
 
 REFERENCE_NAMESPACE = {**vars(numpy_ref), "TokenPositionEmbedding": torch_ref.TokenPositionEmbedding,
@@ -118,9 +125,7 @@ def test_hidden_inputs_change_with_the_grading_seed(monkeypatch):
 
 # ------------------------------------------------------------------------------------------------ mistakes are caught
 def _with_mistake(mistake: Mistake) -> dict:
-    namespace = dict(solution_namespace(mistake.assignment))
-    exec(compile(mistake.code, f"<mistake {mistake.id}>", "exec"), namespace)
-    return namespace
+    return execute_solution(mistake.assignment, {f"answer_{mistake.function}": mistake.code})
 
 
 def test_mistake_table_covers_every_graded_function():
@@ -130,6 +135,7 @@ def test_mistake_table_covers_every_graded_function():
     assert sum(m.caught_by == "hidden" for m in MISTAKES) >= 15
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # overflowing mistakes warn, as they would for a student
 @pytest.mark.parametrize("mistake", MISTAKES, ids=[m.id for m in MISTAKES])
 def test_mistake_is_caught(mistake, monkeypatch):
     namespace = _with_mistake(mistake)
