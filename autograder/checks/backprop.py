@@ -278,7 +278,7 @@ def _ef_probe(hidden):
     return probe
 
 
-def _ef_judge(hidden):
+def _ef_judge(hidden, aspects=("forward", "backward", "gradcheck", "negative")):
     def judge(data, seed):
         for i, ((vocab, dim, ids), rec) in enumerate(zip(_ef_configs(seed, hidden), data, strict=True)):
             weight_np, g_np = _ef_inputs(seed, i, vocab, dim, ids)
@@ -287,40 +287,53 @@ def _ef_judge(hidden):
             ref_out = T.EmbeddingFunction.apply(weight, torch.from_numpy(ids.astype(np.int64)))
             expected = N.embedding_forward(weight_np, ids)
             references_agree(expected, ref_out.detach().numpy(), where)
-            expect_array(rec["out"], expected, where, atol=1e-12, rtol=0, dtype=np.float64,
-                         hint="forward returns weight[ids] with shape ids.shape + (dim,)")
-            if "raw" not in rec:
+            if "forward" in aspects:
+                expect_array(rec["out"], expected, where, atol=1e-12, rtol=0, dtype=np.float64,
+                             hint="forward returns weight[ids] with shape ids.shape + (dim,)")
+            if "raw" not in rec and {"backward", "gradcheck"} & set(aspects):
+                if isinstance(rec["out"], Raised):
+                    raise CheckFailed(f"{where}: forward failed, so backward cannot run: {describe(rec['out'])}")
                 raise CheckFailed(f"{where}: the output has no grad_fn: return a tensor from forward and let "
                                   f"EmbeddingFunction.apply wrap it")
-            raw = rec["raw"]
-            if isinstance(raw, Raised):
-                raise CheckFailed(f"{where}: backward raised {raw}")
-            if len(raw) != 2:
-                raise CheckFailed(f"{where}: backward must return one gradient per forward input (weight, ids), "
-                                  f"got {len(raw)}")
-            if raw[1] is not None:
-                raise CheckFailed(f"{where}: backward returned {raw[1]} for ids; integer ids have no gradient: "
-                                  f"return (grad_weight, None)")
-            ref_out.backward(torch.from_numpy(g_np))
-            expected_grad = N.embedding_backward(g_np, ids, vocab)
-            references_agree(expected_grad, weight.grad.numpy(), where, atol=1e-10)
-            grad = rec["grad"]
-            if isinstance(grad, Raised):
-                raise CheckFailed(f"{where}: out.backward(grad_out) raised {grad}")
-            expect_array(grad, expected_grad, where + ", weight.grad after backward", atol=1e-10, rtol=1e-10,
-                         dtype=np.float64, hint="scatter-add grad_out into a zero (V, D) tensor: index_add_(0, ids, ...)")
-            if ids.size:
+            if "backward" in aspects:
+                _judge_backward(rec, where, ref_out, weight, ids, vocab, g_np)
+            if "gradcheck" in aspects and ids.size:
                 verdict = rec.get("gradcheck")
                 if verdict is not True:
-                    detail = verdict if isinstance(verdict, Raised) else "analytical and numerical Jacobians differ"
+                    detail = describe(verdict) if isinstance(verdict, Raised) else "analytical and numerical Jacobians differ"
                     raise CheckFailed(f"{where}: torch.autograd.gradcheck in float64 failed: {detail}")
-            if "negative" in rec and not isinstance(rec["negative"], Raised):
+            if "negative" in aspects and "negative" in rec and not isinstance(rec["negative"], Raised):
                 raise CheckFailed(f"{where[:where.index('ids')]}ids [0 -1]): returned rows, but torch indexing wraps "
                                   f"-1 to the last row like NumPy: raise IndexError for ids < 0 or >= vocab_size")
     return judge
 
 
-custom_check(A, "embedding_function", "forward, hand-written backward (scatter-add), gradcheck in float64",
-             "EmbeddingFunction", probe=_ef_probe(False), judge=_ef_judge(False))
+def _judge_backward(rec, where, ref_out, weight, ids, vocab, g_np) -> None:
+    """The gradients backward returns: (dense scatter-added weight gradient, None for the integer ids)."""
+    raw = rec["raw"]
+    if isinstance(raw, Raised):
+        raise CheckFailed(f"{where}: calling backward, {describe(raw)}")
+    if len(raw) != 2:
+        raise CheckFailed(f"{where}: backward must return one gradient per forward input (weight, ids), "
+                          f"got {len(raw)}")
+    if raw[1] is not None:
+        raise CheckFailed(f"{where}: backward returned {raw[1]} for ids; integer ids have no gradient: "
+                          f"return (grad_weight, None)")
+    ref_out.backward(torch.from_numpy(g_np))
+    expected_grad = N.embedding_backward(g_np, ids, vocab)
+    references_agree(expected_grad, weight.grad.numpy(), where, atol=1e-10)
+    grad = rec["grad"]
+    if isinstance(grad, Raised):
+        raise CheckFailed(f"{where}: out.backward(grad_out): {describe(grad)}")
+    expect_array(grad, expected_grad, where + ", weight.grad after backward", atol=1e-10, rtol=1e-10,
+                 dtype=np.float64, hint="scatter-add grad_out into a zero (V, D) tensor: index_add_(0, ids, ...)")
+
+
+custom_check(A, "embedding_function", "forward returns weight[ids]", "EmbeddingFunction",
+             probe=_ef_probe(False), judge=_ef_judge(False, ("forward",)))
+custom_check(A, "embedding_function", "backward: scatter-add gradient for weight, None for ids", "EmbeddingFunction",
+             probe=_ef_probe(False), judge=_ef_judge(False, ("backward",)))
+custom_check(A, "embedding_function", "passes torch.autograd.gradcheck in float64", "EmbeddingFunction",
+             probe=_ef_probe(False), judge=_ef_judge(False, ("gradcheck",)))
 custom_check(A, "embedding_function_hidden", "1-d, 3-d, scalar and empty ids; negative ids rejected",
              "EmbeddingFunction", probe=_ef_probe(True), judge=_ef_judge(True), seeded=True)

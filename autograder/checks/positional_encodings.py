@@ -10,7 +10,7 @@ import torch
 
 from autograder.reference import numpy_ref as N, torch_ref as T
 
-from .compare import Case, arrays, case_checks, custom_check, expect_array, references_agree, show_array
+from .compare import Case, arrays, case_checks, custom_check, describe, expect_array, references_agree, show_array
 from .core import CheckFailed, Raised, call
 
 A = "positional-encodings"
@@ -195,7 +195,7 @@ def _tpe_judge(hidden, kind_wanted):
                 zip(_tpe_configs(seed, hidden, kind_wanted), data, strict=True)):
             where = f"TokenPositionEmbedding({vocab}, {dim}, {length}, positions={kind!r})"
             if "error" in rec:
-                raise CheckFailed(f"{where}: constructing it raised {rec['error']}")
+                raise CheckFailed(f"{where}: constructing the module, {describe(rec['error'])}")
             params = [(n, tuple(s)) for n, s in rec["params"]]
             buffers = [(n, tuple(s)) for n, s in rec["buffers"]]
             token = [n for n, s in params if s == (vocab, dim)]

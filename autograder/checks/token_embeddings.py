@@ -14,7 +14,7 @@ import torch
 
 from autograder.reference import numpy_ref as N, torch_ref as T
 
-from .compare import Case, arrays, case_checks, custom_check, show_array
+from .compare import Case, arrays, case_checks, custom_check, describe, show_array
 from .core import CheckFailed, Raised, call
 
 A = "token-embeddings"
@@ -52,16 +52,20 @@ def _xavier_probe(hidden: bool):
     return probe
 
 
-def _xavier_judge(hidden: bool):
+def _xavier_judge(hidden: bool, aspects=("values", "rng")):
     def judge(data, seed):
         for i, ((v, d), got) in enumerate(zip(_xavier_sizes(seed, hidden), data, strict=True)):
             where = f"xavier_uniform({v}, {d}, rng)"
             table = got["a"]
             if isinstance(table, Raised):
-                raise CheckFailed(f"{where}: {table}")
+                raise CheckFailed(f"{where}: expected a float32 array, but {describe(table)}")
             if not isinstance(table, np.ndarray) or table.shape != (v, d):
                 raise CheckFailed(f"{where}: expected an array of shape {(v, d)}, got "
                                   f"{table.shape if isinstance(table, np.ndarray) else type(table).__name__}")
+            if "rng" in aspects:
+                _judge_reproducible(where, v, d, got)
+            if "values" not in aspects:
+                continue
             if table.dtype != np.float32:
                 raise CheckFailed(f"{where}: expected dtype float32, got {table.dtype} (use .astype(np.float32))")
             s = seed * 1000 + i
@@ -90,19 +94,24 @@ def _xavier_judge(hidden: bool):
                 if abs(ratio - 1) > 0.05:
                     raise CheckFailed(f"{where}: the variance is {ratio:.3f} x the references' (a uniform draw on "
                                       f"[-a, a] has variance a^2/3): use rng.uniform(-a, a, size=(vocab_size, dim))")
-            same = got["same_state"]
-            if not (isinstance(same, np.ndarray) and same.shape == table.shape and np.array_equal(same, table)):
-                raise CheckFailed(f"{where}: two generators in the same state gave different tables: draw every "
-                                  f"value from the `rng` argument (not np.random.* or a new default_rng())")
-            other = got["other_state"]
-            if v * d > 1 and isinstance(other, np.ndarray) and np.array_equal(other, table):
-                raise CheckFailed(f"{where}: generators seeded differently gave the same table: draw from the "
-                                  f"`rng` argument instead of a fixed seed")
     return judge
 
 
-custom_check(A, "xavier_uniform", "shape, dtype, bound, spread and reproducibility", "xavier_uniform",
-             probe=_xavier_probe(False), judge=_xavier_judge(False))
+def _judge_reproducible(where: str, v: int, d: int, got: dict) -> None:
+    """Same generator state -> same table; different states -> different tables (the values come from ``rng``)."""
+    table, same, other = got["a"], got["same_state"], got["other_state"]
+    if not (isinstance(same, np.ndarray) and same.shape == table.shape and np.array_equal(same, table)):
+        raise CheckFailed(f"{where}: two generators in the same state gave different tables: draw every "
+                          f"value from the `rng` argument (not np.random.* or a new default_rng())")
+    if v * d > 1 and isinstance(other, np.ndarray) and np.array_equal(other, table):
+        raise CheckFailed(f"{where}: generators seeded differently gave the same table: draw from the "
+                          f"`rng` argument instead of a fixed seed")
+
+
+custom_check(A, "xavier_uniform", "float32 (V, D) values filling [-a, a], a = sqrt(6 / (V + D))", "xavier_uniform",
+             probe=_xavier_probe(False), judge=_xavier_judge(False, ("values",)))
+custom_check(A, "xavier_uniform", "drawn from rng: same generator state, same table", "xavier_uniform",
+             probe=_xavier_probe(False), judge=_xavier_judge(False, ("rng",)))
 custom_check(A, "xavier_uniform_hidden", "random sizes and size-1 tables", "xavier_uniform",
              probe=_xavier_probe(True), judge=_xavier_judge(True), seeded=True)
 
