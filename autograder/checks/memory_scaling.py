@@ -102,6 +102,7 @@ def _training_cases_hidden(seed):
             _case(int(rng.integers(1000, 100_000)), "float16", "adam", hint=MIXED_HINT),
             _case(n, "bfloat16", "adam", hint=MIXED_HINT), _case(n, "float32", "sgd", hint=MIXED_HINT),
             _case(1234, optimizer="momentum", hint="default dtype='float32'"),
+            _case(4321, "bfloat16", hint="default optimizer='adam'"),
             _case(1000, "bfloat16", "rmsprop", raises=ValueError, hint="raise ValueError for an unknown optimizer"),
             _case(1000, "float64", "adam", raises=ValueError, hint=DTYPE_HINT)]
 
