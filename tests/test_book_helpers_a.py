@@ -1,11 +1,8 @@
-"""Tests of the helpers behind chapters 1 and 2 (the generated corpus, the tiny models, the glue helpers) and static
-checks of the two chapters' sources. About 5 s on two cores; every test names the behaviour the book relies on.
+"""Tests of the helpers behind chapters 1 and 2 (the generated corpus, the tiny models, the glue helpers). About 5 s
+on two cores; every test names the behaviour the book relies on. The chapters' sources are checked statically in
+``test_book_glue.py``.
 """
 from __future__ import annotations
-
-import importlib
-import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,39 +196,18 @@ def test_glue_number_stores_plain_python_numbers(monkeypatch):
         notebook.glue_number("e", True)
 
 
-# ----------------------------------------------------------------------------------------------- chapter sources
-# Static checks of chapters 1 and 2 (no execution; the strict book build executes them): every glued value the prose
-# or a figure uses is glued by a code cell, every literalinclude names an object that exists, and the Exercises
-# section links the student notebook.
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = {"book/01-token-embeddings.md": "token-embeddings", "book/02-positional-encodings.md": "positional-encodings"}
-USED = re.compile(r"\{glue:text\}`([A-Za-z0-9_]+)(?::[^`]*)?`|```\{glue:figure\} ([A-Za-z0-9_]+)")
-GLUED = re.compile(r"""glue_(?:number|text|figure)\(\s*(f?)["']([^"']+)["']""")
-INCLUDE = re.compile(r"```\{literalinclude\} (\S+)\n(?::[a-z]+: .*\n)*?:pyobject: (\S+)")
+def test_glue_markdown_stores_markdown_and_book_style_applies(monkeypatch):
+    import matplotlib.pyplot as plt
+    import myst_nb
+    from IPython.display import Markdown
 
+    stored = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: stored.update({name: (value, display)}))
+    notebook.glue_markdown("op", "`F.embedding`")
+    value, display = stored["op"]
+    assert isinstance(value, Markdown) and value.data == "`F.embedding`" and display is False
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
-def test_every_glued_value_the_chapter_uses_is_glued_by_a_cell(chapter):
-    text = (ROOT / chapter).read_text()
-    used = {a or b for a, b in USED.findall(text)}
-    assert len(used) >= 20, "the chapter states its numbers through glue"
-    patterns = [re.compile((re.sub(r"\\\{[^}]*\\\}", ".+", re.escape(name)) if is_f else re.escape(name)) + r"\Z")
-                for is_f, name in GLUED.findall(text)]
-    missing = sorted(name for name in used if not any(p.match(name) for p in patterns))
-    assert not missing, f"{chapter}: glued names used but never glued: {missing}"
-
-
-@pytest.mark.parametrize("chapter", CHAPTERS)
-def test_literalincludes_name_existing_objects(chapter):
-    includes = INCLUDE.findall((ROOT / chapter).read_text())
-    assert any("reference/numpy_ref.py" in path for path, _ in includes), "the chapter shows the reference code"
-    for path, obj in includes:
-        module_path = (ROOT / "book" / path).resolve().relative_to(ROOT).with_suffix("")
-        assert hasattr(importlib.import_module(".".join(module_path.parts)), obj), f"{chapter}: {path} has no {obj}"
-
-
-@pytest.mark.parametrize("chapter,assignment", CHAPTERS.items())
-def test_chapter_keeps_its_front_matter_and_links_its_assignment(chapter, assignment):
-    text = (ROOT / chapter).read_text()
-    assert text.startswith("---\njupytext:") and "format_name: myst" in text and "kernelspec:" in text
-    assert "## Exercises" in text and f"(../exercises/{assignment}/{assignment}.ipynb)" in text
+    with plt.rc_context():
+        plt.rcParams["axes.spines.top"] = True
+        notebook.use_book_style()
+        assert all(plt.rcParams[key] == want for key, want in notebook.BOOK_STYLE.items())

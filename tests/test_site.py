@@ -9,14 +9,19 @@ how many formulas MathJax typeset (``mathjax_typeset``), which is non-zero only 
 """
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import html as html_lib
+import inspect
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import textwrap
+import tokenize
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -31,6 +36,12 @@ pytestmark = pytest.mark.slow
 ARTIFACTS = ROOT / "_build" / "test-artifacts" / "site"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 MIN_SECRET_CHARS = 20  # shorter solution lines ("return out", "pass") are too common to mean a leak
+# The graded functions of course-contract.md: their reference source is the assignments' answer key.
+GRADED_NUMPY = ("xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors", "sinusoidal_positions",
+                "add_positions", "apply_rope", "embedding_parameters", "tensor_bytes", "training_bytes", "lookup_bytes",
+                "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "numerical_gradient")
+GRADED_TORCH = ("TokenPositionEmbedding", "EmbeddingFunction")
+MIN_REFERENCE_CHARS = 25  # shorter reference lines ("if dim % 2:", "return weight[ids]") are the math, not the key
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -216,6 +227,41 @@ def secret_lines(solutions: Path, exercises: Path) -> dict[str, str]:
     return secrets
 
 
+def code_lines(source: str) -> list[str]:
+    """The lines of Python ``source`` that are code: docstrings, comments, blank lines and ``def``/``class``
+    headers (the signatures students are given) left out, trailing comments cut off, whitespace-normalised."""
+    source = textwrap.dedent(source)
+    skip: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            skip.update(range(node.lineno, node.body[0].lineno))  # the header, however many lines it spans
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                skip.update(range(first.lineno, first.end_lineno + 1))
+    lines = source.splitlines()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            row, col = tok.start
+            lines[row - 1] = lines[row - 1][:col]
+    return [_normalise(line) for number, line in enumerate(lines, 1) if number not in skip and line.strip()]
+
+
+def reference_secrets() -> dict[str, str]:
+    """Distinctive code lines (at least ``MIN_REFERENCE_CHARS`` characters) of the graded reference functions and
+    classes, mapped to where they come from. Each graded object contributes at least one line, or this fails."""
+    from autograder.reference import numpy_ref, torch_ref
+
+    secrets = {}
+    for module, names in ((numpy_ref, GRADED_NUMPY), (torch_ref, GRADED_TORCH)):
+        for name in names:
+            lines = [line for line in code_lines(inspect.getsource(getattr(module, name)))
+                     if len(line) >= MIN_REFERENCE_CHARS]
+            assert lines, f"{module.__name__}.{name} has no line of {MIN_REFERENCE_CHARS}+ characters to look for"
+            for line in lines:
+                secrets[line] = ", ".join(filter(None, [secrets.get(line), f"{module.__name__}.{name}"]))
+    return secrets
+
+
 def published_text(path: Path) -> str | None:
     """What a reader of ``path`` can see, whitespace-normalised: HTML without tags (so syntax highlighting does
     not hide code), a notebook's sources and outputs, any other text file as it is; ``None`` for binary files."""
@@ -338,11 +384,30 @@ def test_link_checker_finds_missing_files_and_anchors(tmp_path):
 # --------------------------------------------------------------------------------------------------------------
 # solutions never published
 # --------------------------------------------------------------------------------------------------------------
-def test_no_solution_or_hidden_test_is_published(built_site):
-    secrets = secret_lines(ROOT / "solutions", ROOT / "exercises")
-    found = leaks(built_site.html, secrets)
+def test_no_solution_hidden_test_or_graded_reference_is_published(built_site):
+    """Neither the nbgrader solutions and hidden tests nor the reference source of a graded function (the answer key
+    of the assignments: the book may call the reference, never show its body) may appear in the published site."""
+    solutions = secret_lines(ROOT / "solutions", ROOT / "exercises")
+    references = reference_secrets()
+    found = leaks(built_site.html, {**solutions, **references})
     assert not found, "instructor-only content in the built site:\n" + "\n".join(found[:30])
-    print(f"checked {len(secrets)} solution/hidden-test lines from solutions/ against the site")
+    print(f"checked {len(solutions)} solution/hidden-test lines and {len(references)} lines of graded reference "
+          "functions against the site")
+
+
+def test_reference_lines_leave_out_docstrings_comments_and_signatures():
+    source = '''
+    def f(weight, ids):
+        """Docstring line that is long enough to count if it were code."""
+        checked = validate_the_ids(ids, weight.shape[0])  # a trailing comment
+        # a comment line that is long enough to count if it were code
+        return weight[checked]
+    '''
+    assert code_lines(source) == ["checked = validate_the_ids(ids, weight.shape[0])", "return weight[checked]"]
+    secrets = reference_secrets()
+    assert "ids = _check_ids(ids, weight.shape[0])" in secrets  # embedding_forward's check
+    sources = {src.rsplit(".", 1)[1] for where in secrets.values() for src in where.split(", ")}
+    assert sources == set(GRADED_NUMPY) | set(GRADED_TORCH)
 
 
 def _notebook(cells) -> str:
@@ -385,6 +450,25 @@ def test_leak_scanner_catches_a_planted_solution_even_when_highlighted(tmp_path,
     (site / "marker.html").write_text(page.replace("</article>", "<p># ### BEGIN HIDDEN TESTS</p></article>"))
     found = leaks(site, secrets)
     assert {f.split(":")[0] for f in found} == {"highlighted.html", "hidden.txt", "marker.html"}, found
+
+
+def test_leak_scanner_catches_a_graded_reference_shown_with_literalinclude(tmp_path, built_site):
+    """What ``{literalinclude} ... :pyobject: embedding_backward`` would publish: the reference body, highlighted."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    from autograder.reference import numpy_ref, torch_ref
+
+    page = next(built_site.html.glob("book/*.html")).read_text()
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "clean.html").write_text(page)
+    for name, obj in {"backward": numpy_ref.embedding_backward, "function": torch_ref.EmbeddingFunction}.items():
+        shown = highlight(inspect.getsource(obj), PythonLexer(), HtmlFormatter())
+        (site / f"{name}.html").write_text(page.replace("</article>", shown + "</article>"))
+    found = leaks(site, reference_secrets())
+    assert {f.split(":")[0] for f in found} == {"backward.html", "function.html"}, found
 
 
 # --------------------------------------------------------------------------------------------------------------
