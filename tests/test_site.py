@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 ARTIFACTS = ROOT / "_build" / "test-artifacts" / "site"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-MIN_SECRET_CHARS = 20  # shorter solution lines ("return out", "pass") are too common to mean a leak
+MIN_SECRET_CHARS = 25  # shorter lines ("ids = np.asarray(ids)", "dim = grad_out.shape[-1]") are idiom, not a leak
 # The graded functions of course-contract.md: their reference source is the assignments' answer key.
 GRADED_NUMPY = ("xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors", "sinusoidal_positions",
                 "add_positions", "apply_rope", "embedding_parameters", "tensor_bytes", "training_bytes", "lookup_bytes",
