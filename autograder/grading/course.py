@@ -47,7 +47,9 @@ def warm_up() -> None:
 # ------------------------------------------------------------------------------------------------ the source
 def notebook_problem(data: bytes) -> str | None:
     """``None`` for a readable notebook, else a one-line reason (truncated JSON, not a notebook, ...)."""
+    import warnings
     import nbformat
+    warnings.filterwarnings("ignore", module="nbformat")    # missing cell ids and the like: not our concern
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -154,6 +156,7 @@ c.CourseDirectory.feedback_directory = "feedback"
 c.OverwriteCells.add_missing_cells = True
 # the whole-notebook deadline (the grader's --timeout) is the limit; no cell may outlast it
 c.Execute.timeout = {cell_timeout}
+c.Execute.iopub_timeout = {cell_timeout}    # a flood of output must not look like a dead kernel
 c.LimitedExecute.output_chars = {output_chars}
 c.Autograde.autograde_preprocessors = [LimitedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
@@ -243,18 +246,18 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:g} GiB"
 
 
-def _crash_reason(log: str) -> str:
-    """A one-line explanation of why ``nbgrader autograde`` failed, from its log."""
+def _failure(log: str) -> tuple[str, str]:
+    """``(status, one-line reason)`` for a failed ``nbgrader autograde``, from its log."""
     if "DeadKernelError" in log or "Kernel died" in log or "Kernel didn't respond" in log:
-        return "the kernel died while running the notebook (os._exit, a segfault or a killed process)"
+        return "crashed", "the kernel died while running the notebook (os._exit, a segfault or a killed process)"
     if "UnresponsiveKernelError" in log:
-        return "the kernel stopped responding and could not be interrupted"
+        return "timeout", "the kernel stopped responding and could not be interrupted"
+    if "CellTimeoutError" in log or "Timeout waiting for" in log:
+        return "timeout", "a cell ran past the time limit"
     if "MemoryError" in log:
-        return "the grading process ran out of memory (printed output too large?)"
-    if "CellTimeoutError" in log or "Timeout waiting for execute reply" in log:
-        return "a cell ran past the time limit"
+        return "crashed", "the grading process ran out of memory (printed output too large?)"
     errors = [line.strip() for line in log.splitlines() if "Error" in line or "[ERROR]" in line]
-    return ("nbgrader autograde failed: " + (errors[-1] if errors else "no error message"))[:300]
+    return "crashed", ("nbgrader autograde failed: " + (errors[-1] if errors else "no error message"))[:300]
 
 
 def _cell_errors(autograded_path: str) -> tuple[dict[str, str], list[str], bool]:
@@ -296,11 +299,10 @@ def _collect(workdir, db_url, task, info, checked, outcomes, probe_out, result) 
         return
     autograded = os.path.join(workdir, "autograded", task.student, task.assignment, f"{task.notebook_name}.ipynb")
     if autograde.returncode != 0 or not os.path.exists(autograded):
-        result.status = "crashed"
         if autograde.signal_name:
-            result.reason = f"the grading process was killed by {autograde.signal_name}"
+            result.status, result.reason = "crashed", f"the grading process was killed by {autograde.signal_name}"
         else:
-            result.reason = _crash_reason(autograde.output)
+            result.status, result.reason = _failure(autograde.output)
         return
     kernel = _kernel_scores(db_url, task)
     errors, error_names, truncated = _cell_errors(autograded)

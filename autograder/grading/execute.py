@@ -3,7 +3,8 @@
 nbgrader's own ``LimitOutput`` trims a notebook *after* execution, by which time gigabytes of printed output have
 already been collected in the grading process. :class:`LimitedExecute` counts the characters of every output
 message as it arrives and drops them past ``output_chars`` for the whole notebook, leaving one note in the cell
-where it happened. Error messages (tracebacks) always pass, so the grader can still tell what went wrong.
+where it happened. Error messages (tracebacks) always pass, and so does the first 200 characters of a cell's
+stderr, because nbgrader fails a test cell that wrote to stderr: the cap changes no verdict.
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ class LimitedExecute(Execute):
             return super().output(outs, msg, display_id, cell_index)
         if cell_index not in self._noted_cells:
             self._noted_cells.add(cell_index)
-            note = new_output("stream", name="stderr", text=TRUNCATION_NOTE.format(limit=self.output_chars))
-            outs.append(note)
+            # stdout: nbgrader scores a test cell with any stderr output as failed
+            outs.append(new_output("stream", name="stdout", text=TRUNCATION_NOTE.format(limit=self.output_chars)))
+        if (msg.get("msg_type") == "stream" and content.get("name") == "stderr"
+                and not any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs)):
+            # past the cap, one short line of stderr still reaches the notebook: it decides nbgrader's verdict
+            outs.append(new_output("stream", name="stderr", text=str(content.get("text", ""))[:200]))
         return None
