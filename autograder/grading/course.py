@@ -295,7 +295,8 @@ def _collect(workdir, db_url, task, info, checked, outcomes, probe_out, result) 
     if autograde.timed_out or (probe is not None and probe.timed_out):
         which = "the notebook" if autograde.timed_out else "the trusted re-run of the checks"
         result.status = "timeout"
-        result.reason = f"{which} did not finish within the {limit} limit; every process it started was killed"
+        result.reason = (f"{which} did not finish within the {limit} time limit (--timeout); "
+                         "every process it started was killed")
         return
     autograded = os.path.join(workdir, "autograded", task.student, task.assignment, f"{task.notebook_name}.ipynb")
     if autograde.returncode != 0 or not os.path.exists(autograded):

@@ -50,6 +50,7 @@ class GradeTask:
 @dataclass(frozen=True)
 class TestRecord:
     """One test cell's outcome. ``points`` is what the student gets after the trusted re-run."""
+    __test__ = False                         # not a pytest class, despite the name
     grade_id: str
     points: float
     max_points: float
