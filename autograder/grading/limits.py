@@ -2,7 +2,7 @@
 
 Each child is forked from the (warm) grading worker: it starts its own session (process group), sets
 ``RLIMIT_AS`` (address space, inherited by a Jupyter kernel it launches) and ``RLIMIT_FSIZE`` (no file larger
-than the limit), sends stdout and stderr to a pipe of which only a bounded head and tail are kept, and then either
+than the limit), drops environment variables that look like credentials, sends stdout and stderr to a pipe of which only a bounded head and tail are kept, and then either
 calls a Python function or ``exec``\\s a command. :func:`run_children` waits for several children at once until a
 shared wall-clock deadline and then kills every process they started -- including Jupyter kernels, which
 ``jupyter_client`` puts in sessions of their own.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import resource
 import selectors
 import signal
@@ -23,6 +24,7 @@ __all__ = ["Limits", "Child", "ChildOutcome", "run_children", "become_subreaper"
            "reap_adopted"]
 
 _SUBREAPER = False
+_SECRET = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|^PG|^AWS_|^GOOGLE_|^AZURE_|DATABASE_URL|DSN", re.I)
 KEEP_BYTES = 32_768     # of a child's combined stdout/stderr: this much of the head and of the tail are kept
 
 
@@ -166,6 +168,8 @@ def _child_main(child: Child, limits: Limits, write_fd: int) -> None:
         if limits.file_bytes:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for name in [n for n in os.environ if _SECRET.search(n)]:
+            del os.environ[name]       # student code must not read (and print into its feedback) credentials
         os.environ.update(limits.env)
         os.chdir(child.cwd)
         if child.argv is not None:

@@ -96,9 +96,19 @@ class Store:
             self._gradebook = Gradebook(self.db_url)
         return self._gradebook
 
-    def prepare_assignment(self, source: bytes) -> None:
-        """Make sure the gradebook knows the assignment's cells (as ``generate_assignment`` records them)."""
+    def prepare_assignment(self, source: bytes, blob: bytes | None = None) -> None:
+        """Make sure the gradebook knows the assignment's cells (as ``generate_assignment`` records them).
+
+        ``blob`` (a prepared SQLite gradebook of the assignment) becomes the gradebook when the default SQLite
+        file does not exist yet."""
         from .course import populate_gradebook
+        default = self.out / "gradebook.db"
+        if blob and self._gradebook is None and self.db_url == f"sqlite:///{default}" and not default.exists():
+            tmp = default.with_suffix(".part")
+            tmp.write_bytes(blob)
+            os.replace(tmp, default)
+            self.gradebook()
+            return
         gb = self.gradebook()
         try:
             populate_gradebook(self.db_url, self.assignment, self.notebook_name, source)
