@@ -163,6 +163,15 @@ def _grade(args) -> int:
             else:
                 todo.append(task)
 
+        def gradebook_error(exc: Exception) -> UsageError:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return UsageError(f"cannot use the gradebook {store.db_url}: {type(exc).__name__}: {first}")
+
+        if not store.default_db:
+            try:
+                store.gradebook()     # an unreachable server fails now, before any worker starts
+            except Exception as exc:  # noqa: BLE001
+                raise gradebook_error(exc) from None
         # workers start (and import nbgrader) while this process prepares the gradebooks
         executor = LocalExecutor(min(args.jobs, len(todo))).start() if todo else None
         started = time.perf_counter()
@@ -171,9 +180,8 @@ def _grade(args) -> int:
             store.prepare_assignment(source, blob)
         except GradebookMismatch as exc:
             raise UsageError(str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - e.g. an unreachable PostgreSQL server
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise UsageError(f"cannot use the gradebook {store.db_url}: {type(exc).__name__}: {first}") from None
+        except Exception as exc:  # noqa: BLE001 - e.g. a PostgreSQL server that went away
+            raise gradebook_error(exc) from None
         for result in cached_results:
             results[result.student] = result
             if result.status == "invalid-notebook" and not store.cached(result.student, result.submission_hash):
