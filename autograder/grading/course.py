@@ -226,9 +226,14 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
                     env={"AUTOGRADER_SEED": str(task.seed), "JUPYTER_CONFIG_DIR": jupyter_dir,
                          "JUPYTER_RUNTIME_DIR": os.path.join(jupyter_dir, "runtime"),
                          "IPYTHONDIR": os.path.join(workdir, "ipython"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
-    children = [Child("autograde", workdir, target=partial(_autograde_main, task.assignment, task.student))]
+    import sys
+    spec_path = os.path.join(probe_dir, "spec.json")
+    children = [Child("autograde", workdir, target=partial(_autograde_main, task.assignment, task.student),
+                      argv=[sys.executable, "-m", "nbgrader", "autograde", task.assignment, "--student", task.student,
+                            "--force"])]
     if checked:
-        children.append(Child("probe", probe_dir, target=partial(sandbox.run, os.path.join(probe_dir, "spec.json"))))
+        children.append(Child("probe", probe_dir, target=partial(sandbox.run, spec_path),
+                              argv=[sys.executable, "-m", "autograder.grading.sandbox", spec_path]))
     result.timings["setup_s"] = time.perf_counter() - t0
     outcomes = run_children(children, limits, task.timeout_s)
     result.timings["run_s"] = max(o.wall_s for o in outcomes.values())

@@ -38,7 +38,9 @@ class Limits:
 @dataclass
 class Child:
     """A unit of untrusted work: ``target()`` in a forked child (its return value is the exit code), or
-    ``argv`` exec'd there. ``cwd`` is entered first."""
+    ``argv`` exec'd there. ``cwd`` is entered first. With both, ``target`` runs when this process has a single
+    thread (a forked copy of a warm, single-threaded worker starts at once), and ``argv`` is exec'd otherwise
+    (forking a multi-threaded process, a Dask worker say, is only safe straight into ``exec``)."""
     name: str
     cwd: str
     target: Callable[[], int] | None = None
@@ -151,7 +153,7 @@ def reap_adopted() -> None:
                 pass
 
 
-def _child_main(child: Child, limits: Limits, write_fd: int) -> None:
+def _child_main(child: Child, limits: Limits, write_fd: int, single_threaded: bool) -> None:
     """In the forked child: never returns."""
     code = 70
     try:
@@ -172,7 +174,7 @@ def _child_main(child: Child, limits: Limits, write_fd: int) -> None:
             del os.environ[name]       # student code must not read (and print into its feedback) credentials
         os.environ.update(limits.env)
         os.chdir(child.cwd)
-        if child.argv is not None:
+        if child.argv is not None and (child.target is None or not single_threaded):
             os.execvpe(child.argv[0], child.argv, dict(os.environ))
         code = int(child.target() or 0)
     except SystemExit as exc:
@@ -218,6 +220,8 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
 
     Returns ``{child.name: ChildOutcome}``. Single-threaded (a select loop), so forking stays safe.
     """
+    import threading
+    single_threaded = threading.active_count() == 1 and os.environ.get("AUTOGRADER_CHILDREN") != "exec"
     start = time.monotonic()
     deadline = start + timeout_s
     running: dict[int, tuple[Child, int, _Buffer]] = {}
@@ -231,7 +235,7 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            _child_main(child, limits, write_fd)
+            _child_main(child, limits, write_fd, single_threaded)
         os.close(write_fd)
         buffer = buffers[child.name] = _Buffer()
         running[pid] = (child, read_fd, buffer)
