@@ -1,11 +1,12 @@
 """Run untrusted work in child processes under limits, and kill everything it started.
 
-Each child is forked from the (warm) grading worker: it starts its own session (process group), sets
-``RLIMIT_AS`` (address space, inherited by a Jupyter kernel it launches) and ``RLIMIT_FSIZE`` (no file larger
-than the limit), drops environment variables that look like credentials, sends stdout and stderr to a pipe of which only a bounded head and tail are kept, and then either
-calls a Python function (in a warm worker, see :func:`enable_warm_fork`) or ``exec``\\s a command. :func:`run_children` waits for several children at once until a
-shared wall-clock deadline and then kills every process they started -- including Jupyter kernels, which
-``jupyter_client`` puts in sessions of their own.
+Each child is forked from the grading worker: it starts its own session (process group), sets ``RLIMIT_AS``
+(address space, inherited by a Jupyter kernel it launches) and ``RLIMIT_FSIZE`` (no file larger than the limit),
+drops environment variables that look like credentials, sends stdout and stderr to a pipe of which only a bounded
+head and tail are kept, and then either calls a Python function (in a warm worker, see :func:`enable_warm_fork`)
+or ``exec``\\s a command. :func:`run_children` waits for several children at once until a shared wall-clock
+deadline and then kills every process they started -- including Jupyter kernels, which ``jupyter_client`` puts in
+sessions of their own.
 """
 from __future__ import annotations
 
