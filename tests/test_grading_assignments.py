@@ -1,8 +1,8 @@
 """The grader on the course's real assignments (``solutions/<id>/<id>.ipynb``), where they exist.
 
-For every assignment present: its solved notebook (hidden tests removed) gets full marks, and a notebook that
-leaves the first answer unsolved but patches numpy and the checkers in its kernel loses points, with the trusted
-re-run named in a test's message. All notebooks of all assignments are graded in one pool of two workers.
+For every assignment present, its solved notebook (hidden tests removed) gets full marks; for the first, a notebook
+that leaves the first answer unsolved but patches numpy and the checkers in its kernel loses points, with the
+trusted re-run named in a test's message. All notebooks of all assignments are graded in one pool of two workers.
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ PRESENT = [a for a in ASSIGNMENTS if (ROOT / "solutions" / a / f"{a}.ipynb").is_
 def grade_solved_and_patched(sources: dict[str, Path], check_modules: tuple[str, ...] = ()) -> dict:
     """``{(assignment, variant): GradeResult}`` for the solved and monkeypatch variants of each source."""
     tasks = []
-    for assignment, path in sources.items():
+    for i, (assignment, path) in enumerate(sources.items()):
         source = path.read_bytes()
         blob = course.prepare_gradebook_blob(assignment, path.stem, source)
-        for kind in ("solved", "monkeypatch"):
+        for kind in ("solved", "monkeypatch") if i == 0 else ("solved",):
             tasks.append(GradeTask(f"{assignment}--{kind}", assignment, path.stem,
                                    synthetic.variant(json.loads(source), kind), source, blob, timeout_s=180,
                                    check_modules=check_modules))
