@@ -9,6 +9,9 @@ side in one run:
 * the floor: executing the solved notebook once with nbclient (kernel start, imports, the cells), and a bare
   kernel start with ``import numpy``, median of ``--floor-repeats`` runs.
 
+Every run gets the same address-space limit (``--memory``, default 2 GiB), so that all of them do the same work
+even when a notebook allocates more than that.
+
 Prints seconds per notebook and the ratios. Timeout-bound kinds (infinite loops) are left out: they cost
 ``--timeout`` by design and would only measure the limit. A benchmark, not a test: on a shared machine, rerun when
 the load average (printed) is high.
@@ -48,9 +51,21 @@ def _pick(args) -> tuple[str, Path, list[str], dict[str, str]]:
             ["--source", str(FIXTURE / "grading-fixture.ipynb"), "--checks-module", "grading_fixture_checks"], env)
 
 
-def _grade(submissions: Path, out: Path, assignment: str, jobs: int, extra, env, timeout: float) -> float:
+def _limited(memory_gib: float):
+    """``preexec_fn`` giving a process (and the kernels it starts) the grader's address-space limit."""
+    import resource
+
+    def apply() -> None:
+        limit = int(memory_gib * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+def _grade(submissions: Path, out: Path, assignment: str, jobs: int, extra, env, timeout: float,
+           memory_gib: float) -> float:
     cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", assignment,
-           "--out", str(out), "--jobs", str(jobs), "--timeout", str(timeout), "--memory", "2", "--no-progress", *extra]
+           "--out", str(out), "--jobs", str(jobs), "--timeout", str(timeout), "--memory", str(memory_gib),
+           "--no-progress", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     elapsed = time.perf_counter() - t0
@@ -59,7 +74,8 @@ def _grade(submissions: Path, out: Path, assignment: str, jobs: int, extra, env,
     return elapsed
 
 
-def _plain_nbgrader(submissions: Path, work: Path, assignment: str, source: Path, env, timeout: float) -> float:
+def _plain_nbgrader(submissions: Path, work: Path, assignment: str, source: Path, env, timeout: float,
+                    memory_gib: float) -> float:
     """``nbgrader autograde`` as the course would run it without this grader (timed: autograde only)."""
     course = work / "plain"
     (course / "source" / assignment).mkdir(parents=True)
@@ -75,11 +91,12 @@ def _plain_nbgrader(submissions: Path, work: Path, assignment: str, source: Path
     subprocess.run(nbgrader + ["generate_assignment", assignment, "--force"], cwd=course, env=environ,
                    capture_output=True, check=True)
     t0 = time.perf_counter()
-    subprocess.run(nbgrader + ["autograde", assignment], cwd=course, env=environ, capture_output=True)
+    subprocess.run(nbgrader + ["autograde", assignment], cwd=course, env=environ, capture_output=True,
+                   preexec_fn=_limited(memory_gib))
     return time.perf_counter() - t0
 
 
-def _floors(notebook: bytes, env, repeats: int) -> tuple[float, float]:
+def _floors(notebook: bytes, env, repeats: int, memory_gib: float) -> tuple[float, float]:
     """Median seconds of (executing the solved notebook once with nbclient, a kernel start + ``import numpy``)."""
     code = f"""
 import json, sys, time, nbformat
@@ -98,7 +115,7 @@ def kernel_only():
 print(json.dumps([[run_notebook() for _ in range({repeats})], [kernel_only() for _ in range({repeats})]]))
 """
     proc = subprocess.run([sys.executable, "-c", code], input=notebook.decode(), capture_output=True, text=True,
-                          env={**os.environ, **env}, check=True)
+                          env={**os.environ, **env}, check=True, preexec_fn=_limited(memory_gib))
     full, bare = json.loads(proc.stdout.strip().splitlines()[-1])
     return statistics.median(full), statistics.median(bare)
 
@@ -109,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assignment", default=None, help="assignment id (default: the first in solutions/, else the "
                                                       "grader's fixture)")
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--memory", type=float, default=2.0,
+                   help="GiB of address space for every run (grader, floor and plain nbgrader alike), so that all "
+                        "three do the same work; the memory-bomb notebook allocates 3 GiB")
     p.add_argument("--floor-repeats", type=int, default=3)
     p.add_argument("--skip-plain", action="store_true", help="do not run plain nbgrader")
     args = p.parse_args(argv)
@@ -122,16 +142,17 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         synthetic.write_class(source, work / "submitted", assignment, kinds)
         rows = []
-        floor_full, floor_bare = _floors(json.dumps(synthetic.solved(source_nb)).encode(), env, args.floor_repeats)
+        floor_full, floor_bare = _floors(json.dumps(synthetic.solved(source_nb)).encode(), env, args.floor_repeats,
+                                         args.memory)
         rows.append(("floor: run the solved notebook once (nbclient)", floor_full, None))
         rows.append(("floor: kernel start + import numpy", floor_bare, None))
-        t1 = _grade(work / "submitted", work / "out1", assignment, 1, extra, env, args.timeout)
+        t1 = _grade(work / "submitted", work / "out1", assignment, 1, extra, env, args.timeout, args.memory)
         rows.append(("grade --jobs 1", t1, n))
-        t2 = _grade(work / "submitted", work / "out2", assignment, 2, extra, env, args.timeout)
+        t2 = _grade(work / "submitted", work / "out2", assignment, 2, extra, env, args.timeout, args.memory)
         rows.append(("grade --jobs 2", t2, n))
         tp = None
         if not args.skip_plain:
-            tp = _plain_nbgrader(work / "submitted", work, assignment, source, env, args.timeout)
+            tp = _plain_nbgrader(work / "submitted", work, assignment, source, env, args.timeout, args.memory)
             rows.append(("plain nbgrader autograde (one batch)", tp, n))
         statuses = {}
         with open(work / "out2" / "grades.csv") as fh:
