@@ -113,7 +113,7 @@ def _validate(args) -> None:
 
 
 def _grade(args) -> int:
-    from .course import max_score, notebook_problem, prepare_gradebook_blob, source_info
+    from .course import max_score, notebook_problem, prepare_gradebook_blob, source_info, warm_up
     from .executors import LocalExecutor
     from .feedback import render
     from .store import GradebookMismatch, Store, StoreLocked
@@ -172,8 +172,10 @@ def _grade(args) -> int:
                 store.gradebook()     # an unreachable server fails now, before any worker starts
             except Exception as exc:  # noqa: BLE001
                 raise gradebook_error(exc) from None
-        # workers start (and import nbgrader) while this process prepares the gradebooks
-        executor = LocalExecutor(min(args.jobs, len(todo))).start() if todo else None
+        executor = None
+        if todo:   # import nbgrader here once: the workers are forked from this process with it
+            warm_up()
+            executor = LocalExecutor(min(args.jobs, len(todo))).start()
         started = time.perf_counter()
         blob = prepare_gradebook_blob(args.assignment, notebook_name, source) if todo else None
         try:

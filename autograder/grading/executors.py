@@ -53,6 +53,16 @@ def _init_worker() -> None:
     warm_up()            # import nbgrader once per worker
 
 
+def _start_method() -> str:
+    """``fork`` from a single-threaded Linux process: workers start at once with everything the parent imported
+    (call :func:`autograder.grading.course.warm_up` first); else ``forkserver`` (``spawn`` off POSIX)."""
+    import sys
+    import threading
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if os.name == "posix" else "spawn"
+
+
 def _ready() -> bool:
     return True
 
@@ -70,7 +80,7 @@ class LocalExecutor:
 
     def start(self) -> "LocalExecutor":
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+            context = multiprocessing.get_context(_start_method())
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_init_worker)
             for _ in range(self.jobs):
                 self._pool.submit(_ready)
