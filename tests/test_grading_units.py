@@ -216,26 +216,27 @@ def test_students_are_found_with_renamed_and_missing_notebooks(tmp_path):
                      "cy": None}
 
 
-def test_probe_results_are_judged_here_without_unpickling():
-    sys.path.insert(0, str(FIXTURES))
-    try:
-        import grading_fixture_checks  # noqa: F401
-        from autograder.checks import core
-        ns: dict = {}
-        exec("import numpy as np\ndef scale(x, f):\n    return np.ones_like(x)\n", ns)
-        blob = core.encode({"test_scale": core.probe_group("grading-fixture", "test_scale", ns)})
-        task = _task(check_modules=("grading_fixture_checks",))
-        verdicts, _ = course._judge(task, ["test_scale"], limits.ChildOutcome("probe", 0, False, 0.0, ""), "/nonexistent")
-        assert verdicts == {}
-        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"probes-{os.getpid()}.bin"
-        path.write_bytes(blob)
-        verdicts, _ = course._judge(task, ["test_scale"], limits.ChildOutcome("probe", 0, False, 0.0, ""), str(path))
-        path.unlink()
-        [(name, ok, message)] = verdicts["test_scale"]
-        assert name == "scales a vector" and not ok and "differ" in message
-        assert np.load  # the transport is JSON + npz (allow_pickle=False) in core.decode
-    finally:
-        sys.path.remove(str(FIXTURES))
+def test_probe_results_are_judged_here_and_only_from_a_probe_that_exited_cleanly(monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    import grading_fixture_checks  # noqa: F401
+    from autograder.checks import core
+    ns: dict = {}
+    exec("import numpy as np\ndef scale(x, f):\n    return np.ones_like(x)\n", ns)
+    blob = core.encode({"test_scale": core.probe_group("grading-fixture", "test_scale", ns)})
+    output = b"noise before" + sandbox.MARKER + len(blob).to_bytes(8, "little") + blob
+    assert sandbox.read_results(output) == blob
+    assert sandbox.read_results(output[:-1]) is None          # cut short: not believed
+    task = _task(check_modules=("grading_fixture_checks",))
+
+    def outcome(code):
+        return limits.ChildOutcome("probe", code, False, 0.0, "", output)
+
+    verdicts, _ = course._judge(task, ["test_scale"], outcome(0))
+    [(name, ok, message)] = verdicts["test_scale"]
+    assert name == "scales a vector" and not ok and "differ" in message
+    for code in (1, -9, None):         # crashed, killed or still running: whatever it wrote is ignored
+        verdicts, problem = course._judge(task, ["test_scale"], outcome(code))
+        assert verdicts == {} and "no results" in problem
 
 
 def test_children_do_not_see_credentials(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ __all__ = ["warm_up", "notebook_problem", "SourceInfo", "source_info", "max_scor
            "prepare_gradebook_blob", "grade_in"]
 
 HIDDEN_MARK = "BEGIN HIDDEN TESTS"
+PROBE_RESULTS_LIMIT = 256 << 20      # bytes of encoded probe results accepted from the probe process
 
 
 def tools_on_path() -> None:
@@ -216,8 +217,7 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
     os.makedirs(probe_dir)
     spec = {"assignment": task.assignment, "groups": checked, "check_modules": list(task.check_modules),
             "skip_grade_ids": [c.grade_id for c in info.test_cells],
-            "notebook": os.path.join(workdir, "submitted", task.student, task.assignment, nb_file),
-            "out": os.path.join(probe_dir, "probes.bin")}
+            "notebook": os.path.join(workdir, "submitted", task.student, task.assignment, nb_file)}
     with open(os.path.join(probe_dir, "spec.json"), "w") as fh:
         json.dump(spec, fh)
     jupyter_dir = os.path.join(workdir, "jupyter")
@@ -233,12 +233,13 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
                             "--force"])]
     if checked:
         children.append(Child("probe", probe_dir, target=partial(sandbox.run, spec_path),
-                              argv=[sys.executable, "-m", "autograder.grading.sandbox", spec_path]))
+                              argv=[sys.executable, "-m", "autograder.grading.sandbox", spec_path],
+                              capture_bytes=PROBE_RESULTS_LIMIT))
     result.timings["setup_s"] = time.perf_counter() - t0
     outcomes = run_children(children, limits, task.timeout_s)
     result.timings["run_s"] = max(o.wall_s for o in outcomes.values())
     t1 = time.perf_counter()
-    _collect(workdir, db_url, task, info, checked, outcomes, spec["out"], result)
+    _collect(workdir, db_url, task, info, checked, outcomes, result)
     result.timings["collect_s"] = time.perf_counter() - t1
 
 
@@ -301,7 +302,7 @@ def _kernel_scores(db_url: str, task: GradeTask) -> dict[str, float]:
         return {grade.name: float(grade.auto_score or 0.0) for grade in submission.grades}
 
 
-def _collect(workdir, db_url, task, info, checked, outcomes, probe_out, result) -> None:
+def _collect(workdir, db_url, task, info, checked, outcomes, result) -> None:
     if os.environ.get("AUTOGRADER_DEBUG"):    # print what each child wrote (nbgrader's log, tracebacks)
         for o in outcomes.values():
             print(f"--- {o.name} rc={o.returncode} timed_out={o.timed_out} wall={o.wall_s:.2f}\n{o.output}")
@@ -323,7 +324,7 @@ def _collect(workdir, db_url, task, info, checked, outcomes, probe_out, result) 
         return
     kernel = _kernel_scores(db_url, task)
     errors, error_names, truncated = _cell_errors(autograded)
-    verdicts, probe_problem = _judge(task, checked, probe, probe_out)
+    verdicts, probe_problem = _judge(task, checked, probe)
     tests, notes = [], []
     for cell in info.test_cells:
         got = kernel.get(cell.grade_id, 0.0)
@@ -379,18 +380,22 @@ def _kernel_message(cell, errors: dict[str, str]) -> str:
     return f"failed: {error}" if error else "failed"
 
 
-def _judge(task, checked, probe, probe_out) -> tuple[dict[str, list], str]:
-    """Decode the probe data (JSON + npz, never pickle) and judge it here, in the trusted process."""
+def _judge(task, checked, probe) -> tuple[dict[str, list], str]:
+    """Decode the probe data (JSON + npz, never pickle) and judge it here, in the trusted process.
+
+    Only a probe process that exited normally counts; its results come through its own pipe, never a file that
+    the student's kernel could have written."""
     from autograder.checks import core
+    from .sandbox import read_results
     if not checked:
         return {}, ""
-    if probe is None or not os.path.exists(probe_out):
+    blob = read_results(probe.data) if probe is not None and probe.returncode == 0 else None
+    if blob is None:
         why = (f"killed by {probe.signal_name}" if probe is not None and probe.signal_name
                else f"exit status {probe.returncode}" if probe is not None else "not run")
         return {}, f"the probe process produced no results ({why})"
     try:
-        with open(probe_out, "rb") as fh:
-            data = core.decode(fh.read())
+        data = core.decode(blob)
     except Exception as exc:  # noqa: BLE001 - a corrupted or forged file is the submission's failure
         return {}, f"unreadable probe results ({type(exc).__name__})"
     verdicts = {}

@@ -48,6 +48,7 @@ class Child:
     cwd: str
     target: Callable[[], int] | None = None
     argv: list[str] | None = None
+    capture_bytes: int = 0          # >0: keep the output whole (up to this size) in ChildOutcome.data
 
 
 @dataclass
@@ -57,6 +58,7 @@ class ChildOutcome:
     timed_out: bool
     wall_s: float
     output: str                    # head and tail of stdout+stderr
+    data: bytes = b""              # the whole output, for a child with capture_bytes
 
     @property
     def signal_name(self) -> str | None:
@@ -213,12 +215,19 @@ def _child_main(child: Child, limits: Limits, write_fd: int, warm: bool) -> None
 
 
 class _Buffer:
-    def __init__(self) -> None:
+    def __init__(self, capture_bytes: int = 0) -> None:
         self.head = bytearray()
         self.tail = bytearray()
         self.dropped = 0
+        self.capture_bytes = capture_bytes
+        self.whole = bytearray()
 
     def add(self, data: bytes) -> None:
+        if self.capture_bytes and len(self.whole) + len(data) <= self.capture_bytes:
+            self.whole += data
+        elif self.capture_bytes:
+            self.capture_bytes = 0      # too much: nothing whole is kept
+            self.whole = bytearray()
         room = KEEP_BYTES - len(self.head)
         if room > 0:
             self.head += data[:room]
@@ -256,7 +265,7 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
             os.close(read_fd)
             _child_main(child, limits, write_fd, warm)
         os.close(write_fd)
-        buffer = buffers[child.name] = _Buffer()
+        buffer = buffers[child.name] = _Buffer(child.capture_bytes)
         running[pid] = (child, read_fd, buffer)
         selector.register(read_fd, selectors.EVENT_READ, buffer)
     open_fds = {fd for _, fd, _ in running.values()}
@@ -312,4 +321,5 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
     reap_adopted()
     for name, outcome in outcomes.items():
         outcome.output = buffers[name].text()
+        outcome.data = bytes(buffers[name].whole)
     return outcomes
