@@ -1,8 +1,8 @@
-"""Grading benchmark: ``python -m autograder.grading.bench [--n 8] [--assignment ID]``.
+"""Grading benchmark: ``python -m autograder.grading.bench [--n 16] [--assignment ID]``.
 
-Grades one synthetic class (``--n`` solved copies of the assignment's source notebook plus one each of the
-cheap broken kinds: exit, segfault, memory bomb, renamed function, monkeypatched checks, truncated JSON), side by
-side in one run:
+Grades one synthetic class (``--n`` solved copies of the assignment's source notebook plus one each of the cheap
+broken kinds: exit, segfault, memory bomb, renamed function, monkeypatched checks, truncated JSON), side by side in
+one run:
 
 * ``grade --jobs 1`` and ``grade --jobs 2`` (the whole command, as an instructor runs it, in a fresh --out);
 * plain ``nbgrader autograde ID`` over the same class (one batch process, after ``generate_assignment``);
@@ -122,7 +122,7 @@ print(json.dumps([[run_notebook() for _ in range({repeats})], [kernel_only() for
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder.grading.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=8, help="solved notebooks in the class")
+    p.add_argument("--n", type=int, default=16, help="solved notebooks in the class")
     p.add_argument("--assignment", default=None, help="assignment id (default: the first in solutions/, else the "
                                                       "grader's fixture)")
     p.add_argument("--timeout", type=float, default=120.0)
