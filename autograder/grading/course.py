@@ -21,6 +21,9 @@ __all__ = ["warm_up", "notebook_problem", "SourceInfo", "source_info", "max_scor
 
 HIDDEN_MARK = "BEGIN HIDDEN TESTS"
 PROBE_RESULTS_LIMIT = 256 << 20      # bytes of encoded probe results accepted from the probe process
+# The student's id inside a private course directory, which holds one student: any real id (spaces, brackets that
+# nbgrader would read as glob patterns) is only ever a key in the grader's own results.
+PRIVATE_STUDENT = "student"
 
 
 def tools_on_path() -> None:
@@ -204,7 +207,7 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
         populate_gradebook(db_url, task.assignment, task.notebook_name, task.source_notebook)
     nb_file = f"{task.notebook_name}.ipynb"
     for folder, data in ((os.path.join(workdir, "source", task.assignment), task.source_notebook),
-                         (os.path.join(workdir, "submitted", task.student, task.assignment), task.submission)):
+                         (os.path.join(workdir, "submitted", PRIVATE_STUDENT, task.assignment), task.submission)):
         os.makedirs(folder)
         with open(os.path.join(folder, nb_file), "wb") as fh:
             fh.write(data)
@@ -217,7 +220,7 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
     os.makedirs(probe_dir)
     spec = {"assignment": task.assignment, "groups": checked, "check_modules": list(task.check_modules),
             "skip_grade_ids": [c.grade_id for c in info.test_cells],
-            "notebook": os.path.join(workdir, "submitted", task.student, task.assignment, nb_file)}
+            "notebook": os.path.join(workdir, "submitted", PRIVATE_STUDENT, task.assignment, nb_file)}
     with open(os.path.join(probe_dir, "spec.json"), "w") as fh:
         json.dump(spec, fh)
     jupyter_dir = os.path.join(workdir, "jupyter")
@@ -228,9 +231,9 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
                          "IPYTHONDIR": os.path.join(workdir, "ipython"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
     import sys
     spec_path = os.path.join(probe_dir, "spec.json")
-    children = [Child("autograde", workdir, target=partial(_autograde_main, task.assignment, task.student),
-                      argv=[sys.executable, "-m", "nbgrader", "autograde", task.assignment, "--student", task.student,
-                            "--force"])]
+    children = [Child("autograde", workdir, target=partial(_autograde_main, task.assignment, PRIVATE_STUDENT),
+                      argv=[sys.executable, "-m", "nbgrader", "autograde", task.assignment,
+                            "--student", PRIVATE_STUDENT, "--force"])]
     if checked:
         children.append(Child("probe", probe_dir, target=partial(sandbox.run, spec_path),
                               argv=[sys.executable, "-m", "autograder.grading.sandbox", spec_path],
@@ -298,7 +301,7 @@ def _cell_errors(autograded_path: str) -> tuple[dict[str, str], list[str], bool]
 def _kernel_scores(db_url: str, task: GradeTask) -> dict[str, float]:
     from nbgrader.api import Gradebook
     with Gradebook(db_url) as gb:
-        submission = gb.find_submission_notebook(task.notebook_name, task.assignment, task.student)
+        submission = gb.find_submission_notebook(task.notebook_name, task.assignment, PRIVATE_STUDENT)
         return {grade.name: float(grade.auto_score or 0.0) for grade in submission.grades}
 
 
@@ -315,7 +318,8 @@ def _collect(workdir, db_url, task, info, checked, outcomes, result) -> None:
         result.reason = (f"{which} did not finish within the {limit} time limit (--timeout); "
                          "every process it started was killed")
         return
-    autograded = os.path.join(workdir, "autograded", task.student, task.assignment, f"{task.notebook_name}.ipynb")
+    autograded = os.path.join(workdir, "autograded", PRIVATE_STUDENT, task.assignment,
+                              f"{task.notebook_name}.ipynb")
     if autograde.returncode != 0 or not os.path.exists(autograded):
         if autograde.signal_name:
             result.status, result.reason = "crashed", f"the grading process was killed by {autograde.signal_name}"
