@@ -201,6 +201,11 @@ def test_usage_errors_are_one_line_and_nonzero(tmp_path, capsys):
     assert code == 2 and err.startswith("error: unknown assignment 'no-such-assignment'") and "\n" not in err
     code, err = _run_cli(capsys, str(sub), "--assignment", "x", "--out", str(tmp_path / "o"), "--jobs", "0")
     assert code == 2 and "--jobs" in err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([str(sub), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.startswith("error: the following arguments are required: --assignment")
+    assert "\n" not in err
     assert not (tmp_path / "o" / "grades.csv").exists()
 
 

@@ -70,9 +70,15 @@ def find_submissions(submissions: Path, assignment: str, notebook_name: str) -> 
     return found
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line, not argparse's usage block: ``error: ... (see --help)``, exit status 2."""
+        self.exit(2, f"error: {message} (see python -m autograder grade --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m autograder grade", description=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(prog="python -m autograder grade", description=__doc__.split("\n\n")[1],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("submissions", help="nbgrader submitted layout: SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb")
     p.add_argument("--assignment", required=True, help="assignment id, e.g. token-embeddings")
     p.add_argument("--out", required=True, help="output folder: grades.csv, feedback/, gradebook.db")
