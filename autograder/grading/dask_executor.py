@@ -1,0 +1,283 @@
+"""Grade a class on a Dask cluster: ``python -m autograder grade ... --scheduler tcp://HOST:8786``.
+
+:class:`DaskExecutor` implements the executor interface of :mod:`autograder.grading.executors`
+(``run(tasks, on_result)``): each :class:`~autograder.grading.tasks.GradeTask` becomes one Dask task that runs the
+pure function :func:`~autograder.grading.tasks.grade_submission` on a worker, and every
+:class:`~autograder.grading.tasks.GradeResult` comes back, as plain data, to this process -- the only writer of the
+gradebook, ``grades.csv`` and the feedback files.
+
+What the cluster guarantees, and what this module adds:
+
+* **No shared disk.** Before the first task, the ``autograder`` package this process imports is zipped and shipped
+  to every worker (:mod:`autograder.grading.package_shipping`); a task carries its submission and the source
+  notebook as bytes. A worker machine needs only the pinned requirements and a Python 3 Jupyter kernel, checked on
+  connect (:func:`worker_environment`): a worker that differs is named in a one-line error before any grading.
+* **Bounded retries.** A worker process that dies while grading (killed, out of memory, machine lost) has its
+  submission re-run on another worker by the scheduler, up to its ``distributed.scheduler.allowed-failures`` setting
+  (default 3); after that the submission is reported ``crashed`` with the reason. An exception raised by the grading
+  function itself (an infrastructure fault: a bad submission never raises) is retried ``retries`` times, then
+  reported ``crashed`` the same way.
+* **Every submission reported exactly once.** ``on_result`` is called once per task, in completion order; a task
+  whose result cannot be obtained for any reason (including a lost scheduler) is reported ``crashed``, never
+  dropped, and a duplicate is impossible by construction (one future per task, consumed once).
+"""
+from __future__ import annotations
+
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Iterable, Sequence
+
+__all__ = ["DaskExecutor", "SchedulerError", "TaskTiming", "RunStats", "worker_environment", "COMPARED_PACKAGES"]
+
+# Packages whose version must be the same on every worker as here: a different nbgrader, NumPy or PyTorch could
+# change a score. (Dask itself checks its own packages: python, dask, distributed, cloudpickle, msgpack, ...)
+COMPARED_PACKAGES = ("nbgrader", "nbconvert", "nbclient", "jupyter_client", "ipykernel", "numpy", "torch")
+
+
+class SchedulerError(RuntimeError):
+    """The cluster cannot grade: unreachable scheduler, no workers, or workers without the course environment.
+
+    ``str(error)`` is one line that says what to do.
+    """
+
+
+@dataclass(frozen=True)
+class TaskTiming:
+    """Where and how long one submission was graded: seconds inside the grading function on the worker."""
+    index: int
+    worker: str
+    compute_s: float
+
+
+@dataclass
+class RunStats:
+    """What one :meth:`DaskExecutor.run` cost: connection and shipping, then the grading wall time."""
+    workers: int = 0
+    threads: int = 0
+    connect_s: float = 0.0
+    ship_s: float = 0.0
+    wall_s: float = 0.0
+    allowed_failures: int | None = None
+    timings: list[TaskTiming] = field(default_factory=list)
+    crashed: int = 0
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package).split("+")[0]     # 2.13.0+cpu and 2.13.0+cu128 grade alike
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def worker_environment() -> dict[str, Any]:
+    """This process's grading environment: Python version, :data:`COMPARED_PACKAGES` versions, Jupyter kernels.
+
+    Runs on each worker (``client.run``) and here; :meth:`DaskExecutor.run` refuses workers that differ.
+    """
+    try:
+        from jupyter_client.kernelspec import find_kernel_specs
+        kernels = sorted(find_kernel_specs())
+    except Exception as exc:  # noqa: BLE001 - report, don't crash the check
+        kernels = [f"<cannot list kernels: {exc}>"]
+    return {"python": ".".join(map(str, sys.version_info[:2])),
+            "packages": {name: _version(name) for name in COMPARED_PACKAGES},
+            "kernels": kernels}
+
+
+def _environment_problems(here: dict[str, Any], there: dict[str, Any]) -> list[str]:
+    problems = []
+    if there["python"] != here["python"]:
+        problems.append(f"Python {there['python']} (here {here['python']})")
+    for name, want in here["packages"].items():
+        have = there["packages"].get(name)
+        if have != want:
+            problems.append(f"{name} {have or 'missing'} (here {want})")
+    if "python3" not in there["kernels"]:
+        problems.append(f"no 'python3' Jupyter kernel (has {', '.join(there['kernels']) or 'none'})")
+    return problems
+
+
+def _grade_on_worker(grade: Callable[[Any], Any], task: Any) -> tuple[Any, float, str]:
+    """The Dask task: ``grade(task)`` on a worker, with its duration and the worker's address."""
+    try:
+        from distributed import get_worker
+        where = get_worker().address
+    except ValueError:
+        where = "local"
+    start = time.perf_counter()
+    result = grade(task)
+    return result, time.perf_counter() - start, where
+
+
+def _allowed_failures(dask_scheduler=None) -> int:
+    return dask_scheduler.allowed_failures
+
+
+def _key(task: Any, index: int, run_id: str) -> str:
+    label = "-".join(str(getattr(task, attr)) for attr in ("assignment", "student") if hasattr(task, attr))
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", label) or "task"
+    return f"grade-{label}-{index}-{run_id}"
+
+
+def _default_grade() -> Callable[[Any], Any]:
+    from autograder.grading.tasks import grade_submission
+    return grade_submission
+
+
+def _default_crashed(task: Any, reason: str) -> Any:
+    from autograder.grading.tasks import crashed_result
+    return crashed_result(task, reason)
+
+
+class DaskExecutor:
+    """Run grading tasks on the Dask cluster whose scheduler listens at ``address`` (``tcp://HOST:8786``).
+
+    Parameters
+    ----------
+    address:
+        The scheduler's address, as ``dask scheduler`` prints it.
+    retries:
+        How many times a task whose grading function *raised* is re-run (worker deaths are bounded by the
+        scheduler's ``allowed-failures``, see the module docstring).
+    connect_timeout_s, workers_timeout_s:
+        How long to wait for the scheduler, then for at least one worker, before a :class:`SchedulerError`.
+    grade, crashed:
+        The task function (default :func:`autograder.grading.tasks.grade_submission`) and the factory of the
+        ``crashed`` result for a task that could not be graded, ``crashed(task, reason) -> result``. Tests pass
+        stand-ins; the grading command uses the defaults.
+    ship_package:
+        Upload this process's ``autograder`` package to the workers (default). ``False`` only when the workers are
+        known to run this exact code already.
+    """
+
+    def __init__(self, address: str, *, retries: int = 1, connect_timeout_s: float = 30.0,
+                 workers_timeout_s: float = 60.0, grade: Callable[[Any], Any] | None = None,
+                 crashed: Callable[[Any, str], Any] | None = None, ship_package: bool = True):
+        if not isinstance(address, str) or not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://\S+|[\w.-]+:\d+", address):
+            raise SchedulerError(f"--scheduler {address!r} is not a scheduler address: give the address "
+                                 "`dask scheduler` prints, e.g. tcp://10.0.0.5:8786")
+        self.address = address
+        self.retries = retries
+        self.connect_timeout_s = connect_timeout_s
+        self.workers_timeout_s = workers_timeout_s
+        self.grade = grade or _default_grade()
+        self.crashed = crashed or _default_crashed
+        self.ship_package = ship_package
+        self.stats = RunStats()
+
+    # ------------------------------------------------------------------------------------------- connection
+    def _connect(self):
+        from distributed import Client
+        try:
+            return Client(self.address, timeout=self.connect_timeout_s, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise SchedulerError(f"cannot reach the Dask scheduler at {self.address} within "
+                                 f"{self.connect_timeout_s:.0f} s ({type(exc).__name__}): start it with "
+                                 "`dask scheduler` and check the address and firewall") from None
+
+    def _prepare(self, client) -> None:
+        """Wait for workers, ship the package, and refuse workers whose environment differs from this one."""
+        try:
+            client.wait_for_workers(1, timeout=self.workers_timeout_s)
+        except TimeoutError:
+            raise SchedulerError(f"the Dask scheduler at {self.address} has no workers after "
+                                 f"{self.workers_timeout_s:.0f} s: start `dask worker {self.address}` on each "
+                                 "grading machine (in the course environment)") from None
+        start = time.perf_counter()
+        if self.ship_package:
+            from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value
+            register_by_value()
+            replies = client.register_plugin(ShipPackage(package_zip()))
+            failed = {w: r for w, r in (replies or {}).items() if r.get("status") != "OK"}
+            if failed:
+                worker, reply = next(iter(failed.items()))
+                raise SchedulerError(f"could not install the autograder package on worker {worker}: "
+                                     f"{reply.get('exception', reply)}")
+        here = worker_environment()
+        for worker, there in client.run(worker_environment).items():
+            problems = _environment_problems(here, there)
+            if problems:
+                raise SchedulerError(f"worker {worker} does not have the course environment: {'; '.join(problems)}. "
+                                     "Install the pinned requirements.txt there and restart `dask worker`")
+        self.stats.ship_s = time.perf_counter() - start
+        info = client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
+        self.stats.workers = len(info["workers"])
+        self.stats.threads = sum(w["nthreads"] for w in info["workers"].values())
+        self.stats.allowed_failures = client.run_on_scheduler(_allowed_failures)
+
+    # ------------------------------------------------------------------------------------------------ run
+    def run(self, tasks: Iterable[Any], on_result: Callable[[Any], None]) -> None:
+        """Grade ``tasks`` on the cluster; call ``on_result(result)`` here, once per task, as each finishes.
+
+        Raises :class:`SchedulerError` (before any grading) when the cluster cannot grade.
+        """
+        from distributed import as_completed
+
+        tasks: Sequence[Any] = list(tasks)
+        self.stats = RunStats()
+        if not tasks:
+            return
+        start = time.perf_counter()
+        client = self._connect()
+        try:
+            self.stats.connect_s = time.perf_counter() - start
+            self._prepare(client)
+            run_id = uuid.uuid4().hex[:12]
+            wall_start = time.perf_counter()
+            futures = {client.submit(_grade_on_worker, self.grade, task, key=_key(task, i, run_id), pure=False,
+                                     retries=self.retries): i
+                       for i, task in enumerate(tasks)}
+            reported: set[int] = set()
+            completed = as_completed(futures, loop=client.loop)
+            try:
+                while True:
+                    try:
+                        future = next(completed)
+                    except StopIteration:
+                        break
+                    except Exception as exc:  # noqa: BLE001 - the cluster went away: report the rest, lose none
+                        reason = (f"lost the Dask cluster before this submission was graded "
+                                  f"({type(exc).__name__}: {exc})")[:500]
+                        for index in range(len(tasks)):
+                            if index not in reported:
+                                reported.add(index)
+                                self.stats.crashed += 1
+                                on_result(self.crashed(tasks[index], reason))
+                        break
+                    index = futures[future]
+                    if index in reported:       # as_completed yields a future once; a second result is a bug
+                        raise RuntimeError(f"task {index} completed twice")
+                    reported.add(index)
+                    on_result(self._collect(future, tasks[index], index))
+            finally:
+                for future in futures:
+                    future.release()
+            self.stats.wall_s = time.perf_counter() - wall_start
+        finally:
+            client.close()
+
+    def _collect(self, future, task: Any, index: int) -> Any:
+        """The result of one finished future, or the ``crashed`` result that says why there is none."""
+        from distributed.scheduler import KilledWorker
+        try:
+            result, compute_s, worker = future.result()
+        except KilledWorker as exc:
+            self.stats.crashed += 1
+            return self.crashed(task, f"the Dask worker grading it died {exc.allowed_failures + 1} times "
+                                      f"(last on {exc.last_worker.address}); not retried further")
+        except Exception as exc:  # noqa: BLE001 - any failure of one task is that task's 'crashed' reason
+            self.stats.crashed += 1
+            kind = "cancelled" if future.cancelled() else f"{type(exc).__name__}: {exc}"
+            return self.crashed(task, f"grading failed on the Dask cluster after {self.retries + 1} attempt(s) "
+                                      f"({kind})"[:500])
+        self.stats.timings.append(TaskTiming(index, worker, compute_s))
+        return result
+
+
+def _takes_n_workers(client) -> bool:
+    import inspect
+    return "n_workers" in inspect.signature(client.scheduler_info).parameters

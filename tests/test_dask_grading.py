@@ -1,0 +1,178 @@
+"""Grading on a Dask cluster (:mod:`autograder.grading.dask_executor`).
+
+One ``distributed.LocalCluster`` per module, on loopback only: 2 worker processes with 1 thread each, no dashboard.
+Its scheduler allows one worker death per task (``allowed_failures=1``: a task is tried on at most two workers)
+and gives each worker only as many tasks as it has threads (``worker-saturation: 1.0``), so a worker that dies
+takes down only the task it was running.
+
+The stand-in task functions below (picklable, module level) play the roles a real submission can play on a cluster:
+graded normally, killing its worker every time, killing it once, or raising (an infrastructure fault).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+import dask  # noqa: E402
+
+from autograder.grading.dask_executor import DaskExecutor, SchedulerError  # noqa: E402
+from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value  # noqa: E402
+
+
+# ------------------------------------------------------------------------------------------------ stand-ins
+@dataclass(frozen=True)
+class StandInTask:
+    student: str
+    action: str = "grade"          # grade | kill | kill-once | raise
+    marker: str = ""               # for kill-once: a file that exists after the first attempt
+
+
+@dataclass(frozen=True)
+class StandInResult:
+    student: str
+    status: str
+    score: float
+    reason: str = ""
+    pid: int = 0
+
+
+def stand_in_grade(task: StandInTask) -> StandInResult:
+    if task.action == "kill" or (task.action == "kill-once" and not Path(task.marker).exists()):
+        if task.action == "kill-once":
+            Path(task.marker).write_text(str(os.getpid()))
+        time.sleep(0.2)                                   # let the scheduler see the task running
+        os.kill(os.getpid(), signal.SIGKILL)              # the worker process dies mid-task
+    if task.action == "raise":
+        raise OSError("disk full (stand-in infrastructure fault)")
+    time.sleep(0.05)
+    return StandInResult(task.student, "graded", float(len(task.student)), pid=os.getpid())
+
+
+def stand_in_crashed(task: StandInTask, reason: str) -> StandInResult:
+    return StandInResult(task.student, "crashed", 0.0, reason)
+
+
+def run_all(executor: DaskExecutor, tasks) -> list[StandInResult]:
+    results: list[StandInResult] = []
+    executor.run(tasks, results.append)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ the cluster
+@pytest.fixture(scope="module")
+def cluster():
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                           dashboard_address=None, scheduler_kwargs={"allowed_failures": 1})
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def address(cluster):
+    """The scheduler's address, with both workers up (a previous test may have killed some)."""
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+    return cluster.scheduler_address
+
+
+def stand_in_executor(address: str, **kwargs) -> DaskExecutor:
+    return DaskExecutor(address, grade=stand_in_grade, crashed=stand_in_crashed, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------ shipping
+def test_package_zip_is_deterministic_and_complete():
+    first, second = package_zip(), package_zip()
+    assert first == second
+    import io
+    import zipfile
+    names = zipfile.ZipFile(io.BytesIO(first)).namelist()
+    assert "autograder/__init__.py" in names
+    assert "autograder/grading/dask_executor.py" in names
+    assert "autograder/data/model_configs.csv" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def _where_autograder_is() -> tuple[str, str]:
+    """In a worker and in a child process it starts (as grading starts kernels: in a scratch directory)."""
+    import tempfile
+
+    import autograder
+    with tempfile.TemporaryDirectory() as scratch:
+        child = subprocess.run([sys.executable, "-c", "import autograder.checks.core as m; print(m.__file__)"],
+                               capture_output=True, text=True, check=True, cwd=scratch)
+    return autograder.__file__, child.stdout.strip()
+
+
+def test_workers_and_their_child_processes_import_the_shipped_package(address):
+    register_by_value()
+    with distributed.Client(address, set_as_default=False) as client:
+        client.register_plugin(ShipPackage(package_zip()))
+        where = client.run(_where_autograder_is)
+        local_dirs = client.run(lambda dask_worker: dask_worker.local_directory)
+    assert set(where) == set(local_dirs) and len(where) == 2
+    for worker, (in_worker, in_child) in where.items():
+        shipped = Path(local_dirs[worker]).resolve()
+        assert Path(in_worker).resolve().is_relative_to(shipped), in_worker
+        assert Path(in_child).resolve().is_relative_to(shipped), in_child
+
+
+# ------------------------------------------------------------------------------------------------ accounting
+def test_every_submission_reported_once_with_its_own_result(address, tmp_path):
+    tasks = [StandInTask(f"student{i:02d}") for i in range(8)]
+    executor = stand_in_executor(address)
+    results = run_all(executor, tasks)
+    assert Counter(r.student for r in results) == Counter(t.student for t in tasks)
+    assert all(r.status == "graded" and r.score == len(r.student) for r in results)
+    assert len({r.pid for r in results}) == 2                  # both workers graded
+    assert len(executor.stats.timings) == 8 and executor.stats.workers == 2
+
+
+def test_worker_killed_mid_task_is_retried_then_reported_crashed(address, tmp_path):
+    tasks = [StandInTask("alice"), StandInTask("mallory", "kill"), StandInTask("bob"),
+             StandInTask("carol", "kill-once", str(tmp_path / "carol.attempted")), StandInTask("dave")]
+    executor = stand_in_executor(address)
+    results = run_all(executor, tasks)
+    by_student = {r.student: r for r in results}
+    assert Counter(r.student for r in results) == Counter(t.student for t in tasks)   # none lost, none twice
+    assert by_student["mallory"].status == "crashed"
+    assert "died 2 times" in by_student["mallory"].reason      # allowed_failures=1: tried on two workers
+    assert (tmp_path / "carol.attempted").exists()              # carol's first attempt killed its worker ...
+    assert by_student["carol"].status == "graded"               # ... and the retry graded her
+    assert {by_student[s].status for s in ("alice", "bob", "dave")} == {"graded"}
+    assert executor.stats.crashed == 1
+
+
+def test_grading_function_that_raises_is_retried_then_crashed(address):
+    tasks = [StandInTask("erin", "raise"), StandInTask("frank")]
+    results = run_all(stand_in_executor(address, retries=1), tasks)
+    by_student = {r.student: r for r in results}
+    assert by_student["frank"].status == "graded"
+    assert by_student["erin"].status == "crashed"
+    assert "2 attempt(s)" in by_student["erin"].reason and "disk full" in by_student["erin"].reason
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_unreachable_scheduler_is_a_one_line_error():
+    with pytest.raises(SchedulerError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9 .*dask scheduler"):
+        stand_in_executor("tcp://127.0.0.1:9", connect_timeout_s=2).run([StandInTask("x")], lambda r: None)
+
+
+def test_malformed_address_is_a_one_line_error():
+    with pytest.raises(SchedulerError, match="not a scheduler address"):
+        stand_in_executor("localhost")
+
+
+def test_no_tasks_means_no_connection():
+    stand_in_executor("tcp://127.0.0.1:9", connect_timeout_s=1).run([], lambda r: pytest.fail("no result expected"))
