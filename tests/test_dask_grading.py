@@ -32,7 +32,7 @@ from autograder.grading.package_shipping import ShipPackage, package_zip, regist
 @dataclass(frozen=True)
 class StandInTask:
     student: str
-    action: str = "grade"          # grade | kill | kill-once | raise
+    action: str = "grade"          # grade | kill | kill-once | kill-process | raise
     marker: str = ""               # for kill-once: a file that exists after the first attempt
 
 
@@ -46,11 +46,15 @@ class StandInResult:
 
 
 def stand_in_grade(task: StandInTask) -> StandInResult:
+    """Runs in a worker's grading process, whose parent is the Dask worker process."""
     if task.action == "kill" or (task.action == "kill-once" and not Path(task.marker).exists()):
-        if task.action == "kill-once":
+        if task.marker:
             Path(task.marker).write_text(str(os.getpid()))
         time.sleep(0.2)                                   # let the scheduler see the task running
-        os.kill(os.getpid(), signal.SIGKILL)              # the worker process dies mid-task
+        os.kill(os.getppid(), signal.SIGKILL)             # the Dask worker process dies mid-task
+        time.sleep(30)
+    if task.action == "kill-process":
+        os.kill(os.getpid(), signal.SIGKILL)              # the grading process dies, the Dask worker lives
     if task.action == "raise":
         raise OSError("disk full (stand-in infrastructure fault)")
     time.sleep(0.05)
@@ -88,7 +92,7 @@ def address(cluster):
 
 
 def stand_in_executor(address: str, **kwargs) -> DaskExecutor:
-    return DaskExecutor(address, grade=stand_in_grade, crashed=stand_in_crashed, **kwargs)
+    return DaskExecutor(address, grade=stand_in_grade, crashed=stand_in_crashed, prepare_process=None, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ shipping
@@ -140,7 +144,7 @@ def test_every_submission_reported_once_with_its_own_result(address, tmp_path):
 
 
 def test_worker_killed_mid_task_is_retried_then_reported_crashed(address, tmp_path):
-    tasks = [StandInTask("alice"), StandInTask("mallory", "kill"), StandInTask("bob"),
+    tasks = [StandInTask("alice"), StandInTask("mallory", "kill", str(tmp_path / "mallory.pid")), StandInTask("bob"),
              StandInTask("carol", "kill-once", str(tmp_path / "carol.attempted")), StandInTask("dave")]
     executor = stand_in_executor(address)
     results = run_all(executor, tasks)
@@ -152,6 +156,30 @@ def test_worker_killed_mid_task_is_retried_then_reported_crashed(address, tmp_pa
     assert by_student["carol"].status == "graded"               # ... and the retry graded her
     assert {by_student[s].status for s in ("alice", "bob", "dave")} == {"graded"}
     assert executor.stats.crashed == 1
+    grading_process = int((tmp_path / "mallory.pid").read_text())   # orphaned by its worker's death ...
+    deadline = time.monotonic() + 10
+    while _alive(grading_process) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(grading_process)                                # ... it followed the worker
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_grading_process_killed_is_retried_then_crashed_and_the_worker_grades_on(address):
+    tasks = [StandInTask("grace", "kill-process"), StandInTask("heidi"), StandInTask("ivan")]
+    executor = stand_in_executor(address, retries=1)
+    results = run_all(executor, tasks)
+    by_student = {r.student: r for r in results}
+    assert Counter(r.student for r in results) == Counter(t.student for t in tasks)
+    assert by_student["grace"].status == "crashed"
+    assert "2 attempt(s)" in by_student["grace"].reason and "BrokenProcessPool" in by_student["grace"].reason
+    assert by_student["heidi"].status == by_student["ivan"].status == "graded"
 
 
 def test_grading_function_that_raises_is_retried_then_crashed(address):

@@ -23,6 +23,7 @@ What the cluster guarantees, and what this module adds:
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -101,16 +102,95 @@ def _environment_problems(here: dict[str, Any], there: dict[str, Any]) -> list[s
     return problems
 
 
-def _grade_on_worker(grade: Callable[[Any], Any], task: Any) -> tuple[Any, float, str]:
-    """The Dask task: ``grade(task)`` on a worker, with its duration and the worker's address."""
+def _grade_on_worker(grade: Callable[[Any], Any], task: Any,
+                     prepare: Callable[[], None] | None) -> tuple[Any, float, str]:
+    """The Dask task: ``grade(task)`` in this worker's grading pool; the result, its duration, the worker address.
+
+    The Dask worker process is multi-threaded (event loop, profiler, task threads), and grading forks children
+    (kernel, sandbox): forking there could copy a lock some other thread holds. So, as in local grading, the work runs
+    in a single-threaded pool process (``spawn``, one per worker thread, started once by ``prepare``) and forks from
+    there. A pool process that dies takes only its own task with it: the pool is replaced and the task raises, so
+    Dask re-runs it (``retries``).
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    from distributed import get_worker
+    worker = get_worker()
+    pool = _worker_pool(worker, prepare)
     try:
-        from distributed import get_worker
-        where = get_worker().address
-    except ValueError:
-        where = "local"
+        result, seconds = pool.submit(_timed, grade, task).result()
+    except BrokenProcessPool:
+        _discard_pool(worker, pool)
+        raise
+    return result, seconds, worker.address
+
+
+def _timed(grade: Callable[[Any], Any], task: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     result = grade(task)
-    return result, time.perf_counter() - start, where
+    return result, time.perf_counter() - start
+
+
+_POOL = "_autograder_grading_pool"          # attribute on the Worker object: survives a re-shipped package
+
+
+def _worker_pool(worker, prepare: Callable[[], None] | None):
+    """This worker's grading pool (created on first use, re-created after a new package or a broken pool)."""
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    import autograder
+    lock = worker.__dict__.setdefault(_POOL + "_lock", threading.Lock())
+    identity = (autograder.__file__, prepare)
+    with lock:
+        current = getattr(worker, _POOL, None)
+        if current is not None and current[0] == identity:
+            return current[1]
+        if current is not None:
+            current[1].shutdown(wait=False, cancel_futures=True)
+        # Dask starts worker processes as daemons, and a daemon may not start children; this flag only guards that
+        # check here (the nanny keeps its own view), and the pool's processes exit when this worker exits.
+        multiprocessing.current_process().daemon = False
+        pool = ProcessPoolExecutor(max_workers=max(1, worker.state.nthreads), initializer=_start_grading_process,
+                                   initargs=(os.getpid(), prepare), mp_context=multiprocessing.get_context("spawn"))
+        setattr(worker, _POOL, (identity, pool))
+        return pool
+
+
+def _start_grading_process(worker_pid: int, prepare: Callable[[], None] | None) -> None:
+    """Initializer of a grading process: follow the Dask worker into death, then the usual set-up."""
+    import threading
+    threading.Thread(target=_exit_with_parent, args=(worker_pid,), name="exit-with-dask-worker", daemon=True).start()
+    if prepare is not None:
+        prepare()
+
+
+def _exit_with_parent(worker_pid: int, every_s: float = 0.5) -> None:
+    """Kill this process and everything it started once its Dask worker is gone (killed, out of memory, closed).
+
+    A pool process would otherwise outlive a killed worker, waiting forever on a queue whose other end it holds.
+    """
+    while os.getppid() == worker_pid:
+        time.sleep(every_s)
+    try:
+        import psutil
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    finally:
+        os._exit(1)
+
+
+def _discard_pool(worker, pool) -> None:
+    lock = worker.__dict__.setdefault(_POOL + "_lock", None)
+    with lock:
+        current = getattr(worker, _POOL, None)
+        if current is not None and current[1] is pool:
+            delattr(worker, _POOL)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _allowed_failures(dask_scheduler=None) -> int:
@@ -129,8 +209,16 @@ def _default_grade() -> Callable[[Any], Any]:
 
 
 def _default_crashed(task: Any, reason: str) -> Any:
-    from autograder.grading.tasks import crashed_result
-    return crashed_result(task, reason)
+    from autograder.grading.executors import failed_result
+    return failed_result(task, reason)
+
+
+def _default_prepare() -> Callable[[], None]:
+    from autograder.grading.executors import _init_worker   # the local pool's initializer: same worker set-up
+    return _init_worker
+
+
+_DEFAULT = object()
 
 
 class DaskExecutor:
@@ -144,19 +232,24 @@ class DaskExecutor:
         How many times a task whose grading function *raised* is re-run (worker deaths are bounded by the
         scheduler's ``allowed-failures``, see the module docstring).
     connect_timeout_s, workers_timeout_s:
-        How long to wait for the scheduler, then for at least one worker, before a :class:`SchedulerError`.
-    grade, crashed:
-        The task function (default :func:`autograder.grading.tasks.grade_submission`) and the factory of the
-        ``crashed`` result for a task that could not be graded, ``crashed(task, reason) -> result``. Tests pass
-        stand-ins; the grading command uses the defaults.
+        How long to wait for the scheduler, then for at least one worker, before a :class:`SchedulerError`; and
+        how long grading waits with no worker at all before the submissions left are reported ``crashed``.
+    poll_s:
+        How often, while no submission finishes, grading checks that workers are still there.
+    grade, crashed, prepare_process:
+        The task function (default :func:`autograder.grading.tasks.grade_submission`), the factory of the
+        ``crashed`` result for a task that could not be graded, ``crashed(task, reason) -> result`` (default
+        :func:`autograder.grading.executors.failed_result`), and the initializer of each grading process on a worker
+        (default: the local pool's). Tests pass stand-ins; the grading command uses the defaults.
     ship_package:
         Upload this process's ``autograder`` package to the workers (default). ``False`` only when the workers are
         known to run this exact code already.
     """
 
     def __init__(self, address: str, *, retries: int = 1, connect_timeout_s: float = 30.0,
-                 workers_timeout_s: float = 60.0, grade: Callable[[Any], Any] | None = None,
-                 crashed: Callable[[Any, str], Any] | None = None, ship_package: bool = True):
+                 workers_timeout_s: float = 60.0, poll_s: float = 5.0, grade: Callable[[Any], Any] | None = None,
+                 crashed: Callable[[Any, str], Any] | None = None,
+                 prepare_process: Callable[[], None] | None | object = _DEFAULT, ship_package: bool = True):
         if not isinstance(address, str) or not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://\S+|[\w.-]+:\d+", address):
             raise SchedulerError(f"--scheduler {address!r} is not a scheduler address: give the address "
                                  "`dask scheduler` prints, e.g. tcp://10.0.0.5:8786")
@@ -164,8 +257,10 @@ class DaskExecutor:
         self.retries = retries
         self.connect_timeout_s = connect_timeout_s
         self.workers_timeout_s = workers_timeout_s
+        self.poll_s = poll_s
         self.grade = grade or _default_grade()
         self.crashed = crashed or _default_crashed
+        self.prepare_process = _default_prepare() if prepare_process is _DEFAULT else prepare_process
         self.ship_package = ship_package
         self.stats = RunStats()
 
@@ -213,10 +308,11 @@ class DaskExecutor:
     def run(self, tasks: Iterable[Any], on_result: Callable[[Any], None]) -> None:
         """Grade ``tasks`` on the cluster; call ``on_result(result)`` here, once per task, as each finishes.
 
+        At most as many tasks are on the cluster as its workers have threads (re-read after every completion, so
+        workers may join or leave): a worker holds only the submissions it is grading, so one that dies takes no
+        waiting submission's retry budget with it, and the scheduler never holds the whole class's notebooks.
         Raises :class:`SchedulerError` (before any grading) when the cluster cannot grade.
         """
-        from distributed import as_completed
-
         tasks: Sequence[Any] = list(tasks)
         self.stats = RunStats()
         if not tasks:
@@ -226,39 +322,70 @@ class DaskExecutor:
         try:
             self.stats.connect_s = time.perf_counter() - start
             self._prepare(client)
-            run_id = uuid.uuid4().hex[:12]
             wall_start = time.perf_counter()
-            futures = {client.submit(_grade_on_worker, self.grade, task, key=_key(task, i, run_id), pure=False,
-                                     retries=self.retries): i
-                       for i, task in enumerate(tasks)}
-            reported: set[int] = set()
-            completed = as_completed(futures, loop=client.loop)
-            try:
-                while True:
-                    try:
-                        future = next(completed)
-                    except StopIteration:
-                        break
-                    except Exception as exc:  # noqa: BLE001 - the cluster went away: report the rest, lose none
-                        reason = (f"lost the Dask cluster before this submission was graded "
-                                  f"({type(exc).__name__}: {exc})")[:500]
-                        for index in range(len(tasks)):
-                            if index not in reported:
-                                reported.add(index)
-                                self.stats.crashed += 1
-                                on_result(self.crashed(tasks[index], reason))
-                        break
-                    index = futures[future]
-                    if index in reported:       # as_completed yields a future once; a second result is a bug
-                        raise RuntimeError(f"task {index} completed twice")
-                    reported.add(index)
-                    on_result(self._collect(future, tasks[index], index))
-            finally:
-                for future in futures:
-                    future.release()
+            with client.as_current():             # distributed.wait uses the current client
+                self._grade_all(client, tasks, on_result)
             self.stats.wall_s = time.perf_counter() - wall_start
         finally:
             client.close()
+
+    def _grade_all(self, client, tasks: Sequence[Any], on_result: Callable[[Any], None]) -> None:
+        from distributed import wait
+
+        run_id = uuid.uuid4().hex[:12]
+        waiting = iter(range(len(tasks)))
+        in_flight: dict[Any, int] = {}           # future -> task index
+        reported: set[int] = set()
+
+        def report(index: int, result: Any) -> None:
+            if index in reported:                 # one future per task, consumed once: this cannot happen
+                raise RuntimeError(f"submission {index} reported twice")
+            reported.add(index)
+            on_result(result)
+
+        def refill() -> None:
+            capacity = max(1, sum(client.nthreads().values()))
+            while len(in_flight) < capacity:
+                index = next(waiting, None)
+                if index is None:
+                    return
+                future = client.submit(_grade_on_worker, self.grade, tasks[index], self.prepare_process,
+                                       key=_key(tasks[index], index, run_id), pure=False, retries=self.retries)
+                in_flight[future] = index
+
+        def give_up(reason: str) -> None:
+            for index in [*in_flight.values(), *waiting]:
+                self.stats.crashed += 1
+                report(index, self.crashed(tasks[index], reason[:500]))
+            for future in in_flight:
+                future.release()
+            in_flight.clear()
+
+        no_workers_since: float | None = None
+        try:
+            refill()
+            while in_flight:
+                try:
+                    done, _ = wait(list(in_flight), timeout=self.poll_s, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    if sum(client.nthreads().values()):
+                        no_workers_since = None
+                        refill()                  # workers may have joined
+                    else:
+                        no_workers_since = no_workers_since or time.monotonic()
+                        if time.monotonic() - no_workers_since > self.workers_timeout_s:
+                            give_up(f"no Dask worker left to grade it for {self.workers_timeout_s:.0f} s")
+                    continue
+                for future in done:
+                    index = in_flight.pop(future)
+                    result = self._collect(future, tasks[index], index)
+                    future.release()              # free its memory on the cluster; nothing recomputes it
+                    report(index, result)
+                refill()
+        except (OSError, TimeoutError, RuntimeError) as exc:   # the scheduler went away (CommClosedError is an OSError)
+            if isinstance(exc, RuntimeError) and "reported twice" in str(exc):
+                raise
+            give_up(f"lost the Dask scheduler before this submission was graded ({type(exc).__name__}: {exc})")
 
     def _collect(self, future, task: Any, index: int) -> Any:
         """The result of one finished future, or the ``crashed`` result that says why there is none."""
