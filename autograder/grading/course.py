@@ -1,0 +1,385 @@
+"""The nbgrader side of grading one submission: a private course directory, its gradebook, ``nbgrader autograde``
+in a limited child process, and the trusted re-run of the probes.
+
+Everything here runs in a grading worker (trusted code); student code only ever runs in the children started by
+:func:`autograder.grading.limits.run_children`.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import textwrap
+from dataclasses import dataclass
+
+from .limits import Child, Limits, run_children
+from .tasks import GradeResult, GradeTask, TestRecord
+
+__all__ = ["warm_up", "notebook_problem", "SourceInfo", "source_info", "max_score", "populate_gradebook",
+           "prepare_gradebook_blob", "grade_in"]
+
+HIDDEN_MARK = "BEGIN HIDDEN TESTS"
+
+
+def tools_on_path() -> None:
+    """Put this interpreter's ``bin`` folder first on ``PATH``: nbgrader runs ``alembic`` from ``PATH`` when it
+    creates a gradebook, and a kernel's ``python`` must be the course environment's, even without an activated
+    virtualenv."""
+    import sys
+    bindir = os.path.dirname(sys.executable)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def warm_up() -> None:
+    """Import what the grading children need, once, so each forked child starts without import costs."""
+    tools_on_path()
+    import IPython.core.interactiveshell  # noqa: F401
+    import nbgrader.apps.nbgraderapp  # noqa: F401
+    import nbgrader.converters.autograde  # noqa: F401
+    import nbgrader.preprocessors  # noqa: F401
+    import numpy  # noqa: F401
+    from autograder.checks import core  # noqa: F401
+    from . import execute, sandbox  # noqa: F401
+
+
+# ------------------------------------------------------------------------------------------------ the source
+def notebook_problem(data: bytes) -> str | None:
+    """``None`` for a readable notebook, else a one-line reason (truncated JSON, not a notebook, ...)."""
+    import warnings
+    import nbformat
+    warnings.filterwarnings("ignore", module="nbformat")    # missing cell ids and the like: not our concern
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if not text.strip():
+        return "the notebook file is empty"
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"the notebook is not valid JSON (truncated or edited by hand?): {exc.msg} at line {exc.lineno}"
+    if not isinstance(raw, dict) or "cells" not in raw:
+        return "the file is JSON but not a Jupyter notebook (no 'cells')"
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # noqa: BLE001 - nbformat raises several types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"the notebook does not follow the notebook format: {first[:200]}"
+    return None
+
+
+@dataclass(frozen=True)
+class TestCell:
+    grade_id: str
+    points: float
+    hidden: bool
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    test_cells: tuple[TestCell, ...]          # autograded test cells, in notebook order
+    grade_cells: tuple[tuple[str, float], ...]   # every graded cell (tests, manually graded answers): (id, points)
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(points for _, points in self.grade_cells))
+
+
+@functools.lru_cache(maxsize=16)
+def source_info(source: bytes) -> SourceInfo:
+    """The graded cells of an nbgrader source notebook, read from its cell metadata."""
+    nb = json.loads(source.decode("utf-8"))
+    tests, graded = [], []
+    for cell in nb.get("cells", []):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not meta.get("grade"):
+            continue
+        text = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        points = float(meta.get("points", 0) or 0)
+        graded.append((meta["grade_id"], points))
+        if cell.get("cell_type") == "code" and not meta.get("solution"):
+            tests.append(TestCell(meta["grade_id"], points, HIDDEN_MARK in text))
+    return SourceInfo(tuple(tests), tuple(graded))
+
+
+def max_score(source: bytes) -> float:
+    try:
+        return source_info(source).max_score
+    except Exception:  # noqa: BLE001 - a broken source is reported by the CLI; here it only sizes a result
+        return 0.0
+
+
+def populate_gradebook(db_url: str, assignment: str, notebook_name: str, source: bytes) -> None:
+    """Record the assignment's cells in a gradebook exactly as ``nbgrader generate_assignment`` does (the same
+    preprocessors, in process): grade cells with points, locked source cells (with hidden tests) and checksums,
+    so that ``autograde`` restores deleted or edited test cells from it."""
+    import nbformat
+    from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import ClearOutput, ClearSolutions, ComputeChecksums, LockCells, SaveCells
+    tools_on_path()
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_assignment(assignment)
+    nb = nbformat.reads(source.decode("utf-8"), as_version=4)
+    resources = {"nbgrader": {"db_url": db_url, "assignment": assignment, "notebook": notebook_name}}
+    for preprocessor in (LockCells(), ClearSolutions(), ClearOutput(), ComputeChecksums(), SaveCells()):
+        nb, resources = preprocessor.preprocess(nb, resources)
+
+
+def prepare_gradebook_blob(assignment: str, notebook_name: str, source: bytes) -> bytes:
+    """A SQLite gradebook file holding only the assignment's cells, for workers to start from."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="gradebook-") as tmp:
+        path = os.path.join(tmp, "gradebook.db")
+        populate_gradebook(f"sqlite:///{path}", assignment, notebook_name, source)
+        with open(path, "rb") as fh:
+            return fh.read()
+
+
+# ------------------------------------------------------------------------------------------------ one submission
+_CONFIG = '''\
+"""Private course directory of one grading worker (written by autograder.grading.course)."""
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
+                                    SaveAutoGrades)
+from autograder.grading.execute import LimitedExecute
+
+c = get_config()  # noqa: F821
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.db_url = {db_url!r}
+c.CourseDirectory.source_directory = "source"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.OverwriteCells.add_missing_cells = True
+# the whole-notebook deadline (the grader's --timeout) is the limit; no cell may outlast it
+c.Execute.timeout = {cell_timeout}
+c.Execute.iopub_timeout = {cell_timeout}    # a flood of output must not look like a dead kernel
+c.LimitedExecute.output_chars = {output_chars}
+c.Autograde.autograde_preprocessors = [LimitedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+'''
+
+
+def _autograde_main(assignment: str, student: str) -> int:
+    """In the forked child: ``nbgrader autograde ASSIGNMENT --student STUDENT`` in the current directory."""
+    from jupyter_core.application import NoStart
+    from nbgrader.apps.nbgraderapp import NbGraderApp
+    app = NbGraderApp.instance()
+    try:
+        app.initialize(["autograde", assignment, "--student", student, "--force"])
+        app.start()
+    except NoStart:     # how jupyter apps end after running a subcommand
+        pass
+    return 0
+
+
+def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
+    """Grade ``task`` inside the empty directory ``workdir``; fills ``result`` in place."""
+    import time
+    from functools import partial
+    from . import sandbox
+    t0 = time.perf_counter()
+    info = source_info(task.source_notebook)
+    db_path = os.path.join(workdir, "gradebook.db")
+    db_url = f"sqlite:///{db_path}"
+    if task.gradebook_blob:
+        with open(db_path, "wb") as fh:
+            fh.write(task.gradebook_blob)
+    else:
+        populate_gradebook(db_url, task.assignment, task.notebook_name, task.source_notebook)
+    nb_file = f"{task.notebook_name}.ipynb"
+    for folder, data in ((os.path.join(workdir, "source", task.assignment), task.source_notebook),
+                         (os.path.join(workdir, "submitted", task.student, task.assignment), task.submission)):
+        os.makedirs(folder)
+        with open(os.path.join(folder, nb_file), "wb") as fh:
+            fh.write(data)
+    with open(os.path.join(workdir, "nbgrader_config.py"), "w") as fh:
+        fh.write(_CONFIG.format(root=workdir, db_url=db_url, cell_timeout=int(task.timeout_s) + 30,
+                                output_chars=int(task.output_chars)))
+    # the trusted re-run: which groups have registered checks, decided here, in the trusted process
+    checked = _checked_groups(task, info)
+    probe_dir = os.path.join(workdir, "probe")
+    os.makedirs(probe_dir)
+    spec = {"assignment": task.assignment, "groups": checked, "check_modules": list(task.check_modules),
+            "skip_grade_ids": [c.grade_id for c in info.test_cells],
+            "notebook": os.path.join(workdir, "submitted", task.student, task.assignment, nb_file),
+            "out": os.path.join(probe_dir, "probes.bin")}
+    with open(os.path.join(probe_dir, "spec.json"), "w") as fh:
+        json.dump(spec, fh)
+    jupyter_dir = os.path.join(workdir, "jupyter")
+    os.makedirs(jupyter_dir)
+    limits = Limits(memory_bytes=task.memory_bytes,
+                    env={"AUTOGRADER_SEED": str(task.seed), "JUPYTER_CONFIG_DIR": jupyter_dir,
+                         "JUPYTER_RUNTIME_DIR": os.path.join(jupyter_dir, "runtime"),
+                         "IPYTHONDIR": os.path.join(workdir, "ipython"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+    children = [Child("autograde", workdir, target=partial(_autograde_main, task.assignment, task.student))]
+    if checked:
+        children.append(Child("probe", probe_dir, target=partial(sandbox.run, os.path.join(probe_dir, "spec.json"))))
+    result.timings["setup_s"] = time.perf_counter() - t0
+    outcomes = run_children(children, limits, task.timeout_s)
+    result.timings["run_s"] = max(o.wall_s for o in outcomes.values())
+    t1 = time.perf_counter()
+    _collect(workdir, db_url, task, info, checked, outcomes, spec["out"], result)
+    result.timings["collect_s"] = time.perf_counter() - t1
+
+
+def _checked_groups(task: GradeTask, info: SourceInfo) -> list[str]:
+    """The test cells whose checks are registered (their verdict is re-derived in a trusted process)."""
+    import importlib
+    from autograder.checks import core
+    for module in task.check_modules:
+        importlib.import_module(module)
+    checked = []
+    for cell in info.test_cells:
+        try:
+            core.group(task.assignment, cell.grade_id)
+        except (KeyError, ModuleNotFoundError):
+            continue
+        checked.append(cell.grade_id)
+    return checked
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:g} GiB"
+
+
+def _failure(log: str) -> tuple[str, str]:
+    """``(status, one-line reason)`` for a failed ``nbgrader autograde``, from its log."""
+    if "DeadKernelError" in log or "Kernel died" in log or "Kernel didn't respond" in log:
+        return "crashed", "the kernel died while running the notebook (os._exit, a segfault or a killed process)"
+    if "UnresponsiveKernelError" in log:
+        return "timeout", "the kernel stopped responding and could not be interrupted"
+    if "CellTimeoutError" in log or "Timeout waiting for" in log:
+        return "timeout", "a cell ran past the time limit"
+    if "MemoryError" in log:
+        return "crashed", "the grading process ran out of memory (printed output too large?)"
+    errors = [line.strip() for line in log.splitlines() if "Error" in line or "[ERROR]" in line]
+    return "crashed", ("nbgrader autograde failed: " + (errors[-1] if errors else "no error message"))[:300]
+
+
+def _cell_errors(autograded_path: str) -> tuple[dict[str, str], list[str], bool]:
+    """From the autograded notebook: ``{grade_id: 'Ename: evalue'}`` for failed graded cells, the error names of
+    every cell, and whether any output was truncated by the grader."""
+    with open(autograded_path, encoding="utf-8") as fh:
+        nb = json.load(fh)
+    errors, names, truncated = {}, [], False
+    for cell in nb.get("cells", []):
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                names.append(out.get("ename", ""))
+                if gid:
+                    errors[gid] = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".strip()
+            elif out.get("output_type") == "stream" and "output truncated by the grader" in str(out.get("text", "")):
+                truncated = True
+    return errors, names, truncated
+
+
+def _kernel_scores(db_url: str, task: GradeTask) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+    with Gradebook(db_url) as gb:
+        submission = gb.find_submission_notebook(task.notebook_name, task.assignment, task.student)
+        return {grade.name: float(grade.auto_score or 0.0) for grade in submission.grades}
+
+
+def _collect(workdir, db_url, task, info, checked, outcomes, probe_out, result) -> None:
+    if os.environ.get("AUTOGRADER_DEBUG"):
+        for o in outcomes.values():
+            print(f"--- {o.name} rc={o.returncode} timed_out={o.timed_out} wall={o.wall_s:.2f}\n{o.output}")
+    autograde = outcomes["autograde"]
+    probe = outcomes.get("probe")
+    limit = f"{task.timeout_s:g} s"
+    if autograde.timed_out or (probe is not None and probe.timed_out):
+        which = "the notebook" if autograde.timed_out else "the trusted re-run of the checks"
+        result.status = "timeout"
+        result.reason = (f"{which} did not finish within the {limit} time limit (--timeout); "
+                         "every process it started was killed")
+        return
+    autograded = os.path.join(workdir, "autograded", task.student, task.assignment, f"{task.notebook_name}.ipynb")
+    if autograde.returncode != 0 or not os.path.exists(autograded):
+        if autograde.signal_name:
+            result.status, result.reason = "crashed", f"the grading process was killed by {autograde.signal_name}"
+        else:
+            result.status, result.reason = _failure(autograde.output)
+        return
+    kernel = _kernel_scores(db_url, task)
+    errors, error_names, truncated = _cell_errors(autograded)
+    verdicts, probe_problem = _judge(task, checked, probe, probe_out)
+    tests, notes = [], []
+    for cell in info.test_cells:
+        got = kernel.get(cell.grade_id, 0.0)
+        kernel_passed = got >= cell.points and cell.grade_id not in errors
+        if cell.grade_id in checked:
+            cell_verdicts = verdicts.get(cell.grade_id)
+            if cell_verdicts is None:
+                points, passed = 0.0, False
+                message = f"the trusted re-run of the checks failed: {probe_problem}"
+                checks = ()
+            else:
+                checks = tuple(cell_verdicts)
+                trusted_ok = all(ok for _, ok, _ in cell_verdicts)
+                failures = "; ".join(f"{n}: {m}" for n, ok, m in cell_verdicts if not ok)
+                if not trusted_ok:
+                    points, passed = 0.0, False
+                    message = failures
+                    if kernel_passed:
+                        message = ("the notebook's own test passed, but the trusted re-run of its checks failed "
+                                   "(were the checks or numpy changed in the notebook?): " + failures)
+                        notes.append(f"{cell.grade_id}: passed in the kernel, failed the trusted re-run")
+                elif kernel_passed:
+                    points, passed, message = got, True, "passed"
+                else:
+                    points, passed = got, False
+                    message = _kernel_message(cell, errors)
+        else:
+            checks = ()
+            points, passed = got, kernel_passed
+            message = "passed" if passed else _kernel_message(cell, errors)
+        tests.append(TestRecord(cell.grade_id, float(points), cell.points, passed, message[:500], cell.hidden, checks))
+    if "MemoryError" in error_names:
+        notes.append(f"a cell raised MemoryError (memory limit {_gib(task.memory_bytes)})")
+    if truncated:
+        notes.append(f"printed output was truncated at {task.output_chars:,} characters")
+    result.tests = tests
+    result.status = "graded"
+    result.score = float(sum(t.points for t in tests)) + _other_points(kernel, info)
+    passed = sum(t.passed for t in tests)
+    result.reason = "; ".join([f"{passed}/{len(tests)} test cells passed"] + notes)
+
+
+def _other_points(kernel: dict[str, float], info: SourceInfo) -> float:
+    """Points of graded cells that are not autograded test cells (manually graded answers): as nbgrader has them."""
+    tests = {c.grade_id for c in info.test_cells}
+    return float(sum(kernel.get(gid, 0.0) for gid, _ in info.grade_cells if gid not in tests))
+
+
+def _kernel_message(cell, errors: dict[str, str]) -> str:
+    if cell.hidden:
+        return "failed (this cell holds hidden tests; their details are not shown)"
+    error = errors.get(cell.grade_id)
+    return f"failed: {error}" if error else "failed"
+
+
+def _judge(task, checked, probe, probe_out) -> tuple[dict[str, list], str]:
+    """Decode the probe data (JSON + npz, never pickle) and judge it here, in the trusted process."""
+    from autograder.checks import core
+    if not checked:
+        return {}, ""
+    if probe is None or not os.path.exists(probe_out):
+        why = (f"killed by {probe.signal_name}" if probe is not None and probe.signal_name
+               else f"exit status {probe.returncode}" if probe is not None else "not run")
+        return {}, f"the probe process produced no results ({why})"
+    try:
+        with open(probe_out, "rb") as fh:
+            data = core.decode(fh.read())
+    except Exception as exc:  # noqa: BLE001 - a corrupted or forged file is the submission's failure
+        return {}, f"unreadable probe results ({type(exc).__name__})"
+    verdicts = {}
+    for gid in checked:
+        results = data.get(gid) if isinstance(data, dict) else None
+        if isinstance(results, dict):
+            verdicts[gid] = [(n, bool(ok), str(m)) for n, ok, m in core.judge_group(task.assignment, gid, results)]
+    return verdicts, "no results for this test cell"

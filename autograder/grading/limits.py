@@ -1,0 +1,288 @@
+"""Run untrusted work in child processes under limits, and kill everything it started.
+
+Each child is forked from the (warm) grading worker: it starts its own session (process group), sets
+``RLIMIT_AS`` (address space, inherited by a Jupyter kernel it launches) and ``RLIMIT_FSIZE`` (no file larger
+than the limit), sends stdout and stderr to a pipe of which only a bounded head and tail are kept, and then either
+calls a Python function or ``exec``\\s a command. :func:`run_children` waits for several children at once until a
+shared wall-clock deadline and then kills every process they started -- including Jupyter kernels, which
+``jupyter_client`` puts in sessions of their own.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import selectors
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+__all__ = ["Limits", "Child", "ChildOutcome", "run_children", "become_subreaper", "descendants", "kill_tree",
+           "reap_adopted"]
+
+_SUBREAPER = False
+KEEP_BYTES = 32_768     # of a child's combined stdout/stderr: this much of the head and of the tail are kept
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int | None = 4 << 30        # RLIMIT_AS
+    file_bytes: int | None = 512 << 20        # RLIMIT_FSIZE
+    env: dict[str, str] = field(default_factory=dict)   # set in the child before it runs
+
+
+@dataclass
+class Child:
+    """A unit of untrusted work: ``target()`` in a forked child (its return value is the exit code), or
+    ``argv`` exec'd there. ``cwd`` is entered first."""
+    name: str
+    cwd: str
+    target: Callable[[], int] | None = None
+    argv: list[str] | None = None
+
+
+@dataclass
+class ChildOutcome:
+    name: str
+    returncode: int | None         # negative: killed by that signal; None: still running at the deadline
+    timed_out: bool
+    wall_s: float
+    output: str                    # head and tail of stdout+stderr
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.returncode is not None and self.returncode < 0:
+            try:
+                return signal.Signals(-self.returncode).name
+            except ValueError:
+                return f"signal {-self.returncode}"
+        return None
+
+
+def become_subreaper() -> bool:
+    """Make this process adopt its orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``), so that a kernel
+    whose parent died can still be found and killed. Returns whether it worked."""
+    global _SUBREAPER
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        _SUBREAPER = libc.prctl(36, 1, 0, 0, 0) == 0     # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        _SUBREAPER = False
+    return _SUBREAPER
+
+
+def _proc_table() -> dict[int, tuple[int, int]]:
+    """``{pid: (ppid, pgid)}`` for every process visible in /proc (empty where /proc does not exist)."""
+    table = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return table
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        table[int(name)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children, grandchildren, ...)."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for p, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(p)
+    found, stack = set(), [pid]
+    while stack:
+        for c in children.get(stack.pop(), []):
+            if c not in found:
+                found.add(c)
+                stack.append(c)
+    return found
+
+
+def kill_tree(pid: int, known: set[int] = frozenset()) -> None:
+    """SIGKILL ``pid``, every descendant, the processes in ``known`` (descendants seen earlier, which may have
+    been re-parented since) and the process group of each of them, except this process's own group."""
+    me_group, me = os.getpgrp(), os.getpid()
+    for _ in range(3):      # a dying tree can still fork: sweep until nothing new is found
+        victims = (descendants(pid) | {pid} | set(known)) - {me}
+        table = _proc_table()
+        victims = {v for v in victims if v in table}
+        groups = {table[v][1] for v in victims} | {pid}
+        for group in groups - {me_group, 0, 1}:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for victim in victims:
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if not descendants(pid):
+            break
+
+
+def reap_adopted() -> None:
+    """Kill and collect processes adopted by this (subreaper) process: kernels left behind by a killed child.
+
+    Only call it when this process has no children of its own running (between tasks)."""
+    if not _SUBREAPER:
+        return      # never touch the children of a process we do not own (a Dask worker's)
+    me = os.getpid()
+    for pid, (ppid, _) in _proc_table().items():
+        if ppid == me:
+            kill_tree(pid)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _child_main(child: Child, limits: Limits, write_fd: int) -> None:
+    """In the forked child: never returns."""
+    code = 70
+    try:
+        os.setsid()
+        os.dup2(write_fd, 1)
+        os.dup2(write_fd, 2)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.closerange(3, 256)    # drop every inherited descriptor (pipes of sibling children, sockets)
+        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+        if limits.memory_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        if limits.file_bytes:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        os.environ.update(limits.env)
+        os.chdir(child.cwd)
+        if child.argv is not None:
+            os.execvpe(child.argv[0], child.argv, dict(os.environ))
+        code = int(child.target() or 0)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - report and exit; never return into the parent's code
+        try:
+            import traceback
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+class _Buffer:
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = KEEP_BYTES - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            if len(self.tail) > KEEP_BYTES:
+                self.dropped += len(self.tail) - KEEP_BYTES
+                del self.tail[:len(self.tail) - KEEP_BYTES]
+
+    def text(self) -> str:
+        middle = f"\n[... {self.dropped} bytes of output dropped ...]\n".encode() if self.dropped else b""
+        return (bytes(self.head) + middle + bytes(self.tail)).decode("utf-8", "replace")
+
+
+def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dict[str, ChildOutcome]:
+    """Fork every child at once, wait until all exit or ``timeout_s`` passes, then kill all they started.
+
+    Returns ``{child.name: ChildOutcome}``. Single-threaded (a select loop), so forking stays safe.
+    """
+    start = time.monotonic()
+    deadline = start + timeout_s
+    running: dict[int, tuple[Child, int, _Buffer]] = {}
+    buffers: dict[str, _Buffer] = {}
+    outcomes: dict[str, ChildOutcome] = {}
+    selector = selectors.DefaultSelector()
+    for child in children:
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            _child_main(child, limits, write_fd)
+        os.close(write_fd)
+        buffer = buffers[child.name] = _Buffer()
+        running[pid] = (child, read_fd, buffer)
+        selector.register(read_fd, selectors.EVENT_READ, buffer)
+    open_fds = {fd for _, fd, _ in running.values()}
+    seen: dict[int, set[int]] = {pid: set() for pid in running}    # descendants seen so far, per child
+    next_scan = 0.0
+
+    def drain(timeout: float) -> None:
+        for key, _ in selector.select(timeout):
+            try:
+                data = os.read(key.fd, 1 << 16)
+            except OSError:
+                data = b""
+            if data:
+                key.data.add(data)
+            else:
+                selector.unregister(key.fd)
+                os.close(key.fd)
+                open_fds.discard(key.fd)
+
+    while running and time.monotonic() < deadline:
+        drain(min(0.05, max(0.0, deadline - time.monotonic())) if open_fds else 0.0)
+        if not open_fds:
+            time.sleep(0.02)
+        if time.monotonic() >= next_scan:
+            for pid in running:
+                seen[pid] |= descendants(pid)
+            next_scan = time.monotonic() + 0.2
+        for pid in list(running):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                child, fd, buffer = running.pop(pid)
+                kill_tree(pid, seen[pid])  # the child is gone; whatever it left running (a kernel) goes too
+                outcomes[child.name] = ChildOutcome(child.name, os.waitstatus_to_exitcode(status), False,
+                                                    time.monotonic() - start, "")
+    for pid, (child, fd, buffer) in running.items():
+        kill_tree(pid, seen[pid] | descendants(pid))
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        outcomes[child.name] = ChildOutcome(child.name, None, True, time.monotonic() - start, "")
+    # collect what the killed children left in their pipes, then close them
+    end = time.monotonic() + 1.0
+    while open_fds and time.monotonic() < end:
+        drain(0.05)
+    for fd in list(open_fds):
+        selector.unregister(fd)
+        os.close(fd)
+    selector.close()
+    reap_adopted()
+    for name, outcome in outcomes.items():
+        outcome.output = buffers[name].text()
+    return outcomes

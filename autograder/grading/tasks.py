@@ -1,0 +1,137 @@
+"""One submission's grading as plain, picklable data: :class:`GradeTask` in, :class:`GradeResult` out.
+
+:func:`grade_submission` is the whole job for one student and runs in any process where the course's Python
+environment is installed (a local worker process, a Dask worker): it builds a private temporary nbgrader course
+directory with its own SQLite gradebook, runs ``nbgrader autograde`` there in a child process under limits (its
+own process group, a wall-clock deadline, ``RLIMIT_AS`` inherited by the kernel, truncated output), re-runs every
+test cell's probes in a second sandboxed child, judges the probe data here with the trusted reference code, and
+returns a :class:`GradeResult`. It writes nothing outside its temporary directory and never raises because of a
+submission: every failure becomes a status and a reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["STATUSES", "GradeTask", "GradeResult", "TestRecord", "grade_submission", "content_hash"]
+
+#: Every status a result can carry. Only ``graded`` has a score.
+STATUSES = ("graded", "timeout", "crashed", "invalid-notebook", "missing")
+
+
+@dataclass(frozen=True)
+class GradeTask:
+    """Everything needed to grade one student's notebook for one assignment, as bytes and numbers.
+
+    ``source_notebook`` is the nbgrader *source* notebook (``solutions/<id>/<id>.ipynb``: solutions, visible and
+    hidden tests). ``gradebook_blob``, when given, is a SQLite gradebook file already holding the assignment's
+    cells (see :func:`autograder.grading.course.prepare_gradebook_blob`); without it the worker builds one from
+    ``source_notebook`` itself. ``submission`` is ``None`` when the student has no notebook (status ``missing``).
+    """
+    student: str
+    assignment: str
+    notebook_name: str                       # the source notebook's file stem, e.g. "token-embeddings"
+    submission: bytes | None                 # the submitted .ipynb file's bytes
+    source_notebook: bytes
+    gradebook_blob: bytes | None = None
+    timeout_s: float = 120.0                 # wall-clock limit for the whole notebook (and for the probe re-run)
+    memory_bytes: int = 4 << 30              # RLIMIT_AS of the autograde process, inherited by the kernel
+    output_chars: int = 200_000              # printed output kept per notebook; the rest is dropped
+    seed: int = 0                            # AUTOGRADER_SEED for the kernel and the probes
+    check_modules: tuple[str, ...] = ()      # extra modules that register this assignment's checks
+
+
+@dataclass(frozen=True)
+class TestRecord:
+    """One test cell's outcome. ``points`` is what the student gets after the trusted re-run."""
+    __test__ = False                         # not a pytest class, despite the name
+    grade_id: str
+    points: float
+    max_points: float
+    passed: bool
+    message: str
+    hidden: bool                             # the cell holds hidden tests (its source is never shown)
+    checks: tuple[tuple[str, bool, str], ...] = ()   # trusted verdicts: (check name, passed, message)
+
+
+@dataclass
+class GradeResult:
+    """What a worker sends back: plain data only (no nbgrader or student objects)."""
+    student: str
+    assignment: str
+    status: str
+    score: float | None
+    max_score: float
+    reason: str = ""
+    tests: list[TestRecord] = field(default_factory=list)
+    feedback_html: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    submission_hash: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tests"] = [asdict(t) for t in self.tests]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "GradeResult":
+        data = dict(data)
+        tests = [TestRecord(**{**t, "checks": tuple(tuple(c) for c in t.get("checks", ()))}) for t in data.pop("tests", [])]
+        return cls(tests=tests, **data)
+
+
+def content_hash(task: GradeTask) -> str:
+    """Hash of everything that determines a result: a rerun with the same hash can reuse the stored result."""
+    h = hashlib.sha256()
+    for part in (task.submission or b"<missing>", task.source_notebook,
+                 json.dumps([task.assignment, task.notebook_name, task.timeout_s, task.memory_bytes,
+                             task.output_chars, task.seed, list(task.check_modules)]).encode()):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()
+
+
+def grade_submission(task: GradeTask) -> GradeResult:
+    """Grade one submission; never raises for anything the student did (see the module docstring)."""
+    from . import course, feedback
+    started = time.perf_counter()
+    course.warm_up()
+    digest = content_hash(task)
+    max_score = course.max_score(task.source_notebook)
+    result = GradeResult(task.student, task.assignment, "crashed", None, max_score, submission_hash=digest)
+    if task.submission is None:
+        result.status, result.reason = "missing", f"no notebook submitted for {task.assignment}"
+    else:
+        problem = course.notebook_problem(task.submission)
+        if problem:
+            result.status, result.reason = "invalid-notebook", problem
+        else:
+            workdir = tempfile.mkdtemp(prefix=f"grade-{_safe(task.student)}-")
+            try:
+                course.grade_in(workdir, task, result)
+            except Exception as exc:  # noqa: BLE001 - a grader bug must not take the whole class down
+                import traceback
+                result.status, result.score = "crashed", None
+                result.reason = f"grader error: {type(exc).__name__}: {exc}"[:300]
+                result.timings["grader_traceback"] = 0.0
+                result.feedback_html = ""
+                _log_grader_error(traceback.format_exc())
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+    result.timings["total_s"] = time.perf_counter() - started
+    result.feedback_html = feedback.render(result)
+    return result
+
+
+def _log_grader_error(text: str) -> None:
+    import sys
+    print(text, file=sys.stderr)
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:40]

@@ -1,0 +1,146 @@
+"""End to end: ``python -m autograder grade`` on a class holding every kind of hostile notebook and good ones.
+
+Uses the grader's own fixture assignment (tests/fixtures/grading), graded in parallel (--jobs 2).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.grading import synthetic
+
+FIXTURES = Path(__file__).parent / "fixtures" / "grading"
+SOURCE = FIXTURES / "grading-fixture.ipynb"
+ASSIGNMENT = "grading-fixture"
+HIDDEN_SENTINEL = "HIDDEN-FIXTURE-SENTINEL"
+TIMEOUT_S = 25
+
+pytestmark = pytest.mark.slow
+
+
+def _grade(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", ASSIGNMENT,
+           "--out", str(out), "--source", str(SOURCE), "--checks-module", "grading_fixture_checks",
+           "--jobs", "2", "--timeout", str(TIMEOUT_S), "--no-progress", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def _rows(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "grades.csv", newline="") as fh:
+        return {row["student"]: row for row in csv.DictReader(fh)}
+
+
+def _stored(out: Path, student: str) -> dict:
+    return json.loads((out / ".autograder" / ASSIGNMENT / f"{student}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class")
+    kinds = {v: v for v in synthetic.VARIANTS} | {"good-2": "solved", "nobody": "missing"}
+    source = json.loads(SOURCE.read_text())
+    for student, kind in kinds.items():
+        folder = root / "submitted" / student / ASSIGNMENT
+        if kind == "missing":
+            (root / "submitted" / student).mkdir(parents=True)
+            continue
+        folder.mkdir(parents=True)
+        (folder / SOURCE.name).write_bytes(synthetic.variant(source, kind, flood_mb=300))
+    proc = _grade(root / "submitted", root / "out")
+    return root, kinds, proc
+
+
+def test_grading_runs_and_exits_zero(graded):
+    _, _, proc = graded
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "graded now" in proc.stdout
+
+
+def test_every_student_gets_the_expected_status(graded):
+    root, kinds, _ = graded
+    rows = _rows(root / "out")
+    assert set(rows) == set(kinds)
+    expected = {s: ("missing" if k == "missing" else synthetic.EXPECTED[k][0]) for s, k in kinds.items()}
+    assert {s: r["status"] for s, r in rows.items()} == expected
+    for row in rows.values():
+        assert row["max_score"] == "5"
+        assert row["reason"], row
+        if row["status"] != "graded":
+            assert row["score"] == "", f"{row['student']}: a notebook that did not run must not get a score"
+
+
+def test_good_students_keep_full_marks(graded):
+    rows = _rows(graded[0] / "out")
+    for student in ("solved", "good-2", "deleted-tests", "flood"):
+        assert rows[student]["score"] == "5", rows[student]
+    assert "truncated" in rows["flood"]["reason"]
+
+
+def test_broken_answers_cost_exactly_their_tests(graded):
+    root = graded[0]
+    rows = _rows(root / "out")
+    # test_scale (2 points) is lost, test_unit (3 points) kept
+    for student in ("renamed", "edited-tests", "monkeypatch"):
+        assert rows[student]["score"] == "3", rows[student]
+    renamed = {t["grade_id"]: t for t in _stored(root / "out", "renamed")["tests"]}
+    assert "not defined" in renamed["test_scale"]["message"]
+    assert rows["membomb"]["score"] == "0" and "MemoryError" in rows["membomb"]["reason"]
+
+
+def test_monkeypatching_the_checks_earns_nothing(graded):
+    root = graded[0]
+    tests = {t["grade_id"]: t for t in _stored(root / "out", "monkeypatch")["tests"]}
+    assert tests["test_scale"]["points"] == 0.0
+    assert "trusted re-run" in tests["test_scale"]["message"]
+    assert "passed in the kernel, failed the trusted re-run" in _rows(root / "out")["monkeypatch"]["reason"]
+
+
+def test_statuses_carry_reasons(graded):
+    rows = _rows(graded[0] / "out")
+    assert "time limit" in rows["loop"]["reason"] and "time limit" in rows["swallow"]["reason"]
+    assert "kernel died" in rows["exit"]["reason"] and "kernel died" in rows["segfault"]["reason"]
+    assert "JSON" in rows["truncated"]["reason"]
+
+
+def test_feedback_never_shows_hidden_tests(graded):
+    root, kinds, _ = graded
+    source_text = SOURCE.read_text()
+    assert HIDDEN_SENTINEL in source_text
+    for student in kinds:
+        page = (root / "out" / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+        assert HIDDEN_SENTINEL not in page and "BEGIN HIDDEN TESTS" not in page and "run_checks(" not in page
+    page = (root / "out" / "feedback" / "solved" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "test_unit" in page and "3 / 3" in page and "zero vector raises ValueError" in page
+
+
+def test_gradebook_flags_notebooks_that_did_not_run(graded):
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{graded[0] / 'out' / 'gradebook.db'}") as gb:
+        assert gb.find_submission(ASSIGNMENT, "solved").score == 5.0
+        crashed = gb.find_grade("test_unit", ASSIGNMENT, ASSIGNMENT, "segfault")
+        assert crashed.auto_score is None and crashed.needs_manual_grade
+        assert gb.find_submission(ASSIGNMENT, "monkeypatch").score == 3.0
+
+
+def test_rerun_is_idempotent_and_a_late_submission_alone_is_graded(graded):
+    root, _, _ = graded
+    before = (root / "out" / "grades.csv").read_text()
+    again = _grade(root / "submitted", root / "out")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert " 0 graded now" in again.stdout
+    assert (root / "out" / "grades.csv").read_text() == before
+    late = root / "submitted" / "late" / ASSIGNMENT
+    late.mkdir(parents=True)
+    shutil.copy(root / "submitted" / "solved" / ASSIGNMENT / SOURCE.name, late / SOURCE.name)
+    third = _grade(root / "submitted", root / "out")
+    assert " 1 graded now" in third.stdout, third.stdout
+    rows = _rows(root / "out")
+    assert rows["late"]["score"] == "5" and rows["late"]["status"] == "graded"

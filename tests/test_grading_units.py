@@ -1,0 +1,235 @@
+"""Fast tests of the grader's pieces (no nbgrader kernels): limits, notebook checks, feedback, store, CLI errors."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autograder.grading import cli, course, feedback, limits, sandbox, synthetic
+from autograder.grading.store import Store
+from autograder.grading.tasks import GradeResult, GradeTask, TestRecord, content_hash
+
+FIXTURES = Path(__file__).parent / "fixtures" / "grading"
+SOURCE = FIXTURES / "grading-fixture.ipynb"
+HIDDEN_SENTINEL = "HIDDEN-FIXTURE-SENTINEL"
+
+
+def _task(**kw) -> GradeTask:
+    base = dict(student="ann", assignment="grading-fixture", notebook_name="grading-fixture",
+                submission=SOURCE.read_bytes(), source_notebook=SOURCE.read_bytes())
+    return GradeTask(**{**base, **kw})
+
+
+# ------------------------------------------------------------------------------------------------ limits
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
+def test_deadline_kills_the_child_and_a_grandchild_in_its_own_session(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+
+    def target():   # like nbgrader starting a kernel (new session), then hanging
+        import subprocess
+        p = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"], start_new_session=True)
+        pidfile.write_text(str(p.pid))
+        while True:
+            time.sleep(1)
+
+    t0 = time.monotonic()
+    out = limits.run_children([limits.Child("hang", str(tmp_path), target=target)], limits.Limits(), timeout_s=2.0)
+    assert out["hang"].timed_out and out["hang"].returncode is None
+    assert time.monotonic() - t0 < 10
+    grandchild = int(pidfile.read_text())
+    for _ in range(50):
+        if not _alive(grandchild):
+            break
+        time.sleep(0.1)
+    assert not _alive(grandchild), "the grandchild outlived the deadline"
+
+
+def test_memory_limit_applies_in_the_child(tmp_path):
+    def target():
+        try:
+            bytearray(2 << 30)
+        except MemoryError:
+            return 42
+        return 0
+
+    out = limits.run_children([limits.Child("bomb", str(tmp_path), target=target)],
+                              limits.Limits(memory_bytes=1 << 30), timeout_s=30)
+    assert out["bomb"].returncode == 42
+
+
+def test_output_is_bounded_and_exit_codes_and_signals_are_reported(tmp_path):
+    def noisy():
+        for _ in range(2000):
+            os.write(1, b"y" * 10_000)
+        return 3
+
+    def segfault():
+        import ctypes
+        ctypes.string_at(0)
+
+    out = limits.run_children([limits.Child("noisy", str(tmp_path), target=noisy),
+                               limits.Child("segv", str(tmp_path), target=segfault)], limits.Limits(), timeout_s=30)
+    assert out["noisy"].returncode == 3 and not out["noisy"].timed_out
+    assert len(out["noisy"].output) < 3 * limits.KEEP_BYTES and "bytes of output dropped" in out["noisy"].output
+    assert out["segv"].signal_name == "SIGSEGV"
+
+
+# ------------------------------------------------------------------------------------------------ notebooks
+def test_notebook_problem_names_what_is_wrong():
+    good = SOURCE.read_bytes()
+    assert course.notebook_problem(good) is None
+    assert "not valid JSON" in course.notebook_problem(good[: len(good) // 2])
+    assert "empty" in course.notebook_problem(b"  ")
+    assert "not a Jupyter notebook" in course.notebook_problem(b'{"a": 1}')
+    assert "UTF-8" in course.notebook_problem(b"\xff\xfe{")
+    assert "notebook format" in course.notebook_problem(b'{"cells": 3, "nbformat": 4, "nbformat_minor": 5, "metadata": {}}')
+
+
+def test_source_info_reads_test_cells_points_and_hidden_tests():
+    info = course.source_info(SOURCE.read_bytes())
+    assert [(c.grade_id, c.points, c.hidden) for c in info.test_cells] == [("test_scale", 2.0, False),
+                                                                           ("test_unit", 3.0, True)]
+    assert info.max_score == 5.0
+
+
+def test_sandbox_skips_test_cells_and_keeps_answer_cells():
+    nb = json.loads(SOURCE.read_text())
+    sources = sandbox.code_cells(nb, {"test_scale", "test_unit"})
+    assert len(sources) == 2 and all("run_checks" not in s for s in sources)
+    assert any("def scale" in s for s in sources) and any("def unit" in s for s in sources)
+
+
+def test_synthetic_variants_change_what_they_say():
+    source = json.loads(SOURCE.read_text())
+    solved = synthetic.variant(source, "solved").decode()
+    assert HIDDEN_SENTINEL not in solved and "BEGIN SOLUTION" in solved
+    assert course.notebook_problem(synthetic.variant(source, "truncated")) is not None
+    deleted = json.loads(synthetic.variant(source, "deleted-tests"))
+    assert not any(c["metadata"].get("nbgrader", {}).get("grade") for c in deleted["cells"])
+    assert "def scale_renamed(" in synthetic.variant(source, "renamed").decode()
+    patched = synthetic.variant(source, "monkeypatch").decode()
+    assert "np.allclose = lambda" in patched and "raise NotImplementedError()" in patched
+    with pytest.raises(ValueError, match="unknown variant"):
+        synthetic.variant(source, "nonsense")
+
+
+# ------------------------------------------------------------------------------------------------ data
+def test_tasks_and_results_are_plain_picklable_data():
+    task = _task()
+    assert pickle.loads(pickle.dumps(task)) == task
+    assert content_hash(task) == content_hash(_task())
+    assert content_hash(task) != content_hash(_task(submission=b"{}"))
+    assert content_hash(task) != content_hash(_task(timeout_s=5.0))
+    result = GradeResult("ann", "grading-fixture", "graded", 3.0, 5.0, "1/2",
+                         [TestRecord("test_scale", 0.0, 2.0, False, "wrong", False, (("c", False, "m"),))])
+    again = GradeResult.from_json(json.loads(json.dumps(result.to_json())))
+    assert again == result and pickle.loads(pickle.dumps(result)) == result
+
+
+def test_feedback_escapes_and_shows_names_points_and_messages_only():
+    result = GradeResult("<ann>", "grading-fixture", "graded", 2.0, 5.0, "1/2 test cells passed",
+                         [TestRecord("test_scale", 2.0, 2.0, True, "passed", False, (("scales a vector", True, "ok"),)),
+                          TestRecord("test_unit", 0.0, 3.0, False, "failed <b>x</b>", True,
+                                     (("zero vector raises ValueError", False, "must raise"),))])
+    page = feedback.render(result)
+    assert "&lt;ann&gt;" in page and "<ann>" not in page and "&lt;b&gt;" in page
+    assert "test_unit" in page and "0 / 3" in page and "zero vector raises ValueError" in page
+    assert "run_checks" not in page and HIDDEN_SENTINEL not in page
+    crashed = feedback.render(GradeResult("ann", "a", "crashed", None, 5.0, "the kernel died"))
+    assert "not graded" in crashed and "the kernel died" in crashed
+
+
+def test_store_caches_by_hash_flags_failures_in_the_gradebook_and_writes_csv(tmp_path):
+    source = SOURCE.read_bytes()
+    store = Store(tmp_path / "out", "grading-fixture", "grading-fixture")
+    try:
+        store.prepare_assignment(source)
+        good = GradeResult("ann", "grading-fixture", "graded", 3.0, 5.0, "1/2",
+                           [TestRecord("test_scale", 0.0, 2.0, False, "no", False),
+                            TestRecord("test_unit", 3.0, 3.0, True, "passed", True)], submission_hash="h1")
+        bad = GradeResult("bob", "grading-fixture", "crashed", None, 5.0, "the kernel died", submission_hash="h2")
+        for r in (good, bad):
+            r.feedback_html = feedback.render(r)
+            store.save(r)
+        assert store.cached("ann", "h1") == good and store.cached("ann", "other") is None
+        gb = store.gradebook()
+        assert gb.find_grade("test_unit", "grading-fixture", "grading-fixture", "ann").auto_score == 3.0
+        flagged = gb.find_grade("test_unit", "grading-fixture", "grading-fixture", "bob")
+        assert flagged.auto_score is None and flagged.needs_manual_grade
+        path = store.write_csv([good, bad])
+    finally:
+        store.close()
+    rows = path.read_text().splitlines()
+    assert rows[0].startswith("student,assignment,score,max_score,status,reason")
+    assert rows[1].startswith("ann,grading-fixture,3,5,graded") and rows[2].startswith("bob,grading-fixture,,5,crashed")
+    assert store.feedback_path("ann").read_text().startswith("<!DOCTYPE html>")
+
+
+# ------------------------------------------------------------------------------------------------ CLI errors
+def _run_cli(capsys, *argv) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err.strip()
+
+
+def test_usage_errors_are_one_line_and_nonzero(tmp_path, capsys):
+    sub = tmp_path / "submitted"
+    code, err = _run_cli(capsys, str(tmp_path / "nope"), "--assignment", "grading-fixture", "--out", str(tmp_path / "o"),
+                         "--source", str(SOURCE))
+    assert code == 2 and err.startswith("error: submissions folder") and "\n" not in err
+    sub.mkdir()
+    code, err = _run_cli(capsys, str(sub), "--assignment", "grading-fixture", "--out", str(tmp_path / "o"),
+                         "--source", str(SOURCE))
+    assert code == 2 and err.startswith("error: no student folders") and "\n" not in err
+    code, err = _run_cli(capsys, str(sub), "--assignment", "no-such-assignment", "--out", str(tmp_path / "o"))
+    assert code == 2 and err.startswith("error: unknown assignment 'no-such-assignment'") and "\n" not in err
+    code, err = _run_cli(capsys, str(sub), "--assignment", "x", "--out", str(tmp_path / "o"), "--jobs", "0")
+    assert code == 2 and "--jobs" in err
+    assert not (tmp_path / "o" / "grades.csv").exists()
+
+
+def test_students_are_found_with_renamed_and_missing_notebooks(tmp_path):
+    (tmp_path / "ann" / "a1").mkdir(parents=True)
+    (tmp_path / "ann" / "a1" / "a1.ipynb").write_text("{}")
+    (tmp_path / "bob" / "a1").mkdir(parents=True)
+    (tmp_path / "bob" / "a1" / "a1 (1).ipynb").write_text("{}")
+    (tmp_path / "cy").mkdir()
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    found = cli.find_submissions(tmp_path, "a1", "a1")
+    assert found == {"ann": tmp_path / "ann" / "a1" / "a1.ipynb", "bob": tmp_path / "bob" / "a1" / "a1 (1).ipynb",
+                     "cy": None}
+
+
+def test_probe_results_are_judged_here_without_unpickling():
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        import grading_fixture_checks  # noqa: F401
+        from autograder.checks import core
+        ns: dict = {}
+        exec("import numpy as np\ndef scale(x, f):\n    return np.ones_like(x)\n", ns)
+        blob = core.encode({"test_scale": core.probe_group("grading-fixture", "test_scale", ns)})
+        task = _task(check_modules=("grading_fixture_checks",))
+        verdicts, _ = course._judge(task, ["test_scale"], limits.ChildOutcome("probe", 0, False, 0.0, ""), "/nonexistent")
+        assert verdicts == {}
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"probes-{os.getpid()}.bin"
+        path.write_bytes(blob)
+        verdicts, _ = course._judge(task, ["test_scale"], limits.ChildOutcome("probe", 0, False, 0.0, ""), str(path))
+        path.unlink()
+        [(name, ok, message)] = verdicts["test_scale"]
+        assert name == "scales a vector" and not ok and "differ" in message
+        assert np.load  # the transport is JSON + npz (allow_pickle=False) in core.decode
+    finally:
+        sys.path.remove(str(FIXTURES))
