@@ -204,3 +204,74 @@ def test_malformed_address_is_a_one_line_error():
 
 def test_no_tasks_means_no_connection():
     stand_in_executor("tcp://127.0.0.1:9", connect_timeout_s=1).run([], lambda r: pytest.fail("no result expected"))
+
+
+# ------------------------------------------------------------------------------------------------ real grading
+FIXTURES = Path(__file__).parent / "fixtures" / "grading"
+SOURCE = FIXTURES / "grading-fixture.ipynb"
+ASSIGNMENT = "grading-fixture"
+#: a small class with one notebook of each outcome that does not cost a time limit to reach
+CLASS = {"ada": "solved", "ben": "solved", "cy": "exit", "dot": "truncated", "eve": "renamed",
+         "fay": "monkeypatch", "gus": "missing"}
+
+
+def grade_cli(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``python -m autograder grade`` on the fixture assignment; its check module is importable here only."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", ASSIGNMENT,
+           "--out", str(out), "--source", str(SOURCE), "--checks-module", "grading_fixture_checks",
+           "--timeout", "60", "--no-progress", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def graded_outputs(out: Path) -> dict[str, object]:
+    """Everything the writer produced, minus the seconds each notebook took."""
+    import csv
+    import json
+    with open(out / "grades.csv", newline="") as fh:
+        rows = {row["student"]: {k: v for k, v in row.items() if not k.endswith("_s") and k != "seconds"}
+                for row in csv.DictReader(fh)}
+    stored = {}
+    for path in sorted((out / ".autograder" / ASSIGNMENT).glob("*.json")):
+        data = json.loads(path.read_text())
+        data.pop("timings", None)
+        stored[path.stem] = data
+    feedback = {str(p.relative_to(out)): p.read_text() for p in sorted((out / "feedback").rglob("*.html"))}
+    return {"csv": rows, "stored": stored, "feedback": feedback}
+
+
+@pytest.mark.slow
+def test_cluster_grading_equals_local_grading(address, tmp_path):
+    from autograder.grading import synthetic
+    synthetic.write_class(SOURCE, tmp_path / "submitted", ASSIGNMENT, CLASS)
+    local = grade_cli(tmp_path / "submitted", tmp_path / "local", "--jobs", "2")
+    assert local.returncode == 0, local.stderr[-3000:]
+    cluster = grade_cli(tmp_path / "submitted", tmp_path / "cluster", "--scheduler", address)
+    assert cluster.returncode == 0, cluster.stderr[-3000:]
+    assert "on the Dask cluster at" in cluster.stderr
+
+    on_cluster, at_home = graded_outputs(tmp_path / "cluster"), graded_outputs(tmp_path / "local")
+    assert set(on_cluster["csv"]) == set(CLASS)
+    expected = {s: "missing" if k == "missing" else synthetic.EXPECTED[k][0] for s, k in CLASS.items()}
+    assert {s: row["status"] for s, row in on_cluster["csv"].items()} == expected
+    assert on_cluster["csv"]["ada"]["score"] == on_cluster["csv"]["ada"]["max_score"]
+    assert on_cluster == at_home
+
+
+def test_grade_command_reports_an_unreachable_scheduler_in_one_line(tmp_path):
+    from autograder.grading import synthetic
+    synthetic.write_class(SOURCE, tmp_path / "submitted", ASSIGNMENT, {"ada": "solved"})
+    os.environ["DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"] = "3s"       # Dask's own setting, read by the command
+    try:
+        proc = grade_cli(tmp_path / "submitted", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9")
+    finally:
+        del os.environ["DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"]
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9"), proc.stderr[-2000:]
+
+
+def test_grade_command_rejects_a_malformed_scheduler_address(tmp_path):
+    proc = grade_cli(tmp_path, tmp_path / "out", "--scheduler", "my-laptop")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --scheduler 'my-laptop' is not a scheduler address")

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .dask_executor import SchedulerError, check_address
 from .tasks import STATUSES, GradeResult, GradeTask, content_hash
 
 __all__ = ["main", "find_submissions", "source_notebook", "UsageError"]
@@ -88,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checks-module", action="append", default=[], metavar="MODULE",
                    help="extra module to import that registers the assignment's checks (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="grade on the Dask cluster of this scheduler instead of local processes (--jobs is then "
+                        "ignored: the workers' threads decide)")
     return p
 
 
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _grade(args)
-    except UsageError as exc:
+    except (UsageError, SchedulerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -110,6 +114,8 @@ def _validate(args) -> None:
         raise UsageError(f"--memory must be positive (got {args.memory:g})")
     if args.output_chars < 0:
         raise UsageError(f"--output-chars must not be negative (got {args.output_chars})")
+    if args.scheduler is not None:
+        check_address(args.scheduler)
 
 
 def _grade(args) -> int:
@@ -176,7 +182,12 @@ def _grade(args) -> int:
         if todo:
             blob = prepare_gradebook_blob(args.assignment, notebook_name, source)
             todo = [_with_blob(t, blob) for t in todo]
-            _run(todo, args, store, results, LocalExecutor(min(args.jobs, len(todo))))
+            if args.scheduler:
+                from .dask_executor import DaskExecutor
+                executor = DaskExecutor(args.scheduler)
+            else:
+                executor = LocalExecutor(min(args.jobs, len(todo)))
+            _run(todo, args, store, results, executor)
         elapsed = time.perf_counter() - started
         path = store.write_csv(list(results.values()))
     finally:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["DaskExecutor", "SchedulerError", "TaskTiming", "RunStats", "worker_environment", "COMPARED_PACKAGES"]
+__all__ = ["DaskExecutor", "SchedulerError", "check_address", "TaskTiming", "RunStats", "worker_environment", "COMPARED_PACKAGES"]
 
 # Packages whose version must be the same on every worker as here: a different nbgrader, NumPy or PyTorch could
 # change a score. (Dask itself checks its own packages: python, dask, distributed, cloudpickle, msgpack, ...)
@@ -100,6 +100,15 @@ def _environment_problems(here: dict[str, Any], there: dict[str, Any]) -> list[s
     if "python3" not in there["kernels"]:
         problems.append(f"no 'python3' Jupyter kernel (has {', '.join(there['kernels']) or 'none'})")
     return problems
+
+
+def check_address(address: str) -> str:
+    """``address`` if it looks like a scheduler address (``tcp://HOST:PORT``, ``HOST:PORT``), else a
+    :class:`SchedulerError` saying what to give."""
+    if not isinstance(address, str) or not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://\S+|[\w.-]+:\d+", address):
+        raise SchedulerError(f"--scheduler {address!r} is not a scheduler address: give the address "
+                             "`dask scheduler` prints, e.g. tcp://10.0.0.5:8786")
+    return address
 
 
 def _grade_on_worker(grade: Callable[[Any], Any], task: Any,
@@ -232,7 +241,8 @@ class DaskExecutor:
         How many times a task whose grading function *raised* is re-run (worker deaths are bounded by the
         scheduler's ``allowed-failures``, see the module docstring).
     connect_timeout_s, workers_timeout_s:
-        How long to wait for the scheduler, then for at least one worker, before a :class:`SchedulerError`; and
+        How long to wait for the scheduler (default: Dask's ``distributed.comm.timeouts.connect``, 30 s unless set,
+        e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``), then for at least one worker, before a :class:`SchedulerError`; and
         how long grading waits with no worker at all before the submissions left are reported ``crashed``.
     poll_s:
         How often, while no submission finishes, grading checks that workers are still there.
@@ -244,24 +254,30 @@ class DaskExecutor:
     ship_package:
         Upload this process's ``autograder`` package to the workers (default). ``False`` only when the workers are
         known to run this exact code already.
+    log:
+        Where the one-line description of the cluster goes before grading (default: standard error).
     """
 
-    def __init__(self, address: str, *, retries: int = 1, connect_timeout_s: float = 30.0,
+    def __init__(self, address: str, *, retries: int = 1, connect_timeout_s: float | None = None,
                  workers_timeout_s: float = 60.0, poll_s: float = 5.0, grade: Callable[[Any], Any] | None = None,
                  crashed: Callable[[Any, str], Any] | None = None,
-                 prepare_process: Callable[[], None] | None | object = _DEFAULT, ship_package: bool = True):
-        if not isinstance(address, str) or not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://\S+|[\w.-]+:\d+", address):
-            raise SchedulerError(f"--scheduler {address!r} is not a scheduler address: give the address "
-                                 "`dask scheduler` prints, e.g. tcp://10.0.0.5:8786")
-        self.address = address
+                 prepare_process: Callable[[], None] | None | object = _DEFAULT, ship_package: bool = True,
+                 log: Callable[[str], None] | None = None):
+        self.address = check_address(address)
         self.retries = retries
-        self.connect_timeout_s = connect_timeout_s
+        if connect_timeout_s is None:               # Dask's own setting (30 s unless configured)
+            import dask.config
+            import distributed  # noqa: F401 - registers distributed's configuration defaults
+            from dask.utils import parse_timedelta
+            connect_timeout_s = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s")
+        self.connect_timeout_s = float(connect_timeout_s)
         self.workers_timeout_s = workers_timeout_s
         self.poll_s = poll_s
         self.grade = grade or _default_grade()
         self.crashed = crashed or _default_crashed
         self.prepare_process = _default_prepare() if prepare_process is _DEFAULT else prepare_process
         self.ship_package = ship_package
+        self.log = log or (lambda message: print(message, file=sys.stderr))
         self.stats = RunStats()
 
     # ------------------------------------------------------------------------------------------- connection
@@ -274,8 +290,8 @@ class DaskExecutor:
                                  f"{self.connect_timeout_s:.0f} s ({type(exc).__name__}): start it with "
                                  "`dask scheduler` and check the address and firewall") from None
 
-    def _prepare(self, client) -> None:
-        """Wait for workers, ship the package, and refuse workers whose environment differs from this one."""
+    def _prepare(self, client, tasks: Sequence[Any]) -> None:
+        """Wait for workers, ship the package (and the tasks' check modules), refuse workers unlike this process."""
         try:
             client.wait_for_workers(1, timeout=self.workers_timeout_s)
         except TimeoutError:
@@ -286,7 +302,12 @@ class DaskExecutor:
         if self.ship_package:
             from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value
             register_by_value()
-            replies = client.register_plugin(ShipPackage(package_zip()))
+            extra = sorted({m for task in tasks for m in getattr(task, "check_modules", ())})
+            try:
+                bundle = package_zip(extra_modules=extra)
+            except ModuleNotFoundError as exc:
+                raise SchedulerError(str(exc)) from None
+            replies = client.register_plugin(ShipPackage(bundle))
             failed = {w: r for w, r in (replies or {}).items() if r.get("status") != "OK"}
             if failed:
                 worker, reply = next(iter(failed.items()))
@@ -321,7 +342,10 @@ class DaskExecutor:
         client = self._connect()
         try:
             self.stats.connect_s = time.perf_counter() - start
-            self._prepare(client)
+            self._prepare(client, tasks)
+            self.log(f"grading {len(tasks)} submission(s) on the Dask cluster at {self.address}: "
+                     f"{self.stats.workers} worker(s), {self.stats.threads} thread(s); a submission whose worker "
+                     f"dies is retried on another, at most {self.stats.allowed_failures} time(s)")
             wall_start = time.perf_counter()
             with client.as_current():             # distributed.wait uses the current client
                 self._grade_all(client, tasks, on_result)

@@ -36,30 +36,58 @@ def package_dir() -> Path:
     return Path(autograder.__file__).resolve().parent
 
 
-def package_zip(root: Path | None = None) -> bytes:
-    """The ``autograder`` package under ``root`` (default: :func:`package_dir`) as zip bytes.
+def module_source(name: str) -> Path:
+    """The file (plain module) or directory (package) this process imports the top-level module ``name`` from."""
+    import importlib.util
+    top = name.split(".")[0]
+    spec = importlib.util.find_spec(top)
+    if spec is None or spec.origin in (None, "built-in", "frozen"):
+        raise ModuleNotFoundError(f"cannot ship module {top!r} to the workers: it is not importable here as a "
+                                  "Python source file or package (put its folder on PYTHONPATH)")
+    if spec.submodule_search_locations:
+        return Path(spec.origin).resolve().parent
+    return Path(spec.origin).resolve()
 
-    Entries are ``autograder/...`` paths, sorted, dated :data:`_FIXED_DATE`; ``__pycache__`` and ``*.pyc`` are left
-    out. Data files (``autograder/data/*.csv``) are included.
+
+def _add(archive: zipfile.ZipFile, path: Path, name: str) -> None:
+    info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    archive.writestr(info, path.read_bytes())
+
+
+def package_zip(root: Path | None = None, extra_modules: tuple[str, ...] | list[str] = ()) -> bytes:
+    """The ``autograder`` package under ``root`` (default: :func:`package_dir`), plus the top-level modules or
+    packages named in ``extra_modules`` (e.g. an assignment's ``--checks-module``), as zip bytes.
+
+    Entries are ``autograder/...`` (and ``<module>.py`` or ``<package>/...``) paths, sorted, dated
+    :data:`_FIXED_DATE`; ``__pycache__`` and ``*.pyc`` are left out; data files (``autograder/data/*.csv``) are in.
     """
     root = Path(root) if root is not None else package_dir()
     if not (root / "__init__.py").is_file():
         raise FileNotFoundError(f"{root} is not a Python package (no __init__.py): pass the autograder package directory")
+    sources = {PACKAGE: root}
+    for name in extra_modules:
+        top = name.split(".")[0]
+        if top != PACKAGE:
+            sources[top] = module_source(top)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(root.rglob("*")):
-            relative = path.relative_to(root)
-            if not path.is_file() or _SKIP_DIRS.intersection(relative.parts) or path.suffix in _SKIP_SUFFIXES:
+        for top, source in sorted(sources.items()):
+            if source.is_file():
+                _add(archive, source, source.name)
                 continue
-            info = zipfile.ZipInfo(f"{PACKAGE}/{relative.as_posix()}", date_time=_FIXED_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, path.read_bytes())
+            for path in sorted(source.rglob("*")):
+                relative = path.relative_to(source)
+                if not path.is_file() or _SKIP_DIRS.intersection(relative.parts) or path.suffix in _SKIP_SUFFIXES:
+                    continue
+                _add(archive, path, f"{top}/{relative.as_posix()}")
     return buffer.getvalue()
 
 
 class ShipPackage(WorkerPlugin):
-    """Worker plugin: make the client's ``autograder`` package the one every worker (and its children) imports.
+    """Worker plugin: make the client's ``autograder`` package (and any extra modules shipped with it) the one every
+    worker and its children import.
 
     ``data`` is :func:`package_zip` output. ``name`` is fixed, so registering a new version replaces the old one.
     After ``setup``, ``autograder.__file__`` on the worker lies under ``<worker local dir>/autograder-<digest>/``.
@@ -87,7 +115,9 @@ class ShipPackage(WorkerPlugin):
         inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                      if p and not Path(p).name.startswith(f"{PACKAGE}-")]
         os.environ["PYTHONPATH"] = os.pathsep.join([entry] + inherited)
-        for module in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
+        with zipfile.ZipFile(io.BytesIO(self.data)) as archive:
+            shipped = {name.split("/")[0].removesuffix(".py") for name in archive.namelist()}
+        for module in [m for m in sys.modules if m.split(".")[0] in shipped]:
             del sys.modules[module]
         importlib.invalidate_caches()
 
