@@ -140,7 +140,8 @@ def _timed(grade: Callable[[Any], Any], task: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
-_POOL = "_autograder_grading_pool"          # attribute on the Worker object: survives a re-shipped package
+POOL_ATTRIBUTE = "_autograder_grading_pool"   # on the Worker object (survives a re-shipped package): (identity, pool)
+_POOL = POOL_ATTRIBUTE
 
 
 def _worker_pool(worker, prepare: Callable[[], None] | None):
@@ -307,14 +308,16 @@ class DaskExecutor:
                 bundle = package_zip(extra_modules=extra)
             except ModuleNotFoundError as exc:
                 raise SchedulerError(str(exc)) from None
-            replies = client.register_plugin(ShipPackage(bundle))
+            replies = _with_retries(lambda: client.register_plugin(ShipPackage(bundle)))
             failed = {w: r for w, r in (replies or {}).items() if r.get("status") != "OK"}
             if failed:
                 worker, reply = next(iter(failed.items()))
                 raise SchedulerError(f"could not install the autograder package on worker {worker}: "
                                      f"{reply.get('exception', reply)}")
         here = worker_environment()
-        for worker, there in client.run(worker_environment).items():
+        for worker, there in client.run(worker_environment, on_error="return").items():
+            if isinstance(there, BaseException):      # the worker left meanwhile: nothing to check
+                continue
             problems = _environment_problems(here, there)
             if problems:
                 raise SchedulerError(f"worker {worker} does not have the course environment: {'; '.join(problems)}. "
@@ -427,6 +430,18 @@ class DaskExecutor:
                                       f"({kind})"[:500])
         self.stats.timings.append(TaskTiming(index, worker, compute_s))
         return result
+
+
+def _with_retries(call: Callable[[], Any], attempts: int = 3, pause_s: float = 1.0) -> Any:
+    """``call()``, again after a pause when a connection closed under it: the scheduler's broadcast to all workers
+    fails as a whole when one of them leaves (or restarts) meanwhile."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except OSError:                              # CommClosedError, StreamClosedError
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause_s)
 
 
 def _takes_n_workers(client) -> bool:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from .dask_executor import POOL_ATTRIBUTE   # a string: pickled by value with the plugin like everything here
+
 __all__ = ["package_zip", "ShipPackage", "register_by_value", "PACKAGE"]
 
 PACKAGE = "autograder"
@@ -120,6 +122,13 @@ class ShipPackage(WorkerPlugin):
         for module in [m for m in sys.modules if m.split(".")[0] in shipped]:
             del sys.modules[module]
         importlib.invalidate_caches()
+
+
+    def teardown(self, worker) -> None:
+        """The worker closes or gets another package: stop its grading pool (processes started from this one)."""
+        current = worker.__dict__.pop(POOL_ATTRIBUTE, None)
+        if current is not None:
+            current[1].shutdown(wait=False, cancel_futures=True)
 
 
 def register_by_value() -> None:
