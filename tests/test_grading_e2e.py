@@ -144,3 +144,21 @@ def test_rerun_is_idempotent_and_a_late_submission_alone_is_graded(graded):
     assert " 1 graded now" in third.stdout, third.stdout
     rows = _rows(root / "out")
     assert rows["late"]["score"] == "5" and rows["late"]["status"] == "graded"
+
+
+def test_grade_submission_from_a_threaded_worker_process(monkeypatch):
+    """What a Dask worker does: call grade_submission from a thread of a multi-threaded process (children are
+    exec'd then, not forked warm), with the source notebook only (no prepared gradebook)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from autograder.grading.tasks import GradeTask, grade_submission
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
+    source = json.loads(SOURCE.read_text())
+    tasks = [GradeTask(student, ASSIGNMENT, ASSIGNMENT, synthetic.variant(source, kind), SOURCE.read_bytes(),
+                       timeout_s=60, check_modules=("grading_fixture_checks",))
+             for student, kind in (("ann", "solved"), ("bob", "monkeypatch"))]
+    with ThreadPoolExecutor(2) as pool:
+        ann, bob = pool.map(grade_submission, tasks)
+    assert (ann.status, ann.score) == ("graded", 5.0), ann.reason
+    assert (bob.status, bob.score) == ("graded", 3.0), bob.reason
+    assert "trusted re-run" in bob.tests[0].message and "raised NotImplementedError" in bob.tests[0].message

@@ -233,3 +233,14 @@ def test_probe_results_are_judged_here_without_unpickling():
         assert np.load  # the transport is JSON + npz (allow_pickle=False) in core.decode
     finally:
         sys.path.remove(str(FIXTURES))
+
+
+def test_children_do_not_see_credentials(tmp_path, monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", "hunter2")
+    monkeypatch.setenv("GRADER_API_TOKEN", "abc")
+
+    def target():
+        return 10 + ("PGPASSWORD" in os.environ) + 2 * ("GRADER_API_TOKEN" in os.environ) + 4 * ("PATH" not in os.environ)
+
+    out = limits.run_children([limits.Child("env", str(tmp_path), target=target)], limits.Limits(), timeout_s=30)
+    assert out["env"].returncode == 10

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from .dask_executor import SchedulerError, check_address
-from .tasks import STATUSES, GradeResult, GradeTask, content_hash
+from .tasks import STATUSES, GradeResult, GradeTask, code_fingerprint, content_hash
 
 __all__ = ["main", "find_submissions", "source_notebook", "UsageError"]
 
@@ -120,7 +120,6 @@ def _validate(args) -> None:
 
 def _grade(args) -> int:
     from .course import max_score, notebook_problem, prepare_gradebook_blob, source_info
-    from .executors import LocalExecutor
     from .feedback import render
     from .store import GradebookMismatch, Store, StoreLocked
 
@@ -144,50 +143,58 @@ def _grade(args) -> int:
     except StoreLocked as exc:
         raise UsageError(str(exc)) from None
     try:
-        try:
-            store.prepare_assignment(source)
-        except GradebookMismatch as exc:
-            raise UsageError(str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - e.g. an unreachable PostgreSQL server
-            raise UsageError(f"cannot use the gradebook {store.db_url}: {type(exc).__name__}: "
-                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
-
         results: dict[str, GradeResult] = {}
         todo: list[GradeTask] = []
+        cached_results: list[GradeResult] = []
         base = dict(assignment=args.assignment, notebook_name=notebook_name, source_notebook=source,
                     timeout_s=float(args.timeout), memory_bytes=int(args.memory * 2**30),
                     output_chars=int(args.output_chars), seed=int(args.seed),
-                    check_modules=tuple(args.checks_module))
+                    check_modules=tuple(args.checks_module),
+                    grader_fingerprint=code_fingerprint(*args.checks_module))
         for student, path in students.items():
-            data = None
-            if path is not None:
-                data = path.read_bytes() if path.stat().st_size <= MAX_NOTEBOOK_BYTES else b""
+            too_big = path is not None and path.stat().st_size > MAX_NOTEBOOK_BYTES
+            data = None if path is None else (b"" if too_big else path.read_bytes())
             task = GradeTask(student=student, submission=data, **base)
-            if path is not None and path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            if too_big:
                 result = GradeResult(student, args.assignment, "invalid-notebook", None, max_score(source),
                                      reason=f"the notebook is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB",
                                      submission_hash=content_hash(task))
                 result.feedback_html = render(result)
-                store.save(result)
-                results[student] = result
+                cached_results.append(result)
                 continue
             cached = None if args.force else store.cached(student, content_hash(task))
             if cached is not None:
-                results[student] = cached
-                store.record(cached)     # a gradebook shared with other runs gets it back if it was lost
+                cached_results.append(cached)
             else:
                 todo.append(task)
 
+        def gradebook_error(exc: Exception) -> UsageError:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return UsageError(f"cannot use the gradebook {store.db_url}: {type(exc).__name__}: {first}")
+
+        if not store.default_db:
+            try:
+                store.gradebook()     # an unreachable server fails now, before any worker starts
+            except Exception as exc:  # noqa: BLE001
+                raise gradebook_error(exc) from None
+        # workers start (and import nbgrader) while this process prepares the gradebooks
+        executor = _executor(args, len(todo)) if todo else None
         started = time.perf_counter()
-        if todo:
-            blob = prepare_gradebook_blob(args.assignment, notebook_name, source)
-            todo = [_with_blob(t, blob) for t in todo]
-            if args.scheduler:
-                from .dask_executor import DaskExecutor
-                executor = DaskExecutor(args.scheduler)
+        blob = prepare_gradebook_blob(args.assignment, notebook_name, source)
+        try:
+            store.prepare_assignment(source, blob)
+        except GradebookMismatch as exc:
+            raise UsageError(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - e.g. a PostgreSQL server that went away
+            raise gradebook_error(exc) from None
+        for result in cached_results:
+            results[result.student] = result
+            if result.status == "invalid-notebook" and not store.cached(result.student, result.submission_hash):
+                store.save(result)
             else:
-                executor = LocalExecutor(min(args.jobs, len(todo)))
-            _run(todo, args, store, results, executor)
+                store.record(result)     # a gradebook shared with other runs gets it back if it was lost
+        if executor is not None:
+            _run([_with_blob(t, blob) for t in todo], args, store, results, executor)
         elapsed = time.perf_counter() - started
         path = store.write_csv(list(results.values()))
     finally:
@@ -220,6 +227,15 @@ def _warn_unchecked(args, source: bytes) -> None:
     if unchecked:
         print(f"warning: no checks registered for {args.assignment} test cells {', '.join(unchecked)}: "
               "their points come from the student's kernel alone", file=sys.stderr)
+
+
+def _executor(args, n_tasks: int):
+    """Local worker processes, or the Dask cluster of ``--scheduler``; started (connected) now."""
+    if args.scheduler:
+        from .dask_executor import DaskExecutor
+        return DaskExecutor(args.scheduler).start()
+    from .executors import LocalExecutor
+    return LocalExecutor(min(args.jobs, n_tasks)).start()
 
 
 def _run(tasks, args, store, results, executor) -> None:

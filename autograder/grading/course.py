@@ -23,13 +23,24 @@ HIDDEN_MARK = "BEGIN HIDDEN TESTS"
 
 
 def tools_on_path() -> None:
-    """Put this interpreter's ``bin`` folder first on ``PATH``: nbgrader runs ``alembic`` from ``PATH`` when it
-    creates a gradebook, and a kernel's ``python`` must be the course environment's, even without an activated
-    virtualenv."""
+    """Put this interpreter's ``bin`` folder first on ``PATH`` (a kernel's ``python`` must be the course
+    environment's, even without an activated virtualenv), and let nbgrader read its gradebook schema version in
+    process: a new ``Gradebook`` otherwise runs ``alembic heads`` as a program from ``PATH`` (seconds, and missing
+    when the virtualenv is not activated)."""
     import sys
     bindir = os.path.dirname(sys.executable)
     if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    import nbgrader.api
+    nbgrader.api.get_alembic_version = _alembic_head
+
+
+@functools.lru_cache(maxsize=1)
+def _alembic_head() -> str:
+    """What ``alembic heads`` prints first for nbgrader's migrations (the schema version of a new gradebook)."""
+    import nbgrader
+    from alembic.script import ScriptDirectory
+    return ScriptDirectory(os.path.join(os.path.dirname(nbgrader.__file__), "alembic")).get_current_head()
 
 
 def warm_up() -> None:
@@ -215,9 +226,14 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
                     env={"AUTOGRADER_SEED": str(task.seed), "JUPYTER_CONFIG_DIR": jupyter_dir,
                          "JUPYTER_RUNTIME_DIR": os.path.join(jupyter_dir, "runtime"),
                          "IPYTHONDIR": os.path.join(workdir, "ipython"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
-    children = [Child("autograde", workdir, target=partial(_autograde_main, task.assignment, task.student))]
+    import sys
+    spec_path = os.path.join(probe_dir, "spec.json")
+    children = [Child("autograde", workdir, target=partial(_autograde_main, task.assignment, task.student),
+                      argv=[sys.executable, "-m", "nbgrader", "autograde", task.assignment, "--student", task.student,
+                            "--force"])]
     if checked:
-        children.append(Child("probe", probe_dir, target=partial(sandbox.run, os.path.join(probe_dir, "spec.json"))))
+        children.append(Child("probe", probe_dir, target=partial(sandbox.run, spec_path),
+                              argv=[sys.executable, "-m", "autograder.grading.sandbox", spec_path]))
     result.timings["setup_s"] = time.perf_counter() - t0
     outcomes = run_children(children, limits, task.timeout_s)
     result.timings["run_s"] = max(o.wall_s for o in outcomes.values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Protocol
 
 from .tasks import GradeResult, GradeTask, content_hash, grade_submission
@@ -51,29 +52,50 @@ def _init_worker() -> None:
     warm_up()            # import nbgrader once per worker: each submission's child is forked warm
 
 
+def _ready() -> bool:
+    return True
+
+
 class LocalExecutor:
     """A pool of ``jobs`` worker processes on this machine (default: one per core); one kernel per submission.
 
-    At most ``jobs`` tasks are in flight at once, so memory stays bounded for classes of any size.
+    At most ``2 * jobs`` tasks are in flight at once (``jobs`` running), so memory stays bounded for classes of any size. :meth:`start`
+    (optional) launches and warms the workers early, so that their imports overlap the caller's preparations.
     """
 
     def __init__(self, jobs: int | None = None):
         self.jobs = max(1, int(jobs or os.cpu_count() or 1))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> "LocalExecutor":
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_init_worker)
+            for _ in range(self.jobs):
+                self._pool.submit(_ready)
+        return self
 
     def run(self, tasks: Iterable[GradeTask], on_result: Callable[[GradeResult], None]) -> None:
         pending_tasks = iter(tasks)
-        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_init_worker) as pool:
+        pool = self.start()._pool
+        self._pool = None
+        with pool:
             in_flight = {}
 
-            def refill() -> None:
-                while len(in_flight) < self.jobs:
+            def refill() -> None:    # one task queued behind each running one: no worker waits for the parent
+                while len(in_flight) < 2 * self.jobs:
                     task = next(pending_tasks, None)
                     if task is None:
                         return
                     in_flight[pool.submit(grade_submission, task)] = task
 
-            refill()
+            try:
+                refill()
+            except BrokenProcessPool as exc:   # workers cannot start here: grade in this process instead
+                import sys
+                print(f"warning: worker processes failed to start ({exc}); grading serially", file=sys.stderr)
+                SerialExecutor().run(list(in_flight.values()) + list(pending_tasks), on_result)
+                return
             while in_flight:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -86,7 +108,7 @@ class LocalExecutor:
                 try:
                     refill()
                 except Exception:  # noqa: BLE001 - a broken pool: grade the rest in a fresh one
-                    rest = [t for t in in_flight.values()] + list(pending_tasks)
+                    rest = list(in_flight.values()) + list(pending_tasks)
                     in_flight.clear()
                     LocalExecutor(self.jobs).run(rest, on_result)
                     return

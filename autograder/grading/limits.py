@@ -2,7 +2,7 @@
 
 Each child is forked from the (warm) grading worker: it starts its own session (process group), sets
 ``RLIMIT_AS`` (address space, inherited by a Jupyter kernel it launches) and ``RLIMIT_FSIZE`` (no file larger
-than the limit), sends stdout and stderr to a pipe of which only a bounded head and tail are kept, and then either
+than the limit), drops environment variables that look like credentials, sends stdout and stderr to a pipe of which only a bounded head and tail are kept, and then either
 calls a Python function or ``exec``\\s a command. :func:`run_children` waits for several children at once until a
 shared wall-clock deadline and then kills every process they started -- including Jupyter kernels, which
 ``jupyter_client`` puts in sessions of their own.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import resource
 import selectors
 import signal
@@ -23,6 +24,7 @@ __all__ = ["Limits", "Child", "ChildOutcome", "run_children", "become_subreaper"
            "reap_adopted"]
 
 _SUBREAPER = False
+_SECRET = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|^PG|^AWS_|^GOOGLE_|^AZURE_|DATABASE_URL|DSN", re.I)
 KEEP_BYTES = 32_768     # of a child's combined stdout/stderr: this much of the head and of the tail are kept
 
 
@@ -36,7 +38,9 @@ class Limits:
 @dataclass
 class Child:
     """A unit of untrusted work: ``target()`` in a forked child (its return value is the exit code), or
-    ``argv`` exec'd there. ``cwd`` is entered first."""
+    ``argv`` exec'd there. ``cwd`` is entered first. With both, ``target`` runs when this process has a single
+    thread (a forked copy of a warm, single-threaded worker starts at once), and ``argv`` is exec'd otherwise
+    (forking a multi-threaded process, a Dask worker say, is only safe straight into ``exec``)."""
     name: str
     cwd: str
     target: Callable[[], int] | None = None
@@ -149,7 +153,7 @@ def reap_adopted() -> None:
                 pass
 
 
-def _child_main(child: Child, limits: Limits, write_fd: int) -> None:
+def _child_main(child: Child, limits: Limits, write_fd: int, single_threaded: bool) -> None:
     """In the forked child: never returns."""
     code = 70
     try:
@@ -166,9 +170,11 @@ def _child_main(child: Child, limits: Limits, write_fd: int) -> None:
         if limits.file_bytes:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for name in [n for n in os.environ if _SECRET.search(n)]:
+            del os.environ[name]       # student code must not read (and print into its feedback) credentials
         os.environ.update(limits.env)
         os.chdir(child.cwd)
-        if child.argv is not None:
+        if child.argv is not None and (child.target is None or not single_threaded):
             os.execvpe(child.argv[0], child.argv, dict(os.environ))
         code = int(child.target() or 0)
     except SystemExit as exc:
@@ -214,6 +220,8 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
 
     Returns ``{child.name: ChildOutcome}``. Single-threaded (a select loop), so forking stays safe.
     """
+    import threading
+    single_threaded = threading.active_count() == 1 and os.environ.get("AUTOGRADER_CHILDREN") != "exec"
     start = time.monotonic()
     deadline = start + timeout_s
     running: dict[int, tuple[Child, int, _Buffer]] = {}
@@ -227,7 +235,7 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            _child_main(child, limits, write_fd)
+            _child_main(child, limits, write_fd, single_threaded)
         os.close(write_fd)
         buffer = buffers[child.name] = _Buffer()
         running[pid] = (child, read_fd, buffer)

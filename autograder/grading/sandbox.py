@@ -55,3 +55,8 @@ def run(spec_path: str) -> int:
         fh.write(blob)
     os.replace(tmp, spec["out"])
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(run(sys.argv[1]))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .tasks import GradeResult
 
-__all__ = ["Store", "CSV_COLUMNS", "StoreLocked", "GradebookMismatch"]
+__all__ = ["Store", "CSV_COLUMNS", "StoreLocked", "GradebookMismatch", "normalize_db_url"]
 
 CSV_COLUMNS = ["student", "assignment", "score", "max_score", "status", "reason", "tests_passed", "tests_total",
                "seconds"]
@@ -36,12 +36,23 @@ def _safe_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in name) or "_"
 
 
+def normalize_db_url(url: str) -> str:
+    """Pin PostgreSQL URLs to the installed driver: SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3,
+    which is not installed (the course pins ``psycopg2-binary``); ``postgres://`` is not accepted at all."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
 class Store:
     def __init__(self, out_dir: str | os.PathLike, assignment: str, notebook_name: str, db_url: str | None = None):
         self.out = Path(out_dir).resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
         self.assignment = assignment
         self.notebook_name = notebook_name
-        self.db_url = db_url or f"sqlite:///{self.out / 'gradebook.db'}"
+        self.default_db = db_url is None
+        self.db_url = normalize_db_url(db_url) if db_url else f"sqlite:///{self.out / 'gradebook.db'}"
         self.results_dir = self.out / ".autograder" / _safe_name(assignment)
         self.results_dir.mkdir(parents=True, exist_ok=True)
         (self.out / "feedback").mkdir(exist_ok=True)
@@ -96,9 +107,19 @@ class Store:
             self._gradebook = Gradebook(self.db_url)
         return self._gradebook
 
-    def prepare_assignment(self, source: bytes) -> None:
-        """Make sure the gradebook knows the assignment's cells (as ``generate_assignment`` records them)."""
+    def prepare_assignment(self, source: bytes, blob: bytes | None = None) -> None:
+        """Make sure the gradebook knows the assignment's cells (as ``generate_assignment`` records them).
+
+        ``blob`` (a prepared SQLite gradebook of the assignment) becomes the gradebook when the default SQLite
+        file does not exist yet."""
         from .course import populate_gradebook
+        default = self.out / "gradebook.db"
+        if blob and self._gradebook is None and self.db_url == f"sqlite:///{default}" and not default.exists():
+            tmp = default.with_suffix(".part")
+            tmp.write_bytes(blob)
+            os.replace(tmp, default)
+            self.gradebook()
+            return
         gb = self.gradebook()
         try:
             populate_gradebook(self.db_url, self.assignment, self.notebook_name, source)

@@ -11,6 +11,7 @@ submission: every failure becomes a status and a reason.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -19,7 +20,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["STATUSES", "GradeTask", "GradeResult", "TestRecord", "grade_submission", "content_hash"]
+__all__ = ["STATUSES", "GradeTask", "GradeResult", "TestRecord", "grade_submission", "content_hash",
+           "code_fingerprint"]
 
 #: Every status a result can carry. Only ``graded`` has a score.
 STATUSES = ("graded", "timeout", "crashed", "invalid-notebook", "missing")
@@ -45,6 +47,7 @@ class GradeTask:
     output_chars: int = 200_000              # printed output kept per notebook; the rest is dropped
     seed: int = 0                            # AUTOGRADER_SEED for the kernel and the probes
     check_modules: tuple[str, ...] = ()      # extra modules that register this assignment's checks
+    grader_fingerprint: str = ""             # hash of the grader, checks and references (see code_fingerprint)
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,27 @@ def content_hash(task: GradeTask) -> str:
     h = hashlib.sha256()
     for part in (task.submission or b"<missing>", task.source_notebook,
                  json.dumps([task.assignment, task.notebook_name, task.timeout_s, task.memory_bytes,
-                             task.output_chars, task.seed, list(task.check_modules)]).encode()):
+                             task.output_chars, task.seed, list(task.check_modules),
+                             task.grader_fingerprint]).encode()):
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()
+
+
+def code_fingerprint(*extra_modules: str) -> str:
+    """Hash of the code that decides a grade: ``autograder/{grading,checks,reference}/*.py`` and the files of
+    ``extra_modules``. A changed check or reference makes a rerun regrade everyone."""
+    import importlib
+    from pathlib import Path
+    package = Path(__file__).resolve().parents[1]
+    files = sorted(p for sub in ("grading", "checks", "reference") for p in (package / sub).glob("*.py"))
+    for name in extra_modules:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            files.append(Path(spec.origin))
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def grade_submission(task: GradeTask) -> GradeResult:

@@ -1,0 +1,155 @@
+"""Grading benchmark: ``python -m autograder.grading.bench [--n 8] [--assignment ID]``.
+
+Grades one synthetic class (``--n`` solved copies of the assignment's source notebook plus one each of the
+cheap broken kinds: exit, segfault, memory bomb, renamed function, monkeypatched checks, truncated JSON), side by
+side in one run:
+
+* ``grade --jobs 1`` and ``grade --jobs 2`` (the whole command, as an instructor runs it, in a fresh --out);
+* plain ``nbgrader autograde ID`` over the same class (one batch process, after ``generate_assignment``);
+* the floor: executing the solved notebook once with nbclient (kernel start, imports, the cells), and a bare
+  kernel start with ``import numpy``, median of ``--floor-repeats`` runs.
+
+Prints seconds per notebook and the ratios. Timeout-bound kinds (infinite loops) are left out: they cost
+``--timeout`` by design and would only measure the limit. A benchmark, not a test: on a shared machine, rerun when
+the load average (printed) is high.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import synthetic
+
+BROKEN = ("exit", "segfault", "membomb", "renamed", "monkeypatch", "truncated")
+FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "grading"
+REAL = ("token-embeddings", "positional-encodings", "memory-scaling", "backprop")
+
+
+def _pick(args) -> tuple[str, Path, list[str], dict[str, str]]:
+    """(assignment, source notebook, extra grade args, extra env)."""
+    root = Path(__file__).resolve().parents[2]
+    candidates = [args.assignment] if args.assignment else list(REAL)
+    for assignment in candidates:
+        path = root / "solutions" / assignment / f"{assignment}.ipynb"
+        if path.is_file():
+            return assignment, path, [], {}
+    if args.assignment and args.assignment != "grading-fixture":
+        sys.exit(f"error: no solutions/{args.assignment}/{args.assignment}.ipynb")
+    env = {"PYTHONPATH": os.pathsep.join([str(FIXTURE), os.environ.get("PYTHONPATH", "")])}
+    return ("grading-fixture", FIXTURE / "grading-fixture.ipynb",
+            ["--source", str(FIXTURE / "grading-fixture.ipynb"), "--checks-module", "grading_fixture_checks"], env)
+
+
+def _grade(submissions: Path, out: Path, assignment: str, jobs: int, extra, env, timeout: float) -> float:
+    cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", assignment,
+           "--out", str(out), "--jobs", str(jobs), "--timeout", str(timeout), "--no-progress", *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"error: grading failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+    return elapsed
+
+
+def _plain_nbgrader(submissions: Path, work: Path, assignment: str, source: Path, env, timeout: float) -> float:
+    """``nbgrader autograde`` as the course would run it without this grader (timed: autograde only)."""
+    course = work / "plain"
+    (course / "source" / assignment).mkdir(parents=True)
+    shutil.copy(source, course / "source" / assignment / source.name)
+    shutil.copytree(submissions, course / "submitted")
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"c.CourseDirectory.db_assignments = [{{'name': {assignment!r}}}]\n"
+        f"c.Execute.timeout = {int(timeout)}\n"
+        "c.OverwriteCells.add_missing_cells = True\n")
+    environ = {**os.environ, **env, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    nbgrader = [sys.executable, "-m", "nbgrader"]
+    subprocess.run(nbgrader + ["generate_assignment", assignment, "--force"], cwd=course, env=environ,
+                   capture_output=True, check=True)
+    t0 = time.perf_counter()
+    subprocess.run(nbgrader + ["autograde", assignment], cwd=course, env=environ, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def _floors(notebook: bytes, env, repeats: int) -> tuple[float, float]:
+    """Median seconds of (executing the solved notebook once with nbclient, a kernel start + ``import numpy``)."""
+    code = f"""
+import json, sys, time, nbformat
+from nbclient import NotebookClient
+nb_text = sys.stdin.read()
+def run_notebook():
+    nb = nbformat.reads(nb_text, as_version=4)
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True).execute()
+    return time.perf_counter() - t0
+def kernel_only():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import numpy")])
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+    return time.perf_counter() - t0
+print(json.dumps([[run_notebook() for _ in range({repeats})], [kernel_only() for _ in range({repeats})]]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], input=notebook.decode(), capture_output=True, text=True,
+                          env={**os.environ, **env}, check=True)
+    full, bare = json.loads(proc.stdout.strip().splitlines()[-1])
+    return statistics.median(full), statistics.median(bare)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m autograder.grading.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=8, help="solved notebooks in the class")
+    p.add_argument("--assignment", default=None, help="assignment id (default: the first in solutions/, else the "
+                                                      "grader's fixture)")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--floor-repeats", type=int, default=3)
+    p.add_argument("--skip-plain", action="store_true", help="do not run plain nbgrader")
+    args = p.parse_args(argv)
+    assignment, source, extra, env = _pick(args)
+    source_nb = json.loads(source.read_text())
+    kinds = {f"solved-{i:03d}": "solved" for i in range(args.n)} | {f"broken-{k}": k for k in BROKEN}
+    n = len(kinds)
+    print(f"grading benchmark: {assignment}, {n} notebooks ({args.n} solved + {len(BROKEN)} broken: "
+          f"{', '.join(BROKEN)}); {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    with tempfile.TemporaryDirectory(prefix="grade-bench-") as tmp:
+        work = Path(tmp)
+        synthetic.write_class(source, work / "submitted", assignment, kinds)
+        rows = []
+        floor_full, floor_bare = _floors(json.dumps(synthetic.solved(source_nb)).encode(), env, args.floor_repeats)
+        rows.append(("floor: run the solved notebook once (nbclient)", floor_full, None))
+        rows.append(("floor: kernel start + import numpy", floor_bare, None))
+        t1 = _grade(work / "submitted", work / "out1", assignment, 1, extra, env, args.timeout)
+        rows.append(("grade --jobs 1", t1, n))
+        t2 = _grade(work / "submitted", work / "out2", assignment, 2, extra, env, args.timeout)
+        rows.append(("grade --jobs 2", t2, n))
+        tp = None
+        if not args.skip_plain:
+            tp = _plain_nbgrader(work / "submitted", work, assignment, source, env, args.timeout)
+            rows.append(("plain nbgrader autograde (one batch)", tp, n))
+        statuses = {}
+        with open(work / "out2" / "grades.csv") as fh:
+            for line in fh.readlines()[1:]:
+                status = line.split(",")[4]
+                statuses[status] = statuses.get(status, 0) + 1
+    print(f"{'what':<48}{'total s':>9}{'s / notebook':>14}")
+    for name, total, count in rows:
+        per = total / count if count else total
+        print(f"{name:<48}{total:>9.1f}{per:>14.2f}")
+    print(f"statuses (--jobs 2): {statuses}")
+    print(f"ratio --jobs 2 / --jobs 1: {t2 / t1:.2f}")
+    if tp:
+        print(f"ratio --jobs 1 / plain nbgrader: {t1 / tp:.2f};  --jobs 2 / plain nbgrader: {t2 / tp:.2f}")
+    print(f"--jobs 1 per notebook / floor (solved notebook run once): {t1 / n / floor_full:.2f}")
+    print(f"load average at end {os.getloadavg()[0]:.2f} (other work on this machine inflates every figure)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

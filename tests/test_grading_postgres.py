@@ -1,0 +1,86 @@
+"""``--db-url postgresql://...``: grading into a PostgreSQL gradebook (a private server started for the test).
+
+Skipped where PostgreSQL's server programs are not installed.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.grading import synthetic
+
+FIXTURES = Path(__file__).parent / "fixtures" / "grading"
+SOURCE = FIXTURES / "grading-fixture.ipynb"
+PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([shutil.which("initdb")] if shutil.which("initdb") else [])
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not PG_BIN, reason="PostgreSQL server programs not installed")]
+
+
+def _as_server_user(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run its programs as the ``postgres`` user then."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture
+def postgres():
+    import tempfile
+    bindir = Path(PG_BIN[-1]).parent
+    root = Path(tempfile.mkdtemp(prefix="pg-grading-"))    # not under pytest's tmp: the server user must reach it
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    subprocess.run(_as_server_user([str(bindir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "grader"]),
+                   check=True, capture_output=True)
+    subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w",
+                                    "-o", f"-k {root} -p 55439 -c listen_addresses=''", "start"]),
+                   check=True, capture_output=True)
+    try:
+        subprocess.run(_as_server_user([str(bindir / "createdb"), "-h", str(root), "-p", "55439", "-U", "grader",
+                                        "course"]), check=True, capture_output=True)
+        yield f"postgresql://grader@/course?host={root}&port=55439"
+    finally:
+        subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_grading_into_postgresql(tmp_path, postgres):
+    source = json.loads(SOURCE.read_text())
+    for student, kind in {"ann": "solved", "bob": "exit", "cy": "monkeypatch"}.items():
+        folder = tmp_path / "submitted" / student / "grading-fixture"
+        folder.mkdir(parents=True)
+        (folder / SOURCE.name).write_bytes(synthetic.variant(source, kind))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "submitted"),
+                           "--assignment", "grading-fixture", "--out", str(tmp_path / "out"), "--source", str(SOURCE),
+                           "--checks-module", "grading_fixture_checks", "--jobs", "2", "--timeout", "60",
+                           "--no-progress", "--db-url", postgres], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (tmp_path / "out" / "gradebook.db").exists()
+    from nbgrader.api import Gradebook
+    from autograder.grading.course import tools_on_path
+    from autograder.grading.store import normalize_db_url
+    tools_on_path()
+    with Gradebook(normalize_db_url(postgres)) as gb:
+        assert gb.find_submission("grading-fixture", "ann").score == 5.0
+        assert gb.find_submission("grading-fixture", "cy").score == 3.0
+        crashed = gb.find_grade("test_scale", "grading-fixture", "grading-fixture", "bob")
+        assert crashed.auto_score is None and crashed.needs_manual_grade
+
+
+def test_an_unreachable_database_is_a_one_line_usage_error(tmp_path):
+    (tmp_path / "submitted" / "ann" / "grading-fixture").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "submitted"),
+                           "--assignment", "grading-fixture", "--out", str(tmp_path / "out"), "--source", str(SOURCE),
+                           "--checks-module", "grading_fixture_checks",
+                           "--db-url", f"postgresql://nobody@/none?host={tmp_path}&port=1"],
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])})
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: cannot use the gradebook") and proc.stderr.count("\n") == 1
