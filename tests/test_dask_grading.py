@@ -43,6 +43,7 @@ class StandInResult:
     score: float
     reason: str = ""
     pid: int = 0
+    threads: int = 0
 
 
 def stand_in_grade(task: StandInTask) -> StandInResult:
@@ -58,7 +59,9 @@ def stand_in_grade(task: StandInTask) -> StandInResult:
     if task.action == "raise":
         raise OSError("disk full (stand-in infrastructure fault)")
     time.sleep(0.05)
-    return StandInResult(task.student, "graded", float(len(task.student)), pid=os.getpid())
+    import threading
+    return StandInResult(task.student, "graded", float(len(task.student)), pid=os.getpid(),
+                         threads=threading.active_count())
 
 
 def stand_in_crashed(task: StandInTask, reason: str) -> StandInResult:
@@ -139,7 +142,8 @@ def test_every_submission_reported_once_with_its_own_result(address, tmp_path):
     results = run_all(executor, tasks)
     assert Counter(r.student for r in results) == Counter(t.student for t in tasks)
     assert all(r.status == "graded" and r.score == len(r.student) for r in results)
-    assert len({r.pid for r in results}) == 2                  # both workers graded
+    assert len({r.pid for r in results}) == 2                  # both workers graded ...
+    assert {r.threads for r in results} == {1}                 # ... in single-threaded processes (forking is safe)
     assert len(executor.stats.timings) == 8 and executor.stats.workers == 2
 
 

@@ -169,20 +169,28 @@ def _worker_pool(worker, prepare: Callable[[], None] | None):
 
 
 def _start_grading_process(worker_pid: int, prepare: Callable[[], None] | None) -> None:
-    """Initializer of a grading process: follow the Dask worker into death, then the usual set-up."""
-    import threading
-    threading.Thread(target=_exit_with_parent, args=(worker_pid,), name="exit-with-dask-worker", daemon=True).start()
+    """Initializer of a grading process: follow the Dask worker into death, then the usual set-up.
+
+    A pool process would otherwise outlive a killed worker (killed, out of memory), waiting forever on a queue whose
+    other end it holds itself. The check is a timer signal, not a thread: grading forks warm children only from a
+    single-threaded process (:func:`autograder.grading.limits.run_children`), and forked children inherit neither
+    the timer nor, for their own pid, the check.
+    """
+    import signal
+    me = os.getpid()
+
+    def check_worker(signum, frame) -> None:
+        if os.getpid() == me and os.getppid() != worker_pid:
+            _die_with_descendants()
+
+    signal.signal(signal.SIGALRM, check_worker)
+    signal.setitimer(signal.ITIMER_REAL, 0.5, 0.5)
     if prepare is not None:
         prepare()
 
 
-def _exit_with_parent(worker_pid: int, every_s: float = 0.5) -> None:
-    """Kill this process and everything it started once its Dask worker is gone (killed, out of memory, closed).
-
-    A pool process would otherwise outlive a killed worker, waiting forever on a queue whose other end it holds.
-    """
-    while os.getppid() == worker_pid:
-        time.sleep(every_s)
+def _die_with_descendants() -> None:
+    """SIGKILL every process this one started (kernels included), then exit."""
     try:
         import psutil
         for child in psutil.Process().children(recursive=True):
@@ -280,8 +288,17 @@ class DaskExecutor:
         self.ship_package = ship_package
         self.log = log or (lambda message: print(message, file=sys.stderr))
         self.stats = RunStats()
+        self._client = None
 
     # ------------------------------------------------------------------------------------------- connection
+    def start(self) -> "DaskExecutor":
+        """Connect to the scheduler now (optional; :meth:`run` connects otherwise): an unreachable scheduler is a
+        :class:`SchedulerError` before the caller prepares anything else."""
+        if self._client is None:
+            started = time.perf_counter()
+            self._client = self._connect()
+            self._connect_s = time.perf_counter() - started
+        return self
     def _connect(self):
         from distributed import Client
         try:
@@ -290,6 +307,12 @@ class DaskExecutor:
             raise SchedulerError(f"cannot reach the Dask scheduler at {self.address} within "
                                  f"{self.connect_timeout_s:.0f} s ({type(exc).__name__}): start it with "
                                  "`dask scheduler` and check the address and firewall") from None
+
+    def close(self) -> None:
+        """Disconnect (after :meth:`start` without :meth:`run`); the cluster itself keeps running."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def _prepare(self, client, tasks: Sequence[Any]) -> None:
         """Wait for workers, ship the package (and the tasks' check modules), refuse workers unlike this process."""
@@ -340,11 +363,12 @@ class DaskExecutor:
         tasks: Sequence[Any] = list(tasks)
         self.stats = RunStats()
         if not tasks:
+            self.close()
             return
-        start = time.perf_counter()
-        client = self._connect()
+        self.start()
+        client, self._client = self._client, None
         try:
-            self.stats.connect_s = time.perf_counter() - start
+            self.stats.connect_s = self._connect_s
             self._prepare(client, tasks)
             self.log(f"grading {len(tasks)} submission(s) on the Dask cluster at {self.address}: "
                      f"{self.stats.workers} worker(s), {self.stats.threads} thread(s); a submission whose worker "
