@@ -1,6 +1,8 @@
 """Grading on a Dask cluster (:mod:`autograder.grading.dask_executor`).
 
-One ``distributed.LocalCluster`` per module, on loopback only: 2 worker processes with 1 thread each, no dashboard.
+One ``distributed.LocalCluster`` per module, on loopback only: 2 worker processes with 1 thread each; every port
+it opens, the scheduler's HTTP port included, is on 127.0.0.1 and chosen by the system (``dashboard_address=None``
+would take 127.0.0.1:8787, ``":0"`` all interfaces).
 Its scheduler allows one worker death per task (``allowed_failures=1``: a task is tried on at most two workers)
 and gives each worker only as many tasks as it has threads (``worker-saturation: 1.0``), so a worker that dies
 takes down only the task it was running.
@@ -79,7 +81,7 @@ def run_all(executor: DaskExecutor, tasks) -> list[StandInResult]:
 def cluster():
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=None, scheduler_kwargs={"allowed_failures": 1})
+                                           dashboard_address="127.0.0.1:0", scheduler_kwargs={"allowed_failures": 1})
     try:
         yield cluster
     finally:
@@ -202,6 +204,31 @@ def test_grading_function_that_raises_is_retried_then_crashed(address):
     assert by_student["frank"].status == "graded"
     assert by_student["erin"].status == "crashed"
     assert "2 attempt(s)" in by_student["erin"].reason and "disk full" in by_student["erin"].reason
+
+
+def test_scheduler_lost_mid_run_reports_every_remaining_submission_crashed():
+    """A scheduler of its own, closed after the second result: the rest are reported, none twice, none lost."""
+    import threading
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:0")
+    tasks = [StandInTask(f"s{i:02d}") for i in range(12)]
+    results: list[StandInResult] = []
+    closer = threading.Thread(target=cluster.close)
+
+    def on_result(result: StandInResult) -> None:
+        results.append(result)
+        if len(results) == 2:
+            closer.start()
+
+    try:
+        stand_in_executor(cluster.scheduler_address).run(tasks, on_result)
+    finally:
+        if closer.is_alive():
+            closer.join()
+        cluster.close()
+    assert Counter(r.student for r in results) == Counter(t.student for t in tasks)
+    crashed = [r for r in results if r.status == "crashed"]
+    assert crashed and all(r.reason.startswith("lost the Dask scheduler") for r in crashed)
 
 
 # ------------------------------------------------------------------------------------------------ errors

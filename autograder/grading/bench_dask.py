@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}), \
                 LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                             dashboard_address=None) as cluster:
+                             dashboard_address="127.0.0.1:0") as cluster:
             cluster_start = time.perf_counter() - t0
             runs.append(_dask(tasks, cluster.scheduler_address, "dask, cold"))
             print(f"  done: {runs[-1].name}; {_load()}", flush=True)

@@ -39,6 +39,10 @@ __all__ = ["DaskExecutor", "SchedulerError", "check_address", "TaskTiming", "Run
 COMPARED_PACKAGES = ("nbgrader", "nbconvert", "nbclient", "jupyter_client", "ipykernel", "numpy", "torch")
 
 
+class _ClusterLost(Exception):
+    """The scheduler went away during grading: every submission not yet reported is reported ``crashed``."""
+
+
 class SchedulerError(RuntimeError):
     """The cluster cannot grade: unreachable scheduler, no workers, or workers without the course environment.
 
@@ -394,32 +398,46 @@ class DaskExecutor:
             reported.add(index)
             on_result(result)
 
+        def cluster(call: Callable[[], Any]) -> Any:
+            """A call to the scheduler; any failure of it means the cluster is gone (not the writer's errors)."""
+            try:
+                return call()
+            except TimeoutError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - CommClosedError, FuturesCancelledError, ...
+                raise _ClusterLost(f"{type(exc).__name__}: {exc}".strip().splitlines()[0]) from exc
+
         def refill() -> None:
-            capacity = max(1, sum(client.nthreads().values()))
+            capacity = max(1, sum(cluster(client.nthreads).values()))
             while len(in_flight) < capacity:
                 index = next(waiting, None)
                 if index is None:
                     return
-                future = client.submit(_grade_on_worker, self.grade, tasks[index], self.prepare_process,
-                                       key=_key(tasks[index], index, run_id), pure=False, retries=self.retries)
-                in_flight[future] = index
+                in_flight[cluster(lambda: client.submit(
+                    _grade_on_worker, self.grade, tasks[index], self.prepare_process,
+                    key=_key(tasks[index], index, run_id), pure=False, retries=self.retries))] = index
 
         def give_up(reason: str) -> None:
-            for index in [*in_flight.values(), *waiting]:
+            lost = [*in_flight.values(), *waiting]
+            for future in in_flight:
+                try:
+                    future.release()
+                except Exception:  # noqa: BLE001 - the client may be gone already
+                    pass
+            in_flight.clear()
+            for index in lost:
                 self.stats.crashed += 1
                 report(index, self.crashed(tasks[index], reason[:500]))
-            for future in in_flight:
-                future.release()
-            in_flight.clear()
 
         no_workers_since: float | None = None
         try:
             refill()
             while in_flight:
                 try:
-                    done, _ = wait(list(in_flight), timeout=self.poll_s, return_when="FIRST_COMPLETED")
+                    done, _ = cluster(lambda: wait(list(in_flight), timeout=self.poll_s,
+                                                   return_when="FIRST_COMPLETED"))
                 except TimeoutError:
-                    if sum(client.nthreads().values()):
+                    if sum(cluster(client.nthreads).values()):
                         no_workers_since = None
                         refill()                  # workers may have joined
                     else:
@@ -433,10 +451,9 @@ class DaskExecutor:
                     future.release()              # free its memory on the cluster; nothing recomputes it
                     report(index, result)
                 refill()
-        except (OSError, TimeoutError, RuntimeError) as exc:   # the scheduler went away (CommClosedError is an OSError)
-            if isinstance(exc, RuntimeError) and "reported twice" in str(exc):
-                raise
-            give_up(f"lost the Dask scheduler before this submission was graded ({type(exc).__name__}: {exc})")
+        except _ClusterLost as exc:
+            what = "the connection to the scheduler was lost" if "connection" in str(exc.__cause__).lower() else exc
+            give_up(f"lost the Dask scheduler before this submission was graded ({what})")
 
     def _collect(self, future, task: Any, index: int) -> Any:
         """The result of one finished future, or the ``crashed`` result that says why there is none."""
