@@ -29,7 +29,7 @@ def _grade(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedPro
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", ASSIGNMENT,
            "--out", str(out), "--source", str(SOURCE), "--checks-module", "grading_fixture_checks",
-           "--jobs", "2", "--timeout", str(TIMEOUT_S), "--no-progress", *extra]
+           "--jobs", "2", "--timeout", str(TIMEOUT_S), "--memory", "2", "--no-progress", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 

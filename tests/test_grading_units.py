@@ -244,3 +244,22 @@ def test_children_do_not_see_credentials(tmp_path, monkeypatch):
 
     out = limits.run_children([limits.Child("env", str(tmp_path), target=target)], limits.Limits(), timeout_s=30)
     assert out["env"].returncode == 10
+
+
+def test_warm_forked_children_can_use_torch_after_the_worker_did(tmp_path):
+    """A judge running PyTorch in the worker must not make the next forked probe process hang (OpenMP + fork)."""
+    code = """
+import sys, torch
+from autograder.grading import limits
+limits.enable_warm_fork()
+(torch.randn(600, 600) @ torch.randn(600, 600)).sum()          # what a judge may do in the worker
+def target():
+    x = torch.randn(600, 600, requires_grad=True)
+    (x @ x).relu().sum().backward()
+    return 7
+out = limits.run_children([limits.Child("torch", sys.argv[1], target=target, argv=["false"])], limits.Limits(), 60)
+print(out["torch"].returncode, out["torch"].timed_out)
+"""
+    import subprocess
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["7", "False"], proc.stderr[-2000:]

@@ -50,7 +50,7 @@ def _pick(args) -> tuple[str, Path, list[str], dict[str, str]]:
 
 def _grade(submissions: Path, out: Path, assignment: str, jobs: int, extra, env, timeout: float) -> float:
     cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", assignment,
-           "--out", str(out), "--jobs", str(jobs), "--timeout", str(timeout), "--no-progress", *extra]
+           "--out", str(out), "--jobs", str(jobs), "--timeout", str(timeout), "--memory", "2", "--no-progress", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     elapsed = time.perf_counter() - t0

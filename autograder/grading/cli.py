@@ -180,7 +180,7 @@ def _grade(args) -> int:
         # workers start (and import nbgrader) while this process prepares the gradebooks
         executor = _executor(args, len(todo)) if todo else None
         started = time.perf_counter()
-        blob = prepare_gradebook_blob(args.assignment, notebook_name, source)
+        blob = prepare_gradebook_blob(args.assignment, notebook_name, source) if todo else None
         try:
             store.prepare_assignment(source, blob)
         except GradebookMismatch as exc:

@@ -46,10 +46,11 @@ class SerialExecutor:
 
 
 def _init_worker() -> None:
-    from .limits import become_subreaper
     from .course import warm_up
+    from .limits import become_subreaper, enable_warm_fork
+    enable_warm_fork()   # before anything runs PyTorch: each submission's children are forked from this process
     become_subreaper()   # orphaned kernels re-parent to this worker, which kills them
-    warm_up()            # import nbgrader once per worker: each submission's child is forked warm
+    warm_up()            # import nbgrader once per worker
 
 
 def _ready() -> bool:

@@ -1,11 +1,12 @@
 """Run untrusted work in child processes under limits, and kill everything it started.
 
-Each child is forked from the (warm) grading worker: it starts its own session (process group), sets
-``RLIMIT_AS`` (address space, inherited by a Jupyter kernel it launches) and ``RLIMIT_FSIZE`` (no file larger
-than the limit), drops environment variables that look like credentials, sends stdout and stderr to a pipe of which only a bounded head and tail are kept, and then either
-calls a Python function or ``exec``\\s a command. :func:`run_children` waits for several children at once until a
-shared wall-clock deadline and then kills every process they started -- including Jupyter kernels, which
-``jupyter_client`` puts in sessions of their own.
+Each child is forked from the grading worker: it starts its own session (process group), sets ``RLIMIT_AS``
+(address space, inherited by a Jupyter kernel it launches) and ``RLIMIT_FSIZE`` (no file larger than the limit),
+drops environment variables that look like credentials, sends stdout and stderr to a pipe of which only a bounded
+head and tail are kept, and then either calls a Python function (in a warm worker, see :func:`enable_warm_fork`)
+or ``exec``\\s a command. :func:`run_children` waits for several children at once until a shared wall-clock
+deadline and then kills every process they started -- including Jupyter kernels, which ``jupyter_client`` puts in
+sessions of their own.
 """
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Limits", "Child", "ChildOutcome", "run_children", "become_subreaper", "descendants", "kill_tree",
-           "reap_adopted"]
+__all__ = ["Limits", "Child", "ChildOutcome", "run_children", "become_subreaper", "enable_warm_fork",
+           "descendants", "kill_tree", "reap_adopted"]
 
 _SUBREAPER = False
+_WARM_FORK = False
 _SECRET = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|^PG|^AWS_|^GOOGLE_|^AZURE_|DATABASE_URL|DSN", re.I)
 KEEP_BYTES = 32_768     # of a child's combined stdout/stderr: this much of the head and of the tail are kept
 
@@ -38,9 +40,10 @@ class Limits:
 @dataclass
 class Child:
     """A unit of untrusted work: ``target()`` in a forked child (its return value is the exit code), or
-    ``argv`` exec'd there. ``cwd`` is entered first. With both, ``target`` runs when this process has a single
-    thread (a forked copy of a warm, single-threaded worker starts at once), and ``argv`` is exec'd otherwise
-    (forking a multi-threaded process, a Dask worker say, is only safe straight into ``exec``)."""
+    ``argv`` exec'd there. ``cwd`` is entered first. With both, ``target`` runs only in a process that called
+    :func:`enable_warm_fork` and is still single-threaded (a forked copy of a warm worker starts at once), and
+    ``argv`` is exec'd otherwise (forking a multi-threaded process, a Dask worker say, is only safe straight into
+    ``exec``)."""
     name: str
     cwd: str
     target: Callable[[], int] | None = None
@@ -63,6 +66,22 @@ class ChildOutcome:
             except ValueError:
                 return f"signal {-self.returncode}"
         return None
+
+
+def enable_warm_fork() -> None:
+    """Let :func:`run_children` fork children that run a Python ``target`` in a copy of this warm process instead
+    of exec'ing a fresh interpreter (seconds of imports saved per child).
+
+    Only for a process that forks nothing else and stays single-threaded (a :class:`LocalExecutor` worker). It
+    pins PyTorch to one thread first: a process that has entered an OpenMP parallel region (PyTorch's CPU thread
+    pool, e.g. in a judge) cannot fork a child that uses PyTorch -- the child hangs."""
+    global _WARM_FORK
+    try:
+        import torch
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    _WARM_FORK = True
 
 
 def become_subreaper() -> bool:
@@ -153,7 +172,7 @@ def reap_adopted() -> None:
                 pass
 
 
-def _child_main(child: Child, limits: Limits, write_fd: int, single_threaded: bool) -> None:
+def _child_main(child: Child, limits: Limits, write_fd: int, warm: bool) -> None:
     """In the forked child: never returns."""
     code = 70
     try:
@@ -174,7 +193,7 @@ def _child_main(child: Child, limits: Limits, write_fd: int, single_threaded: bo
             del os.environ[name]       # student code must not read (and print into its feedback) credentials
         os.environ.update(limits.env)
         os.chdir(child.cwd)
-        if child.argv is not None and (child.target is None or not single_threaded):
+        if child.argv is not None and (child.target is None or not warm):
             os.execvpe(child.argv[0], child.argv, dict(os.environ))
         code = int(child.target() or 0)
     except SystemExit as exc:
@@ -221,7 +240,7 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
     Returns ``{child.name: ChildOutcome}``. Single-threaded (a select loop), so forking stays safe.
     """
     import threading
-    single_threaded = threading.active_count() == 1 and os.environ.get("AUTOGRADER_CHILDREN") != "exec"
+    warm = _WARM_FORK and threading.active_count() == 1 and os.environ.get("AUTOGRADER_CHILDREN") != "exec"
     start = time.monotonic()
     deadline = start + timeout_s
     running: dict[int, tuple[Child, int, _Buffer]] = {}
@@ -235,7 +254,7 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            _child_main(child, limits, write_fd, single_threaded)
+            _child_main(child, limits, write_fd, warm)
         os.close(write_fd)
         buffer = buffers[child.name] = _Buffer()
         running[pid] = (child, read_fd, buffer)

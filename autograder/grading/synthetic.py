@@ -23,7 +23,7 @@ EXPECTED = {
     "swallow": ("timeout", "an infinite loop that swallows KeyboardInterrupt"),
     "exit": ("crashed", "os._exit(1) in a cell"),
     "segfault": ("crashed", "ctypes.string_at(0): a segfault"),
-    "membomb": ("graded", "allocates far more memory than allowed before the first answer is defined"),
+    "membomb": ("graded", "allocates 3 GiB (grade with --memory 2 or less) before the first answer is defined"),
     "flood": ("graded", "prints flood_mb megabytes (default 1000)"),
     "truncated": ("invalid-notebook", "the notebook's JSON cut in half"),
     "deleted-tests": ("graded", "every test cell deleted (nbgrader restores them)"),
@@ -98,7 +98,7 @@ def variant(source: dict, kind: str, flood_mb: int = 1000) -> bytes:
     if kind in _INSERTED and kind != "monkeypatch":
         cells.insert(first, _code_cell(_INSERTED[kind].format(flood_mb=flood_mb)))
     elif kind == "membomb":
-        cells[first]["source"] = "_hog = bytearray(1 << 40)  # 1 TiB\n" + _source(cells[first])
+        cells[first]["source"] = "_hog = bytearray(3 << 30)  # 3 GiB, zero-filled: really used\n" + _source(cells[first])
     elif kind == "deleted-tests":
         nb["cells"] = [c for c in cells if not _is_test(c)]
     elif kind in ("edited-tests", "monkeypatch"):
