@@ -17,6 +17,11 @@ What the cluster guarantees, and what this module adds:
   (default 3); after that the submission is reported ``crashed`` with the reason. An exception raised by the grading
   function itself (an infrastructure fault: a bad submission never raises) is retried ``retries`` times, then
   reported ``crashed`` the same way.
+* **Same isolation as local grading.** On a worker, each submission is graded in a single-threaded grading process
+  (one per worker thread, started with the local pool's initializer), which starts the limited children -- kernel,
+  probe sandbox -- exactly as a local worker process does; the grading process dies with its Dask worker.
+* **Bounded load.** At most as many submissions are on the cluster as its workers have threads: a worker holds only
+  what it is grading, so one that dies costs no waiting submission a retry.
 * **Every submission reported exactly once.** ``on_result`` is called once per task, in completion order; a task
   whose result cannot be obtained for any reason (including a lost scheduler) is reported ``crashed``, never
   dropped, and a duplicate is impossible by construction (one future per task, consumed once).
@@ -32,7 +37,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["DaskExecutor", "SchedulerError", "check_address", "TaskTiming", "RunStats", "worker_environment", "COMPARED_PACKAGES"]
+__all__ = ["DaskExecutor", "SchedulerError", "check_address", "TaskTiming", "RunStats", "worker_environment",
+           "COMPARED_PACKAGES"]
 
 # Packages whose version must be the same on every worker as here: a different nbgrader, NumPy or PyTorch could
 # change a score. (Dask itself checks its own packages: python, dask, distributed, cloudpickle, msgpack, ...)
@@ -255,8 +261,9 @@ class DaskExecutor:
         scheduler's ``allowed-failures``, see the module docstring).
     connect_timeout_s, workers_timeout_s:
         How long to wait for the scheduler (default: Dask's ``distributed.comm.timeouts.connect``, 30 s unless set,
-        e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``), then for at least one worker, before a :class:`SchedulerError`; and
-        how long grading waits with no worker at all before the submissions left are reported ``crashed``.
+        e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``), then for at least one worker, before a
+        :class:`SchedulerError`; and how long grading waits with no worker at all before the submissions left
+        are reported ``crashed``.
     poll_s:
         How often, while no submission finishes, grading checks that workers are still there.
     grade, crashed, prepare_process:
@@ -272,7 +279,8 @@ class DaskExecutor:
     """
 
     def __init__(self, address: str, *, retries: int = 1, connect_timeout_s: float | None = None,
-                 workers_timeout_s: float = 60.0, poll_s: float = 5.0, grade: Callable[[Any], Any] | None = None,
+                 workers_timeout_s: float = 60.0, poll_s: float = 5.0,
+                 grade: Callable[[Any], Any] | None = None,
                  crashed: Callable[[Any, str], Any] | None = None,
                  prepare_process: Callable[[], None] | None | object = _DEFAULT, ship_package: bool = True,
                  log: Callable[[str], None] | None = None):

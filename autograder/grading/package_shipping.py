@@ -67,7 +67,8 @@ def package_zip(root: Path | None = None, extra_modules: tuple[str, ...] | list[
     """
     root = Path(root) if root is not None else package_dir()
     if not (root / "__init__.py").is_file():
-        raise FileNotFoundError(f"{root} is not a Python package (no __init__.py): pass the autograder package directory")
+        raise FileNotFoundError(f"{root} is not a Python package (no __init__.py): "
+                                "pass the autograder package directory")
     sources = {PACKAGE: root}
     for name in extra_modules:
         top = name.split(".")[0]
