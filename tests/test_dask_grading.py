@@ -315,3 +315,14 @@ def test_grade_command_rejects_a_malformed_scheduler_address(tmp_path):
     proc = grade_cli(tmp_path, tmp_path / "out", "--scheduler", "my-laptop")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: --scheduler 'my-laptop' is not a scheduler address")
+
+
+def test_a_worker_without_the_course_environment_is_named_with_what_differs():
+    from autograder.grading.dask_executor import _environment_problems, worker_environment
+    here = worker_environment()
+    assert here["packages"]["nbgrader"] and "python3" in here["kernels"]
+    assert _environment_problems(here, here) == []
+    there = {**here, "packages": {**here["packages"], "torch": None, "numpy": "1.26.4"}, "kernels": ["ir"]}
+    problems = _environment_problems(here, there)
+    assert "torch missing" in " ".join(problems) and any(p.startswith("numpy 1.26.4 (here") for p in problems)
+    assert any("no 'python3' Jupyter kernel" in p for p in problems)
