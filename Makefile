@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test exercises bench clean
+.PHONY: book test exercises bench clean chromium
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python >= 3.11 is needed (nbgrader 0.9.6); run: make PYTHON=python3.11 ...")'
@@ -14,17 +14,31 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	@touch $@
 
+# The execution cache keys on a page's code, not on the data it reads: --sync-book-cache drops the build caches
+# when the committed benchmark results changed, so that the Measurements page is executed again.
 book: $(STAMP)
+	$(PY) -m autograder.bench --sync-book-cache
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest
+
+# The site tests open every page in headless Chromium. Install Debian's package when it is missing and we are root
+# with apt (as in CI); otherwise say how, and the browser test skips (outside CI) or fails (CI=true).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (Debian package) for the site tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "note: chromium not found and cannot be installed here (needs root and apt-get): the browser test will skip"; \
+	fi
 
 exercises: $(STAMP)
 	$(PY) -m autograder release
 
 bench: $(STAMP)
-	$(PY) -m autograder.bench
+	$(PY) -m autograder.bench $(BENCH_ARGS)   # e.g. make bench BENCH_ARGS="--threads 1"
 
 clean:
 	rm -rf _build .pytest_cache

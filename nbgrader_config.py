@@ -7,9 +7,6 @@ c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.db_assignments = [
-    {"name": "token-embeddings"}, {"name": "positional-encodings"}, {"name": "memory-scaling"}, {"name": "backprop"},
-]
 
 # A cell that runs longer than this is interrupted (the whole-notebook limit is the grader's --timeout).
 c.Execute.timeout = 60

@@ -1,22 +1,70 @@
 """Timing helpers used by every chapter's timing cells and by ``python -m autograder.bench``.
 
-On a CUDA device: warm-up calls, then ``torch.cuda.Event(enable_timing=True)`` pairs around each repeat, with a
-synchronisation before reading them. On the CPU: ``time.perf_counter`` around each repeat. Either way the result
-keeps every sample, reports the median and the spread (10th-90th percentile), and names the device it ran on, so a
-CPU figure can never be mistaken for a GPU one.
+How a function is timed (:func:`time_fn`):
+
+* **CUDA device**: ``warmup`` untimed calls, a ``torch.cuda.synchronize``, then for each repeat a pair of
+  ``torch.cuda.Event(enable_timing=True)`` recorded around the call and read after ``end.synchronize()``. The
+  events measure GPU time on the current stream, so asynchronous kernel launches are counted in full.
+* **CPU**: ``warmup`` untimed calls, then ``time.perf_counter`` around each repeat.
+
+Either way a :class:`Timing` keeps every sample, reports the median and the spread (10th and 90th percentiles)
+and names the device it ran on and the clock it used, so a CPU figure can never be mistaken for a GPU one.
+
+How a bandwidth is reported (:func:`measure_bandwidth`): the caller states the bytes the operation must move
+(each input read once plus each output written once); the result gives the achieved GB/s and compares it with
+two copies timed in the same run on the same device (the operation and the first copy alternate call by call,
+:func:`time_interleaved`, so a busy shared machine slows both alike):
+
+* ``copy`` -- a ``dst.copy_(src)`` of *the same number of bytes* (reads half, writes half). This is the fair
+  comparison for the operation at this size, but it is **not** a memory bandwidth when the bytes fit in the
+  last-level cache: on the course's 2-core AMD EPYC (32 MiB L3) copies of 1-8 MiB measured 156-166 GB/s,
+  copies of 64-256 MiB 30-32 GB/s. :attr:`Bandwidth.fits_in_cache` says when that happens.
+* ``memory_copy`` -- a copy whose source and destination are each at least four times the last-level cache
+  (:func:`last_level_cache_bytes`), so it must stream from and to memory: the honest memory-bandwidth limit.
+
+Neither comparison is timed with a wall-clock assertion anywhere in the tests: figures are printed and
+recorded, never asserted.
 """
 from __future__ import annotations
 
+import functools
+import gc
 import platform
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-__all__ = ["Timing", "Bandwidth", "default_device", "device_name", "time_fn", "copy_baseline", "measure_bandwidth"]
+__all__ = ["Timing", "Bandwidth", "default_device", "device_name", "device_slug", "time_fn", "time_interleaved",
+           "copy_baseline", "memory_copy_baseline", "measure_bandwidth", "last_level_cache_bytes"]
+
+#: last-level cache assumed when the platform does not report one (larger than the L3 slice a copy sees on
+#: most desktop and server CPUs, so a working set sized from it still leaves the cache).
+FALLBACK_CACHE_BYTES = 128 * 2**20
+#: source and destination of :func:`memory_copy_baseline` are each this many times the last-level cache.
+MEMORY_COPY_CACHE_MULTIPLE = 4
+
+
+# --------------------------------------------------------------------------------------------------------------
+# devices
+# --------------------------------------------------------------------------------------------------------------
+def _as_device(device: torch.device | str | None) -> torch.device:
+    if device is None:
+        return default_device()
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from exc
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"timing supports 'cpu' and 'cuda' devices, got {device.type!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use device='cpu'")
+    return device
 
 
 def default_device() -> torch.device:
@@ -24,24 +72,113 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's marketing name (``model name`` in ``/proc/cpuinfo``), else ``platform.processor()``, else the
+    architecture (``x86_64``, ``arm64``)."""
+    try:
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def device_name(device: torch.device | str | None = None) -> str:
-    """A human name for ``device``: the GPU's model, or the CPU's architecture and thread count."""
-    device = torch.device(device) if device is not None else default_device()
+    """A human name for ``device``.
+
+    CUDA: ``"<GPU model> (cuda)"``, e.g. ``"NVIDIA H100 80GB HBM3 (cuda)"``. CPU: ``"CPU <model>
+    (<arch>, <n> threads)"`` with the thread count torch uses, e.g. ``"CPU AMD EPYC (x86_64, 2 threads)"``.
+    """
+    device = _as_device(device)
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (cuda)"
-    return f"CPU {platform.machine()} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU {cpu_model()} ({platform.machine()}, {threads} thread{'s' if threads != 1 else ''})"
 
 
+def device_slug(name: str) -> str:
+    """A file-name-safe slug of a :func:`device_name`: ``"CPU AMD EPYC (x86_64, 2 threads)"`` ->
+    ``"cpu-amd-epyc-x86-64-2-threads"``. Raises ``ValueError`` for a name with no letters or digits."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if not slug:
+        raise ValueError(f"device name {name!r} has no letters or digits to make a file name from")
+    return slug
+
+
+def _parse_cache_size(text: str) -> int:
+    """``"32768K"`` -> 33554432; ``"1M"``, ``"512"`` (bytes) likewise."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", text, flags=re.IGNORECASE)
+    if not match:
+        raise ValueError(f"cannot read a cache size from {text!r}")
+    return int(match.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[match.group(2).upper()]
+
+
+def cpu_last_level_cache_bytes(sysfs: str | Path = "/sys/devices/system/cpu") -> int | None:
+    """Total bytes of the CPU's last-level data cache from Linux sysfs, or ``None`` when sysfs has no cache info.
+
+    Reads ``cpu*/cache/index*/{level,type,size,shared_cpu_list}``, keeps the highest level of data or unified
+    cache, and sums its distinct instances (a CPU with two L3 slices of 32 MiB has 64 MiB that a multi-threaded
+    copy can hit).
+    """
+    instances: dict[tuple[int, str], int] = {}
+    for index in sorted(Path(sysfs).glob("cpu[0-9]*/cache/index[0-9]*")):
+        try:
+            if (index / "type").read_text().strip() not in ("Data", "Unified"):
+                continue
+            level = int((index / "level").read_text())
+            size = _parse_cache_size((index / "size").read_text())
+            shared = (index / "shared_cpu_list").read_text().strip() if (index / "shared_cpu_list").exists() \
+                else str(index.parent.parent.name)
+        except (OSError, ValueError):
+            continue
+        instances[(level, shared)] = size
+    if not instances:
+        return None
+    top = max(level for level, _ in instances)
+    return sum(size for (level, _), size in instances.items() if level == top)
+
+
+@functools.lru_cache(maxsize=None)
+def _last_level_cache_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        size = int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 0)
+        return size or FALLBACK_CACHE_BYTES
+    return cpu_last_level_cache_bytes() or FALLBACK_CACHE_BYTES
+
+
+def last_level_cache_bytes(device: torch.device | str | None = None) -> int:
+    """Bytes of the last-level cache a copy on ``device`` can hit: the GPU's L2, or the CPU's L3 (all slices)
+    from sysfs; :data:`FALLBACK_CACHE_BYTES` (128 MiB) where the platform does not say."""
+    return _last_level_cache_bytes(_as_device(device))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# timing
+# --------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per call of one timed function: all samples, median and 10th/90th percentiles."""
+    """Seconds per call of one timed function: every sample, median and 10th/90th percentiles.
+
+    ``device`` is a :func:`device_name`; ``method`` is ``"cuda-events"`` or ``"perf_counter"``.
+    Percentiles use linear interpolation between samples (``numpy.percentile``'s default).
+    """
     device: str
-    method: str                      # "cuda-events" or "perf_counter"
+    method: str
     samples_s: tuple[float, ...] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.samples_s:
+            raise ValueError("a Timing needs at least one sample")
+
+    @property
+    def n(self) -> int:
+        return len(self.samples_s)
 
     @property
     def median_s(self) -> float:
-        return statistics.median(self.samples_s)
+        return float(statistics.median(self.samples_s))
 
     @property
     def p10_s(self) -> float:
@@ -51,79 +188,212 @@ class Timing:
     def p90_s(self) -> float:
         return float(np.percentile(self.samples_s, 90))
 
+    @property
+    def spread(self) -> float:
+        """``(p90 - p10) / median``: 0.1 means the middle 80 % of runs lie within 10 % of the median."""
+        return (self.p90_s - self.p10_s) / self.median_s if self.median_s > 0 else float("inf")
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary: device, method, n, median/p10/p90 in seconds, and the samples."""
+        return {"device": self.device, "method": self.method, "n": self.n, "median_s": self.median_s,
+                "p10_s": self.p10_s, "p90_s": self.p90_s, "samples_s": list(self.samples_s)}
+
     def __str__(self) -> str:
         return (f"{self.median_s * 1e6:,.1f} us median (p10 {self.p10_s * 1e6:,.1f}, p90 {self.p90_s * 1e6:,.1f}; "
-                f"{len(self.samples_s)} runs, {self.method} on {self.device})")
+                f"{self.n} runs, {self.method} on {self.device})")
+
+
+def _check_counts(warmup: int, repeats: int) -> None:
+    if int(repeats) != repeats or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    if int(warmup) != warmup or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+
+
+def time_interleaved(fns: list[Callable[[], object]], *, device: torch.device | str | None = None,
+                     warmup: int = 3, repeats: int = 20,
+                     clock: Callable[[], float] | None = None) -> list[Timing]:
+    """Time several functions in alternation: ``warmup`` untimed rounds, then ``repeats`` rounds that each time
+    ``fns[0]()``, ``fns[1]()``, ... once. Returns one :class:`Timing` per function, in order.
+
+    Alternating (rather than timing one function's repeats, then the next's) makes every function see the same
+    machine load, which matters on a shared machine, and makes each call start with the caches the previous
+    call left, as an operation does inside a training step. Python's garbage collector is paused while timing
+    (as in ``timeit``). Timing method as in :func:`time_fn`.
+    """
+    for fn in fns:
+        if not callable(fn):
+            raise ValueError(f"fn must be a callable taking no arguments, got {type(fn).__name__}")
+    _check_counts(warmup, repeats)
+    device = _as_device(device)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # as timeit does: a garbage collection pause inside one repeat is noise, not the function's cost
+    try:
+        return _time_rounds(fns, device, warmup, repeats, clock)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _time_rounds(fns, device: torch.device, warmup: int, repeats: int, clock) -> list[Timing]:
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    samples: list[list[float]] = [[] for _ in fns]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        with torch.cuda.device(device):
+            for _ in range(repeats):
+                for fn, out in zip(fns, samples):
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    fn()
+                    end.record()
+                    end.synchronize()
+                    out.append(start.elapsed_time(end) / 1e3)  # elapsed_time is in milliseconds
+        method = "cuda-events"
+    else:
+        clock = clock or time.perf_counter
+        for _ in range(repeats):
+            for fn, out in zip(fns, samples):
+                t0 = clock()
+                fn()
+                out.append(clock() - t0)
+        method = "perf_counter" if clock is time.perf_counter else getattr(clock, "__name__", type(clock).__name__)
+    name = device_name(device)
+    return [Timing(name, method, tuple(out)) for out in samples]
 
 
 def time_fn(fn: Callable[[], object], *, device: torch.device | str | None = None,
-            warmup: int = 3, repeats: int = 20) -> Timing:
-    """Time ``fn()`` on ``device`` (default: :func:`default_device`). CUDA work is timed with events."""
-    device = torch.device(device) if device is not None else default_device()
-    for _ in range(warmup):
-        fn()
-    samples = []
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        for _ in range(repeats):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            samples.append(start.elapsed_time(end) / 1e3)
-        method = "cuda-events"
-    else:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - t0)
-        method = "perf_counter"
-    return Timing(device_name(device), method, tuple(samples))
+            warmup: int = 3, repeats: int = 20, clock: Callable[[], float] | None = None) -> Timing:
+    """Time ``fn()`` on ``device`` (default: :func:`default_device`); ``warmup`` untimed calls, then ``repeats``
+    timed ones.
+
+    CUDA work is timed with event pairs (see the module docstring); CPU work with ``clock``
+    (default ``time.perf_counter``; pass a fake clock in tests). Returns a :class:`Timing` in seconds.
+    Raises ``ValueError`` for ``repeats < 1``, ``warmup < 0``, a non-callable ``fn`` or an unavailable device.
+    """
+    return time_interleaved([fn], device=device, warmup=warmup, repeats=repeats, clock=clock)[0]
+
+
+def _copy_fn(n_bytes: int, device: torch.device) -> Callable[[], object]:
+    if int(n_bytes) != n_bytes or n_bytes < 1:
+        raise ValueError(f"n_bytes must be a positive integer, got {n_bytes!r}")
+    src = torch.empty(int(n_bytes), dtype=torch.uint8, device=device).random_(0, 255)
+    dst = torch.empty_like(src)
+    return lambda: dst.copy_(src)
 
 
 def copy_baseline(n_bytes: int, *, device: torch.device | str | None = None, **kwargs) -> Timing:
-    """Time a plain ``dst.copy_(src)`` of ``n_bytes`` bytes on ``device``: the practical bandwidth limit."""
-    device = torch.device(device) if device is not None else default_device()
-    src = torch.empty(n_bytes, dtype=torch.uint8, device=device).random_(0, 255)
-    dst = torch.empty_like(src)
-    return time_fn(lambda: dst.copy_(src), device=device, **kwargs)
+    """Time a plain ``dst.copy_(src)`` of ``n_bytes`` bytes on ``device`` (it reads ``n_bytes`` and writes
+    ``n_bytes``): the practical limit for an operation of that size.
+
+    When ``2 * n_bytes`` fits in :func:`last_level_cache_bytes`, the copy runs from cache and its GB/s is a cache
+    bandwidth, not a memory one; use :func:`memory_copy_baseline` for the memory limit. ``kwargs`` go to
+    :func:`time_fn`.
+    """
+    device = _as_device(device)
+    return time_fn(_copy_fn(n_bytes, device), device=device, **kwargs)
 
 
+def memory_copy_baseline(*, device: torch.device | str | None = None, **kwargs) -> tuple[int, Timing]:
+    """Time a copy that cannot run from cache: source and destination are each
+    ``MEMORY_COPY_CACHE_MULTIPLE`` (4) times :func:`last_level_cache_bytes`.
+
+    Returns ``(bytes_moved, timing)`` where ``bytes_moved`` counts the read plus the write (``2 * buffer``),
+    so ``bytes_moved / timing.median_s`` is the memory bandwidth a streaming kernel can reach.
+    """
+    device = _as_device(device)
+    buffer = MEMORY_COPY_CACHE_MULTIPLE * last_level_cache_bytes(device)
+    return 2 * buffer, time_fn(_copy_fn(buffer, device), device=device, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# bandwidth
+# --------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Bandwidth:
-    """Bytes moved by an operation, its achieved bandwidth, and the same-run copy of those bytes."""
+    """Bytes moved by an operation, its achieved bandwidth, and copies timed in the same run.
+
+    ``copy`` moves the same ``bytes_moved`` (half read, half written). ``memory_copy`` (optional) moves
+    ``memory_copy_bytes`` through a working set four times the last-level cache. ``cache_bytes`` is the
+    last-level cache of the device, used by :attr:`fits_in_cache`.
+    """
     name: str
     bytes_moved: int
     op: Timing
     copy: Timing
+    memory_copy: Timing | None = None
+    memory_copy_bytes: int = 0
+    cache_bytes: int = 0
 
     @property
     def gbps(self) -> float:
+        """Achieved bandwidth of the operation: ``bytes_moved / median seconds / 1e9``."""
         return self.bytes_moved / self.op.median_s / 1e9
 
     @property
     def copy_gbps(self) -> float:
+        """Bandwidth of the same-size copy (a cache bandwidth when :attr:`fits_in_cache`)."""
         return self.bytes_moved / self.copy.median_s / 1e9
 
     @property
     def fraction_of_copy(self) -> float:
+        """``gbps / copy_gbps`` = copy time / operation time: 1.0 means as fast as a copy of the same bytes."""
         return self.gbps / self.copy_gbps
 
+    @property
+    def memory_gbps(self) -> float | None:
+        """Bandwidth of the past-the-cache copy, or ``None`` when it was not measured."""
+        if self.memory_copy is None:
+            return None
+        return self.memory_copy_bytes / self.memory_copy.median_s / 1e9
+
+    @property
+    def fraction_of_memory(self) -> float | None:
+        """``gbps / memory_gbps``; above 1.0 the operation ran (partly) from cache."""
+        return None if self.memory_gbps is None else self.gbps / self.memory_gbps
+
+    @property
+    def fits_in_cache(self) -> bool:
+        """True when the same-size copy's source plus destination (``bytes_moved``) fit in the last-level cache."""
+        return bool(self.cache_bytes) and self.bytes_moved <= self.cache_bytes
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary of the operation, both copies, and the derived GB/s and ratios."""
+        return {"name": self.name, "bytes_moved": self.bytes_moved, "gbps": self.gbps, "copy_gbps": self.copy_gbps,
+                "fraction_of_copy": self.fraction_of_copy, "memory_gbps": self.memory_gbps,
+                "fraction_of_memory": self.fraction_of_memory, "fits_in_cache": self.fits_in_cache,
+                "cache_bytes": self.cache_bytes, "op": self.op.to_dict(), "copy": self.copy.to_dict(),
+                "memory_copy": None if self.memory_copy is None else self.memory_copy.to_dict(),
+                "memory_copy_bytes": self.memory_copy_bytes}
+
     def __str__(self) -> str:
-        return (f"{self.name}: {self.bytes_moved / 1e6:,.1f} MB in {self.op.median_s * 1e6:,.1f} us = "
+        text = (f"{self.name}: {self.bytes_moved / 1e6:,.1f} MB in {self.op.median_s * 1e6:,.1f} us = "
                 f"{self.gbps:,.1f} GB/s; a copy of the same bytes: {self.copy_gbps:,.1f} GB/s "
-                f"({self.fraction_of_copy:.0%} of copy) on {self.op.device}")
+                f"({self.fraction_of_copy:.0%} of copy")
+        if self.fits_in_cache:
+            text += ", both from cache"
+        text += ")"
+        if self.memory_gbps is not None:
+            text += f"; memory copy {self.memory_gbps:,.1f} GB/s ({self.fraction_of_memory:.0%})"
+        return text + f" on {self.op.device}"
 
 
 def measure_bandwidth(name: str, fn: Callable[[], object], bytes_moved: int, *,
-                      device: torch.device | str | None = None, **kwargs) -> Bandwidth:
+                      device: torch.device | str | None = None, memory_copy: bool = True, **kwargs) -> Bandwidth:
     """Time ``fn`` and a copy of ``bytes_moved`` bytes side by side in one run on one device.
 
-    ``bytes_moved`` counts what the operation must read plus write (e.g. a lookup of ``n`` rows of ``D`` float32
-    values reads ``4nD`` bytes and writes ``4nD``); the copy moves the same count (it reads and writes
-    ``bytes_moved / 2`` each).
+    ``bytes_moved`` counts what the operation must read plus write, each once (e.g. a lookup of ``n`` rows of
+    ``D`` float32 values reads ``4nD`` bytes of table and ``8n`` of int64 ids and writes ``4nD``); the copy
+    moves the same count (it reads and writes ``bytes_moved / 2`` each) and alternates with ``fn`` call by call
+    (:func:`time_interleaved`), so both see the same load. With ``memory_copy=True`` (default) a
+    copy past the last-level cache is timed too (:func:`memory_copy_baseline`), so that a small, cache-resident
+    copy is never presented as the memory limit. ``kwargs`` (``warmup``, ``repeats``) go to :func:`time_fn`.
     """
-    op = time_fn(fn, device=device, **kwargs)
-    copy = copy_baseline(max(bytes_moved // 2, 1), device=device, **kwargs)
-    return Bandwidth(name, bytes_moved, op, copy)
+    if int(bytes_moved) != bytes_moved or bytes_moved < 1:
+        raise ValueError(f"bytes_moved must be a positive integer, got {bytes_moved!r}")
+    device = _as_device(device)
+    op, copy = time_interleaved([fn, _copy_fn(max(int(bytes_moved) // 2, 1), device)], device=device, **kwargs)
+    mem_bytes, mem = memory_copy_baseline(device=device, **kwargs) if memory_copy else (0, None)
+    return Bandwidth(name, int(bytes_moved), op, copy, mem, mem_bytes, last_level_cache_bytes(device))

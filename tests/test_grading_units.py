@@ -146,7 +146,10 @@ def test_feedback_escapes_and_shows_names_points_and_messages_only():
                           TestRecord("test_unit", 0.0, 3.0, False, "failed <b>x</b>", True,
                                      (("zero vector raises ValueError", False, "must raise"),))])
     page = feedback.render(result)
-    assert "&lt;ann&gt;" in page and "<ann>" not in page and "&lt;b&gt;" in page
+    assert "&lt;ann&gt;" in page and "<ann>" not in page
+    plain = feedback.render(GradeResult("ann", "a", "graded", 0.0, 1.0, "", [TestRecord("t", 0.0, 1.0, False,
+                                                                                        "failed <b>x</b>", False)]))
+    assert "failed &lt;b&gt;x&lt;/b&gt;" in plain
     assert "test_unit" in page and "0 / 3" in page and "zero vector raises ValueError" in page
     assert "run_checks" not in page and HIDDEN_SENTINEL not in page
     crashed = feedback.render(GradeResult("ann", "a", "crashed", None, 5.0, "the kernel died"))

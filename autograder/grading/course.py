@@ -302,7 +302,7 @@ def _kernel_scores(db_url: str, task: GradeTask) -> dict[str, float]:
 
 
 def _collect(workdir, db_url, task, info, checked, outcomes, probe_out, result) -> None:
-    if os.environ.get("AUTOGRADER_DEBUG"):
+    if os.environ.get("AUTOGRADER_DEBUG"):    # print what each child wrote (nbgrader's log, tracebacks)
         for o in outcomes.values():
             print(f"--- {o.name} rc={o.returncode} timed_out={o.timed_out} wall={o.wall_s:.2f}\n{o.output}")
     autograde = outcomes["autograde"]

@@ -37,8 +37,11 @@ def render(result: GradeResult) -> str:
     rows = []
     for test in result.tests:
         css = "pass" if test.passed else "fail"
-        checks = ""
-        if test.checks:
+        checks, message = "", test.message
+        if test.checks:   # the checks' own lines say what failed; the summary only says how the cell ended
+            message = "passed" if test.passed else (
+                "failed: the notebook's own run of this test passed, but the grader's re-run of its checks failed"
+                if "trusted re-run" in test.message else "failed")
             items = "".join(
                 f'<li class="{"pass" if ok else "fail"}">{"&#10003;" if ok else "&#10007;"} {escape(name)}'
                 + ("" if ok else f": {escape(message)}") + "</li>"
@@ -46,7 +49,7 @@ def render(result: GradeResult) -> str:
             checks = f"<ul>{items}</ul>"
         rows.append(f'<tr><td><code>{escape(test.grade_id)}</code>{" (hidden tests)" if test.hidden else ""}</td>'
                     f'<td>{_points(test.points)} / {_points(test.max_points)}</td>'
-                    f'<td class="{css}">{escape(test.message)}{checks}</td></tr>')
+                    f'<td class="{css}">{escape(message)}{checks}</td></tr>')
     table = ("<table><tr><th>test</th><th>points</th><th>result</th></tr>" + "".join(rows) + "</table>"
              if rows else "")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

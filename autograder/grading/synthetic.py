@@ -102,8 +102,11 @@ def variant(source: dict, kind: str, flood_mb: int = 1000) -> bytes:
     elif kind == "deleted-tests":
         nb["cells"] = [c for c in cells if not _is_test(c)]
     elif kind in ("edited-tests", "monkeypatch"):
-        cells[first]["source"] = _SOLUTION.sub(lambda m: f"{m.group(1)}raise NotImplementedError()",
-                                               _source(cells[first]))
+        text = _source(cells[first])
+        if _SOLUTION.search(text):
+            cells[first]["source"] = _SOLUTION.sub(lambda m: f"{m.group(1)}raise NotImplementedError()", text)
+        else:   # no solution delimiters: the answer's functions go missing instead
+            cells[first]["source"] = re.sub(r"^def (\w+)\(", r"def \1_unsolved(", text, flags=re.M)
         if kind == "edited-tests":
             for cell in cells:
                 if _is_test(cell):

@@ -139,8 +139,7 @@ def grade_submission(task: GradeTask) -> GradeResult:
                 import traceback
                 result.status, result.score = "crashed", None
                 result.reason = f"grader error: {type(exc).__name__}: {exc}"[:300]
-                result.timings["grader_traceback"] = 0.0
-                result.feedback_html = ""
+                result.tests = []
                 _log_grader_error(traceback.format_exc())
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)

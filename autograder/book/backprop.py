@@ -1,0 +1,152 @@
+"""Helpers for the backpropagation chapter: a sort-based scatter-add, row-sparse SGD, finite-difference error
+sweeps, and one tiny next-token model trained twice -- by hand in NumPy and with PyTorch's autograd.
+
+The gradients the hand-written model uses are the reference ones (``numpy_ref.softmax_cross_entropy`` and
+``numpy_ref.embedding_backward``), so the two training runs test the reference against autograd end to end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from autograder.reference.numpy_ref import embedding_backward, embedding_forward, softmax_cross_entropy
+
+__all__ = ["scatter_add_sorted", "sgd_rows_", "finite_difference_errors", "markov_corpus", "BigramParams",
+           "init_bigram", "bigram_loss_and_grads", "train_numpy", "train_torch"]
+
+
+def scatter_add_sorted(grad_out: np.ndarray, ids: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Dense ``(V, D)`` gradient of a lookup by sorting: sort the ``N`` ids, sum each run of equal ids with
+    ``np.add.reduceat``, write one row per distinct id. Same result as ``np.add.at`` (up to summation order).
+
+    ``grad_out``: ``ids.shape + (D,)`` floating; ``ids``: integers in ``[0, V)``.
+    """
+    dim = grad_out.shape[-1]
+    flat_ids = np.asarray(ids).reshape(-1)
+    flat_grad = np.asarray(grad_out).reshape(-1, dim)
+    grad = np.zeros((vocab_size, dim), dtype=flat_grad.dtype)
+    if flat_ids.size == 0:
+        return grad
+    order = np.argsort(flat_ids, kind="stable")
+    sorted_ids = flat_ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    grad[sorted_ids[starts]] = np.add.reduceat(flat_grad[order], starts, axis=0)
+    return grad
+
+
+def sgd_rows_(weight: np.ndarray, unique_ids: np.ndarray, row_grads: np.ndarray, lr: float) -> np.ndarray:
+    """In-place SGD on the touched rows only: ``weight[unique_ids] -= lr * row_grads``; returns ``weight``.
+
+    ``unique_ids`` must not repeat (``sparse_embedding_backward`` guarantees it), otherwise fancy-index assignment
+    would keep one update per id -- the same trap as ``G[ids] += g``.
+    """
+    if np.unique(unique_ids).size != np.asarray(unique_ids).size:
+        raise ValueError("unique_ids repeats an id; sum the rows first (sparse_embedding_backward does)")
+    weight[unique_ids] -= lr * row_grads
+    return weight
+
+
+def finite_difference_errors(f: Callable[[np.ndarray], float], x: np.ndarray, exact: np.ndarray,
+                             eps_values: np.ndarray, gradient: Callable) -> np.ndarray:
+    """Max absolute error of ``gradient(f, x, eps)`` against ``exact`` for each ``eps`` in ``eps_values``.
+
+    ``gradient`` is a finite-difference routine with ``numerical_gradient``'s signature; returns float64 ``(E,)``.
+    """
+    return np.array([np.abs(gradient(f, x, float(eps)).astype(np.float64) - exact).max() for eps in eps_values])
+
+
+def markov_corpus(vocab_size: int, n_tokens: int, rng: np.random.Generator, branching: int = 3) -> np.ndarray:
+    """int64 ``(n_tokens,)`` token stream from a random Markov chain in which each token is followed by one of
+    ``branching`` successors (chosen once per token), so a next-token model has something to learn."""
+    successors = rng.integers(0, vocab_size, size=(vocab_size, branching))
+    tokens = np.empty(n_tokens, dtype=np.int64)
+    tokens[0] = rng.integers(vocab_size)
+    choices = rng.integers(0, branching, size=n_tokens)
+    for t in range(1, n_tokens):
+        tokens[t] = successors[tokens[t - 1], choices[t]]
+    return tokens
+
+
+@dataclass
+class BigramParams:
+    """A next-token model: token table ``E`` ``(V, D)``, head ``W`` ``(D, V)`` and bias ``b`` ``(V,)``."""
+    E: np.ndarray
+    W: np.ndarray
+    b: np.ndarray
+
+    def copy(self) -> "BigramParams":
+        return BigramParams(self.E.copy(), self.W.copy(), self.b.copy())
+
+
+def init_bigram(vocab_size: int, dim: int, rng: np.random.Generator, dtype=np.float64) -> BigramParams:
+    """Small random initial weights (normal, std 0.1 for ``E``, ``1/sqrt(D)`` for ``W``; zero bias)."""
+    return BigramParams(E=(0.1 * rng.standard_normal((vocab_size, dim))).astype(dtype),
+                        W=(rng.standard_normal((dim, vocab_size)) / np.sqrt(dim)).astype(dtype),
+                        b=np.zeros(vocab_size, dtype=dtype))
+
+
+def bigram_loss_and_grads(p: BigramParams, x: np.ndarray, y: np.ndarray) -> tuple[float, BigramParams]:
+    """Forward and backward by hand: ``h = E[x]``, ``z = h W + b``, ``loss = CE(z, y)``; returns the loss and the
+    gradients ``(dE, dW, db)`` as a :class:`BigramParams`. ``x``, ``y``: int ``(N,)``."""
+    h = embedding_forward(p.E, x)                       # (N, D)
+    z = h @ p.W + p.b                                   # (N, V)
+    loss, dz = softmax_cross_entropy(z, y)              # dz: (N, V)
+    dW = h.T @ dz                                       # (D, V)
+    db = dz.sum(axis=0)                                 # (V,)
+    dh = dz @ p.W.T                                     # (N, D)
+    dE = embedding_backward(dh, x, p.E.shape[0])        # (V, D): scatter-add of dh
+    return loss, BigramParams(dE, dW, db)
+
+
+def train_numpy(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> tuple[np.ndarray, BigramParams]:
+    """Full-batch SGD for ``steps`` steps from a copy of ``p``; returns the losses ``(steps,)`` and final weights."""
+    p = p.copy()
+    losses = np.empty(steps)
+    for step in range(steps):
+        losses[step], g = bigram_loss_and_grads(p, x, y)
+        p.E -= lr * g.E
+        p.W -= lr * g.W
+        p.b -= lr * g.b
+    return losses, p
+
+
+def train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> tuple[np.ndarray, BigramParams]:
+    """The same model and optimizer in PyTorch (``nn.Embedding``, ``nn.Linear``, ``F.cross_entropy``,
+    ``torch.optim.SGD``), starting from the same weights; gradients from autograd.
+
+    Runs on one intra-op thread (restored afterwards): the tensors are tiny, and on a shared machine extra threads
+    only wait for each other.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_torch(p, x, y, lr, steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> tuple[np.ndarray, BigramParams]:
+    dtype = torch.from_numpy(p.E).dtype
+    vocab_size, dim = p.E.shape
+    embed = nn.Embedding(vocab_size, dim, dtype=dtype)
+    head = nn.Linear(dim, vocab_size, dtype=dtype)
+    with torch.no_grad():
+        embed.weight.copy_(torch.from_numpy(p.E))
+        head.weight.copy_(torch.from_numpy(p.W.T))     # nn.Linear stores (out, in)
+        head.bias.copy_(torch.from_numpy(p.b))
+    opt = torch.optim.SGD([*embed.parameters(), *head.parameters()], lr=lr)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    losses = np.empty(steps)
+    for step in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(head(embed(xt)), yt)
+        loss.backward()
+        opt.step()
+        losses[step] = loss.item()
+    final = BigramParams(embed.weight.detach().numpy().copy(), head.weight.detach().numpy().T.copy(),
+                         head.bias.detach().numpy().copy())
+    return losses, final

@@ -1,0 +1,104 @@
+"""The model table: every row's architecture reproduces its published parameter count."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+
+import pytest
+
+from autograder import models
+from autograder.models import (ROUNDED_REPORTS, get_model, load_model_configs, parameter_breakdown,
+                               total_parameters)
+
+CONFIGS = load_model_configs()
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[c.model for c in CONFIGS])
+def test_architecture_reproduces_reported_parameters(cfg):
+    computed = total_parameters(cfg)
+    if cfg.model in ROUNDED_REPORTS:
+        assert abs(computed / cfg.reported_params - 1) <= ROUNDED_REPORTS[cfg.model], (computed, cfg.reported_params)
+    else:
+        assert computed == cfg.reported_params, f"{cfg.model}: computed {computed:,} != reported {cfg.reported_params:,}"
+
+
+def test_table_covers_every_family_and_both_tying_choices():
+    assert {c.family for c in CONFIGS} == set(models.FAMILIES)
+    assert {c.tied_embeddings for c in CONFIGS if c.family != "bert"} == {True, False}
+    assert len({c.model for c in CONFIGS}) == len(CONFIGS), "model names must be unique"
+    assert all(c.source.strip() for c in CONFIGS), "every row names its source"
+
+
+@pytest.mark.parametrize("field", ["vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff"])
+def test_every_shape_field_enters_the_count(field):
+    """A typo in any field would break the equality above (Qwen2.5 7B: untied, GQA, biases)."""
+    cfg = get_model("Qwen2.5 7B")
+    changed = dataclasses.replace(cfg, **{field: getattr(cfg, field) * 2})
+    assert total_parameters(changed) != cfg.reported_params
+
+
+def test_learned_positions_count_and_rope_positions_do_not():
+    gpt2 = get_model("GPT-2 small")
+    assert parameter_breakdown(gpt2)["position_embedding"] == 1024 * 768
+    llama = get_model("Llama 3.1 8B")
+    assert total_parameters(dataclasses.replace(llama, max_positions=8192)) == llama.reported_params
+
+
+def test_tied_versus_untied_embeddings():
+    llama = get_model("Llama 3.1 8B")
+    table = 128256 * 4096
+    assert llama.token_embedding_params == table and llama.embedding_params == 2 * table
+    tied = dataclasses.replace(llama, tied_embeddings=True)
+    assert total_parameters(llama) - total_parameters(tied) == table
+    assert tied.embedding_params == table
+    qwen = get_model("Qwen2.5 0.5B")
+    assert qwen.embedding_params == qwen.token_embedding_params == 151936 * 896
+
+
+def test_breakdown_parts_are_non_negative_and_sum_to_total():
+    for cfg in CONFIGS:
+        parts = parameter_breakdown(cfg)
+        assert all(v >= 0 for v in parts.values())
+        assert sum(parts.values()) == cfg.total_params
+
+
+def test_gpt3_table_is_a_third_of_a_percent_not_a_fifth():
+    gpt3 = get_model("GPT-3 175B")
+    assert gpt3.token_embedding_params == 617_558_016
+    assert 0.0035 < gpt3.token_embedding_params / gpt3.reported_params < 0.0036
+    for name in ("GPT-2 small", "Qwen2.5 0.5B", "Gemma 2B"):
+        cfg = get_model(name)
+        assert 0.2 < cfg.embedding_params / cfg.total_params < 0.32
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(KeyError, match="GPT-2 small"):
+        get_model("GPT-5")
+
+
+def _write(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _rows():
+    with open(models.CONFIGS_CSV, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("d_model", "4k", "line 3: bad or missing integer"),
+    ("tied_embeddings", "yes", "line 3: tied_embeddings must be true or false"),
+    ("family", "mamba", "line 3: unknown family"),
+    ("n_kv_heads", "5", "line 3: n_heads must be a multiple"),
+    ("n_layers", "0", "line 3: fields \\['n_layers'\\] must be positive"),
+])
+def test_malformed_rows_fail_with_the_line_number(tmp_path, field, value, message):
+    rows = _rows()[:3]
+    rows[1][field] = value
+    path = tmp_path / "configs.csv"
+    _write(path, rows)
+    with pytest.raises(ValueError, match=message):
+        load_model_configs(path)

@@ -1,0 +1,226 @@
+"""Timing helpers: statistics on a fake clock, device naming, cache detection and bytes accounting.
+
+No assertion here depends on how fast anything ran: the clock is fake wherever a duration is checked.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from autograder import timing
+from autograder.timing import Bandwidth, Timing
+
+
+class FakeClock:
+    """A clock whose successive calls return 0, d0, d0, d0 + d1, ... so that call ``i`` lasts ``durations[i]``."""
+
+    def __init__(self, durations):
+        self.now = 0.0
+        self.durations = iter(durations)
+        self.started = False
+
+    def __call__(self) -> float:
+        if self.started:
+            self.now += next(self.durations)
+        self.started = not self.started
+        return self.now
+
+
+def test_time_fn_statistics_on_a_fake_clock():
+    durations = [0.010, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009]
+    calls = []
+    t = timing.time_fn(lambda: calls.append(1), device="cpu", warmup=2, repeats=10, clock=FakeClock(durations))
+    assert len(calls) == 12  # 2 warm-up calls, untimed, then 10 timed ones
+    assert t.samples_s == pytest.approx(tuple(durations))
+    assert t.n == 10
+    assert t.median_s == pytest.approx(0.0055)
+    # linear interpolation between order statistics: p10 at rank 0.9 of 1..10 ms, p90 at rank 8.1
+    assert t.p10_s == pytest.approx(0.0019)
+    assert t.p90_s == pytest.approx(0.0091)
+    assert t.spread == pytest.approx((0.0091 - 0.0019) / 0.0055)
+    assert t.method == "FakeClock"  # a fake clock is never reported as perf_counter
+    assert t.device == timing.device_name("cpu")
+
+
+def test_time_interleaved_alternates_and_keeps_each_functions_samples():
+    calls = []
+    # round r: a lasts 1 + r, b lasts 10 + r (seconds on the fake clock)
+    durations = [d for r in range(4) for d in (1.0 + r, 10.0 + r)]
+    a, b = timing.time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], device="cpu",
+                                   warmup=1, repeats=4, clock=FakeClock(durations))
+    assert calls == ["a", "b"] * 5  # one warm-up round, then four timed rounds, alternating
+    assert a.samples_s == (1.0, 2.0, 3.0, 4.0) and b.samples_s == (10.0, 11.0, 12.0, 13.0)
+    assert a.median_s == 2.5 and b.median_s == 11.5
+
+
+def test_garbage_collection_is_paused_while_timing_and_restored():
+    import gc
+    seen = []
+    assert gc.isenabled()
+    timing.time_fn(lambda: seen.append(gc.isenabled()), device="cpu", warmup=1, repeats=2)
+    assert seen == [False, False, False] and gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        timing.time_fn(lambda: 1 / 0, device="cpu")
+    assert gc.isenabled()  # restored even when the timed function raises
+
+
+def test_median_of_odd_samples_is_the_middle_one_and_outliers_do_not_move_it():
+    t = Timing("dev", "fake", (1.0, 1000.0, 2.0, 3.0, 2.5))
+    assert t.median_s == 2.5
+    assert t.p90_s > 100 and t.p10_s == pytest.approx(1.4)
+
+
+def test_timing_to_dict_round_trips_the_statistics():
+    t = Timing("dev", "fake", (3.0, 1.0, 2.0))
+    d = t.to_dict()
+    assert d["median_s"] == 2.0 and d["n"] == 3 and d["samples_s"] == [3.0, 1.0, 2.0]
+    assert d["p10_s"] == pytest.approx(1.2) and d["p90_s"] == pytest.approx(2.8)
+    assert "2.0" in str(Timing("dev", "fake", (2e-6,))) and "dev" in str(t)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"repeats": 0}, "repeats"), ({"warmup": -1}, "warmup"),
+                                             ({"repeats": 2.5}, "repeats"), ({"device": "tpu"}, "device")])
+def test_time_fn_rejects_bad_arguments_with_a_clear_message(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        timing.time_fn(lambda: None, **kwargs)
+
+
+def test_time_fn_rejects_a_non_callable():
+    with pytest.raises(ValueError, match="callable"):
+        timing.time_fn(42)
+
+
+def test_empty_timing_is_refused():
+    with pytest.raises(ValueError, match="at least one sample"):
+        Timing("dev", "fake", ())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_requesting_cuda_without_a_gpu_says_so():
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        timing.time_fn(lambda: None, device="cuda")
+
+
+def test_real_clock_cpu_timing_names_the_device_and_clock():
+    t = timing.time_fn(lambda: sum(range(100)), device="cpu", warmup=0, repeats=3)
+    assert t.method == "perf_counter" and t.n == 3 and all(s >= 0 for s in t.samples_s)
+    assert t.device.startswith("CPU ") and "thread" in t.device
+
+
+def test_device_name_for_cpu_and_default_device():
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert timing.device_name("cpu").endswith(", 1 thread)")
+        torch.set_num_threads(2)
+        name = timing.device_name("cpu")
+        assert name.startswith(f"CPU {timing.cpu_model()} (") and name.endswith(", 2 threads)")
+    finally:
+        torch.set_num_threads(previous)
+    assert timing.default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert timing.device_name() == timing.device_name(timing.default_device())
+
+
+def test_cpu_model_reads_proc_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC  9654 96-Core Processor\n")
+    assert timing.cpu_model(info) == "AMD EPYC 9654 96-Core Processor"
+    assert timing.cpu_model(tmp_path / "missing")  # falls back to platform, never empty
+
+
+@pytest.mark.parametrize("name, slug", [("CPU AMD EPYC (x86_64, 2 threads)", "cpu-amd-epyc-x86-64-2-threads"),
+                                        ("NVIDIA H100 80GB HBM3 (cuda)", "nvidia-h100-80gb-hbm3-cuda")])
+def test_device_slug(name, slug):
+    assert timing.device_slug(name) == slug
+
+
+def test_device_slug_rejects_an_empty_name():
+    with pytest.raises(ValueError, match="no letters"):
+        timing.device_slug(" ()-")
+
+
+def _fake_cache(root, cpu, index, level, kind, size, shared):
+    d = root / f"cpu{cpu}" / "cache" / f"index{index}"
+    d.mkdir(parents=True)
+    for name, value in (("level", level), ("type", kind), ("size", size), ("shared_cpu_list", shared)):
+        (d / name).write_text(f"{value}\n")
+
+
+def test_cpu_last_level_cache_sums_distinct_slices_of_the_top_level(tmp_path):
+    for cpu in range(4):
+        _fake_cache(tmp_path, cpu, 0, 1, "Data", "32K", str(cpu))
+        _fake_cache(tmp_path, cpu, 1, 1, "Instruction", "32K", str(cpu))
+        _fake_cache(tmp_path, cpu, 2, 2, "Unified", "1024K", str(cpu))
+        _fake_cache(tmp_path, cpu, 3, 3, "Unified", "32768K", "0-1" if cpu < 2 else "2-3")  # two L3 slices
+    assert timing.cpu_last_level_cache_bytes(tmp_path) == 2 * 32 * 2**20
+
+
+def test_cpu_last_level_cache_is_none_without_sysfs(tmp_path):
+    assert timing.cpu_last_level_cache_bytes(tmp_path) is None
+    assert timing.last_level_cache_bytes("cpu") >= 2**20
+
+
+@pytest.mark.parametrize("text, value", [("32768K", 32 * 2**20), ("1M", 2**20), ("512", 512), ("2 GiB", 2**31)])
+def test_parse_cache_size(text, value):
+    assert timing._parse_cache_size(text) == value
+
+
+# ------------------------------------------------------------------------------------------ bytes accounting
+def _const(seconds, n=5):
+    return Timing("dev", "fake", (seconds,) * n)
+
+
+def test_bandwidth_arithmetic():
+    bw = Bandwidth("op", 2_000_000_000, op=_const(0.5), copy=_const(0.25), memory_copy=_const(1.0),
+                   memory_copy_bytes=10_000_000_000, cache_bytes=32 * 2**20)
+    assert bw.gbps == pytest.approx(4.0)
+    assert bw.copy_gbps == pytest.approx(8.0)
+    assert bw.fraction_of_copy == pytest.approx(0.5)
+    assert bw.memory_gbps == pytest.approx(10.0)
+    assert bw.fraction_of_memory == pytest.approx(0.4)
+    assert not bw.fits_in_cache
+    d = bw.to_dict()
+    assert d["gbps"] == pytest.approx(4.0) and d["op"]["median_s"] == 0.5 and d["memory_copy_bytes"] == 10**10
+    assert "4.0 GB/s" in str(bw) and "50% of copy" in str(bw)
+
+
+def test_small_bandwidth_is_flagged_as_cache_resident():
+    bw = Bandwidth("op", 8 * 2**20, op=_const(1e-3), copy=_const(1e-4), cache_bytes=32 * 2**20)
+    assert bw.fits_in_cache and "from cache" in str(bw)
+    assert bw.memory_gbps is None and bw.fraction_of_memory is None
+
+
+def test_measure_bandwidth_copies_the_same_bytes(monkeypatch):
+    """The same-size copy reads and writes bytes_moved / 2 each; the memory copy is 4x the cache per buffer."""
+    copied = []
+    real_copy_fn = timing._copy_fn
+
+    def spy(n_bytes, device):
+        copied.append(n_bytes)
+        return real_copy_fn(n_bytes, device)
+
+    monkeypatch.setattr(timing, "_copy_fn", spy)
+    monkeypatch.setattr(timing, "last_level_cache_bytes", lambda device=None: 2**20)
+    bw = timing.measure_bandwidth("noop", lambda: None, 3_000_001, device="cpu", warmup=0, repeats=2)
+    assert copied == [1_500_000, 4 * 2**20]
+    assert bw.bytes_moved == 3_000_001 and bw.memory_copy_bytes == 2 * 4 * 2**20 and bw.cache_bytes == 2**20
+    assert bw.op.n == bw.copy.n == bw.memory_copy.n == 2
+
+
+def test_measure_bandwidth_without_memory_copy_and_bad_bytes():
+    bw = timing.measure_bandwidth("noop", lambda: None, 1000, device="cpu", memory_copy=False, warmup=0, repeats=1)
+    assert bw.memory_copy is None and bw.memory_copy_bytes == 0
+    for bad in (0, -5, 1.5):
+        with pytest.raises(ValueError, match="bytes_moved"):
+            timing.measure_bandwidth("x", lambda: None, bad, device="cpu")
+
+
+def test_copy_baseline_really_copies():
+    t = timing.copy_baseline(4096, device="cpu", warmup=0, repeats=1)
+    assert t.n == 1
+    dst = timing._copy_fn(4096, torch.device("cpu"))()
+    assert dst.numel() == 4096 and dst.dtype == torch.uint8
+    assert np.count_nonzero(dst.numpy()) > 0  # random bytes were copied, not an empty buffer
+    with pytest.raises(ValueError, match="n_bytes"):
+        timing.copy_baseline(0, device="cpu")
