@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .dask_executor import SchedulerError, check_address
 from .tasks import STATUSES, GradeResult, GradeTask, code_fingerprint, content_hash
 
 __all__ = ["main", "find_submissions", "source_notebook", "UsageError"]
@@ -94,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checks-module", action="append", default=[], metavar="MODULE",
                    help="extra module to import that registers the assignment's checks (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="grade on the Dask cluster of this scheduler instead of local processes (--jobs is then "
+                        "ignored: the workers' threads decide)")
     return p
 
 
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _grade(args)
-    except UsageError as exc:
+    except (UsageError, SchedulerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -116,11 +120,12 @@ def _validate(args) -> None:
         raise UsageError(f"--memory must be positive (got {args.memory:g})")
     if args.output_chars < 0:
         raise UsageError(f"--output-chars must not be negative (got {args.output_chars})")
+    if args.scheduler is not None:
+        check_address(args.scheduler)
 
 
 def _grade(args) -> int:
     from .course import max_score, notebook_problem, prepare_gradebook_blob, source_info, warm_up
-    from .executors import LocalExecutor
     from .feedback import render
     from .store import GradebookMismatch, Store, StoreLocked
 
@@ -179,9 +184,10 @@ def _grade(args) -> int:
             except Exception as exc:  # noqa: BLE001
                 raise gradebook_error(exc) from None
         executor = None
-        if todo:   # import nbgrader here once: the workers are forked from this process with it
-            warm_up()
-            executor = LocalExecutor(min(args.jobs, len(todo))).start()
+        if todo:
+            if not args.scheduler:   # import nbgrader here once: local workers are forked from this process with it
+                warm_up()
+            executor = _executor(args, len(todo))
         started = time.perf_counter()
         blob = prepare_gradebook_blob(args.assignment, notebook_name, source) if todo else None
         try:
@@ -230,6 +236,15 @@ def _warn_unchecked(args, source: bytes) -> None:
     if unchecked:
         print(f"warning: no checks registered for {args.assignment} test cells {', '.join(unchecked)}: "
               "their points come from the student's kernel alone", file=sys.stderr)
+
+
+def _executor(args, n_tasks: int):
+    """Local worker processes, or the Dask cluster of ``--scheduler``; started (connected) now."""
+    if args.scheduler:
+        from .dask_executor import DaskExecutor
+        return DaskExecutor(args.scheduler).start()
+    from .executors import LocalExecutor
+    return LocalExecutor(min(args.jobs, n_tasks)).start()
 
 
 def _run(tasks, args, store, results, executor) -> None:
