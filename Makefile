@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test exercises bench clean chromium
+.PHONY: setup book test exercises bench clean chromium
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python >= 3.11 is needed (nbgrader 0.9.6); run: make PYTHON=python3.11 ...")'
@@ -16,6 +16,8 @@ $(STAMP): requirements.txt
 
 # The execution cache keys on a page's code, not on the data it reads: --sync-book-cache drops the build caches
 # when the committed benchmark results changed, so that the Measurements page is executed again.
+setup: $(STAMP)   # only the virtual environment (what students need to open the exercises)
+
 book: $(STAMP)
 	$(PY) -m autograder.bench --sync-book-cache
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
