@@ -181,6 +181,14 @@ def test_messages_say_what_was_expected_and_what_came_back():
     assert "expected" in msg and "got" in msg
 
 
+def test_an_overflowing_softmax_gets_one_hint_and_no_minus_zero():
+    ns = dict(solution_namespace("backprop"))
+    exec(next(m for m in MISTAKES if m.id == "softmax-overflows").code, ns)
+    msg = _message("backprop", "softmax_cross_entropy", ns, "mean loss and its gradient; stable at 1e4")
+    assert "loss: expected a finite number close to 0, got nan (" in msg, msg
+    assert msg.count("maximum") == 1, msg
+
+
 def test_a_monkeypatched_comparison_in_the_student_namespace_changes_nothing(monkeypatch):
     """Judging uses the trusted references; a student who rebinds np.allclose only fools their own kernel's code."""
     ns = dict(solution_namespace("token-embeddings"))

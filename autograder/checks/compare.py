@@ -154,8 +154,9 @@ def expect_number(got: Any, expected: float, where: str, *, rtol: float = 1e-6, 
     if not isinstance(got, (int, float, np.integer, np.floating)) or isinstance(got, (bool, np.bool_)):
         raise CheckFailed(f"{where}: expected a scalar number, got {describe(got)}{tail}")
     if not math.isfinite(float(got)):
-        raise CheckFailed(f"{where}: expected a finite number close to {expected:.6g}, got {float(got)} "
-                          f"(overflow? subtract the row maximum before exponentiating){tail}")
+        # + 0.0 turns a reference of -0.0 into 0 ("close to -0" reads like a typo)
+        raise CheckFailed(f"{where}: expected a finite number close to {expected + 0.0:.6g}, got {float(got)}"
+                          f"{tail or ' (an overflow, or the log of 0?)'}")
     if not math.isclose(float(got), float(expected), rel_tol=rtol, abs_tol=atol):
         raise CheckFailed(f"{where}: expected {expected:.8g}, got {float(got):.8g}{tail}")
 
