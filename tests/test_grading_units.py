@@ -93,6 +93,7 @@ def test_notebook_problem_names_what_is_wrong():
     good = SOURCE.read_bytes()
     assert course.notebook_problem(good) is None
     assert "not valid JSON" in course.notebook_problem(good[: len(good) // 2])
+    assert course.notebook_problem(b'{"cells": "abc').endswith(": Unterminated string starting at: line 1 column 11")
     assert "empty" in course.notebook_problem(b"  ")
     assert "not a Jupyter notebook" in course.notebook_problem(b'{"a": 1}')
     assert "UTF-8" in course.notebook_problem(b"\xff\xfe{")
@@ -201,12 +202,27 @@ def test_usage_errors_are_one_line_and_nonzero(tmp_path, capsys):
     assert code == 2 and err.startswith("error: unknown assignment 'no-such-assignment'") and "\n" not in err
     code, err = _run_cli(capsys, str(sub), "--assignment", "x", "--out", str(tmp_path / "o"), "--jobs", "0")
     assert code == 2 and "--jobs" in err
+    (tmp_path / "file").write_text("")
+    code, err = _run_cli(capsys, str(sub), "--assignment", "x", "--out", str(tmp_path / "file"))
+    assert code == 2 and err.startswith(f"error: --out {tmp_path / 'file'} is a file") and "\n" not in err
+    (sub / "ann" / "grading-fixture").mkdir(parents=True)
+    code, err = _run_cli(capsys, str(sub / "ann"), "--assignment", "grading-fixture", "--out", str(tmp_path / "o"),
+                         "--source", str(SOURCE))
+    assert code == 2 and "looks like one student's folder" in err and "\n" not in err
     with pytest.raises(SystemExit) as exit_:
         cli.main([str(sub), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and err.startswith("error: the following arguments are required: --assignment")
     assert "\n" not in err
     assert not (tmp_path / "o" / "grades.csv").exists()
+
+
+def test_help_shows_only_defaults_worth_showing(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())     # undo argparse's line wrapping
+    assert "(default: None)" not in out and "(default: False)" not in out and "``" not in out
+    assert "(default: 120.0)" in out and "(default: 0)" in out
 
 
 def test_students_are_found_with_renamed_and_missing_notebooks(tmp_path):

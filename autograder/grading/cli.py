@@ -54,6 +54,9 @@ def find_submissions(submissions: Path, assignment: str, notebook_name: str) -> 
     if not submissions.is_dir():
         raise UsageError(f"submissions folder {submissions} does not exist "
                          "(expected SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb)")
+    if (submissions / assignment).is_dir():   # one student's folder, not the class's: every student "missing"
+        raise UsageError(f"{submissions} holds {assignment}/ itself, so it looks like one student's folder: pass the "
+                         "folder that holds one folder per student (SUBMISSIONS/<student>/<assignment>/)")
     found: dict[str, Path | None] = {}
     for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
         folder = student_dir / assignment
@@ -71,6 +74,15 @@ def find_submissions(submissions: Path, assignment: str, notebook_name: str) -> 
     return found
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows a default only where there is one to show: not for required options, flags or ``None``."""
+
+    def _get_help_string(self, action):
+        if action.required or action.default is None or action.default is False or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         """One line, not argparse's usage block: ``error: ... (see --help)``, exit status 2."""
@@ -78,8 +90,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m autograder grade", description=__doc__.split("\n\n")[1],
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(prog="python -m autograder grade", description=__doc__.split("\n\n")[1].replace("``", ""),
+                formatter_class=_HelpFormatter)
     p.add_argument("submissions", help="nbgrader submitted layout: SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb")
     p.add_argument("--assignment", required=True, help="assignment id, e.g. token-embeddings")
     p.add_argument("--out", required=True, help="output folder: grades.csv, feedback/, gradebook.db")
@@ -118,6 +130,8 @@ def _validate(args) -> None:
         raise UsageError(f"--timeout must be positive (got {args.timeout:g})")
     if args.memory <= 0:
         raise UsageError(f"--memory must be positive (got {args.memory:g})")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file: give a folder for grades.csv, feedback/ and the gradebook")
     if args.output_chars < 0:
         raise UsageError(f"--output-chars must not be negative (got {args.output_chars})")
     if args.scheduler is not None:

@@ -74,7 +74,7 @@ def notebook_problem(data: bytes) -> str | None:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        return f"the notebook is not valid JSON (truncated or edited by hand?): {exc.msg} at line {exc.lineno}"
+        return f"the notebook is not valid JSON (truncated or edited by hand?): {exc.msg}: line {exc.lineno} column {exc.colno}"
     if not isinstance(raw, dict) or "cells" not in raw:
         return "the file is JSON but not a Jupyter notebook (no 'cells')"
     try:
