@@ -61,7 +61,7 @@ def graded(tmp_path_factory):
 def test_grading_runs_and_exits_zero(graded):
     _, _, proc = graded
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "graded now" in proc.stdout
+    assert "run now" in proc.stdout
 
 
 def test_every_student_gets_the_expected_status(graded):
@@ -137,13 +137,13 @@ def test_rerun_is_idempotent_and_a_late_submission_alone_is_graded(graded):
     before = (root / "out" / "grades.csv").read_text()
     again = _grade(root / "submitted", root / "out")
     assert again.returncode == 0, again.stderr[-2000:]
-    assert " 0 graded now" in again.stdout
+    assert " 0 run now" in again.stdout
     assert (root / "out" / "grades.csv").read_text() == before
     late = root / "submitted" / "late" / ASSIGNMENT
     late.mkdir(parents=True)
     shutil.copy(root / "submitted" / "solved" / ASSIGNMENT / SOURCE.name, late / SOURCE.name)
     third = _grade(root / "submitted", root / "out")
-    assert " 1 graded now" in third.stdout, third.stdout
+    assert " 1 run now" in third.stdout, third.stdout
     rows = _rows(root / "out")
     assert rows["late"]["score"] == "5" and rows["late"]["status"] == "graded"
 

@@ -279,7 +279,7 @@ def _summary(results: dict[str, GradeResult], regraded: int, elapsed: float, arg
     by_status = Counter(r.status for r in results.values())
     graded = [r.score for r in results.values() if r.status == "graded" and r.score is not None]
     max_score = next(iter(results.values())).max_score if results else 0.0
-    lines = [f"{args.assignment}: {len(results)} students, {regraded} graded now in {elapsed:.1f} s "
+    lines = [f"{args.assignment}: {len(results)} students, {regraded} run now in {elapsed:.1f} s "
              f"({len(results) - regraded} unchanged since the last run)",
              f"  {'status':<17}{'students':>8}"]
     lines += [f"  {status:<17}{by_status.get(status, 0):>8}" for status in STATUSES]
