@@ -18,13 +18,16 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        print(f"error: unknown command {argv[0]!r}: use one of {', '.join(COMMANDS)} "
+              "(see python -m autograder --help)", file=sys.stderr)
+        return 2
+    if not argv or argv[0] in ("-h", "--help"):
         lines = [f"  {name:8s} {help_}" for name, (_, help_) in COMMANDS.items()]
-        stream = sys.stdout if argv and argv[0] in ("-h", "--help") else sys.stderr
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"error: unknown command {argv[0]!r}", file=stream)
-        print("usage: python -m autograder <command> [options]\n" + "\n".join(lines), file=stream)
-        return 0 if stream is sys.stdout else 2
+        stream = sys.stdout if argv else sys.stderr
+        print("usage: python -m autograder <command> [options]\n" + "\n".join(lines)
+              + "\nEach command's options: python -m autograder <command> --help", file=stream)
+        return 0 if argv else 2
     module = importlib.import_module(COMMANDS[argv[0]][0])
     return int(module.main(argv[1:]) or 0)
 

@@ -217,6 +217,17 @@ def test_usage_errors_are_one_line_and_nonzero(tmp_path, capsys):
     assert not (tmp_path / "o" / "grades.csv").exists()
 
 
+def test_top_level_help_and_an_unknown_command(capsys):
+    from autograder.__main__ import main as autograder_main
+    assert autograder_main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "grade" in out and "release" in out and "python -m autograder <command> --help" in out
+    assert autograder_main(["grades"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: unknown command 'grades': use one of grade, release (see python -m autograder --help)"
+    assert autograder_main([]) == 2 and "usage:" in capsys.readouterr().err
+
+
 def test_help_shows_only_defaults_worth_showing(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
