@@ -189,6 +189,15 @@ def test_an_overflowing_softmax_gets_one_hint_and_no_minus_zero():
     assert msg.count("maximum") == 1, msg
 
 
+def test_a_backward_that_returns_none_for_the_weight_is_told_so():
+    ns = dict(solution_namespace("backprop"))
+    exec("class EmbeddingFunction(torch.autograd.Function):\n"
+         "    @staticmethod\n    def forward(ctx, weight, ids):\n        return weight[ids]\n"
+         "    @staticmethod\n    def backward(ctx, grad_out):\n        return None, None\n", ns)
+    msg = _message("backprop", "embedding_function", ns, "backward: scatter-add gradient for weight, None for ids")
+    assert "backward returned None for weight" in msg and "forget `return`" not in msg, msg
+
+
 def test_a_monkeypatched_comparison_in_the_student_namespace_changes_nothing(monkeypatch):
     """Judging uses the trusted references; a student who rebinds np.allclose only fools their own kernel's code."""
     ns = dict(solution_namespace("token-embeddings"))

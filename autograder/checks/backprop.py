@@ -319,6 +319,9 @@ def _judge_backward(rec, where, ref_out, weight, ids, vocab, g_np) -> None:
     if raw[1] is not None:
         raise CheckFailed(f"{where}: backward returned {raw[1]} for ids; integer ids have no gradient: "
                           f"return (grad_weight, None)")
+    if raw[0] is None:
+        raise CheckFailed(f"{where}: backward returned None for weight: return the dense (V, D) gradient of weight "
+                          f"(a scatter-add of grad_out), then None for ids")
     ref_out.backward(torch.from_numpy(g_np))
     expected_grad = N.embedding_backward(g_np, ids, vocab)
     references_agree(expected_grad, weight.grad.numpy(), where, atol=1e-10)
