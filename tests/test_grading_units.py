@@ -205,6 +205,8 @@ def test_usage_errors_are_one_line_and_nonzero(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     code, err = _run_cli(capsys, str(sub), "--assignment", "x", "--out", str(tmp_path / "file"))
     assert code == 2 and err.startswith(f"error: --out {tmp_path / 'file'} is a file") and "\n" not in err
+    code, err = _run_cli(capsys, str(sub), "--assignment", "x", "--out", str(sub / "grades"))
+    assert code == 2 and "would be taken for a student folder" in err and "\n" not in err
     (sub / "ann" / "grading-fixture").mkdir(parents=True)
     code, err = _run_cli(capsys, str(sub / "ann"), "--assignment", "grading-fixture", "--out", str(tmp_path / "o"),
                          "--source", str(SOURCE))

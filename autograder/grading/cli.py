@@ -136,6 +136,9 @@ def _validate(args) -> None:
         raise UsageError(f"--output-chars must not be negative (got {args.output_chars})")
     if args.scheduler is not None:
         check_address(args.scheduler)
+    if Path(args.out).resolve().parent == Path(args.submissions).resolve():
+        raise UsageError(f"--out {args.out} is inside {args.submissions}, where it would be taken for a student folder: "
+                         "put it elsewhere")
 
 
 def _grade(args) -> int:
