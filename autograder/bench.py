@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import timing
+from .book.memory import zipf_token_ids
 
 ROOT = Path(__file__).resolve().parent
 DATA_DIR = ROOT / "data" / "bench"
@@ -76,8 +77,7 @@ def zipf_ids(n_tokens: int, vocab_size: int, rng: np.random.Generator, exponent:
     ranks mapped to ids by a random permutation (frequent tokens are not neighbours in the table)."""
     if n_tokens < 1 or vocab_size < 1:
         raise ValueError(f"n_tokens and vocab_size must be positive, got {n_tokens} and {vocab_size}")
-    p = 1.0 / np.arange(1, vocab_size + 1, dtype=np.float64) ** exponent
-    ranks = rng.choice(vocab_size, size=n_tokens, p=p / p.sum())
+    ranks = zipf_token_ids(vocab_size, n_tokens, rng, exponent)  # the book's sampler: rank r = id r
     return rng.permutation(vocab_size)[ranks].astype(np.int64)
 
 
