@@ -20,9 +20,10 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["ASSIGNMENTS", "main", "release_notebook", "release_notebooks", "normalise"]
+from .checks.core import ASSIGNMENTS
 
-ASSIGNMENTS = ("token-embeddings", "positional-encodings", "memory-scaling", "backprop")
+__all__ = ["ASSIGNMENTS", "main", "release_notebooks", "normalise"]
+
 ROOT = Path(__file__).resolve().parents[1]
 #: cell metadata that survives normalisation; everything else (execution timings, collapsed, scrolled...) is dropped
 KEEP_CELL_METADATA = ("nbgrader", "tags")
@@ -80,11 +81,6 @@ def release_notebooks(assignments: tuple[str, ...] = ASSIGNMENTS, root: Path = R
             os.environ.clear()
             os.environ.update(saved_env)
     return texts
-
-
-def release_notebook(assignment: str, root: Path = ROOT) -> str:
-    """The normalised student notebook of one assignment (see :func:`release_notebooks`)."""
-    return release_notebooks((assignment,), root)[assignment]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from autograder.reference import numpy_ref, torch_ref
 from test_assignments_mistakes import MISTAKES, Mistake
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ("token-embeddings", "positional-encodings", "memory-scaling", "backprop")
+ASSIGNMENTS = core.ASSIGNMENTS
 SEEDS = (0, 1, 20260917)          # 0 is what students see; the others stand for grading-time seeds
 
 
@@ -62,12 +62,6 @@ REFERENCE_NAMESPACE = {**vars(numpy_ref), "TokenPositionEmbedding": torch_ref.To
                        "EmbeddingFunction": torch_ref.EmbeddingFunction}
 
 
-def verdicts(assignment: str, group_name: str, namespace: dict) -> list[tuple[str, bool, str]]:
-    """Probe in this process, cross the same encode/decode boundary the grader uses, judge."""
-    blob = core.encode(core.probe_group(assignment, group_name, namespace))
-    return core.judge_group(assignment, group_name, core.decode(blob))
-
-
 def failures(assignment: str, namespace: dict, *, function: str | None = None, hidden: bool | None = None):
     out = []
     for group_name, checks in core.groups(assignment).items():
@@ -75,7 +69,7 @@ def failures(assignment: str, namespace: dict, *, function: str | None = None, h
             continue
         if hidden is not None and checks[0].hidden != hidden:
             continue
-        out += [(group_name, name, message) for name, ok, message in verdicts(assignment, group_name, namespace) if not ok]
+        out += [(group_name, name, message) for name, ok, message in core.verdicts(assignment, group_name, namespace) if not ok]
     return out
 
 
@@ -159,7 +153,7 @@ def test_mistake_is_caught(mistake, monkeypatch):
 
 # ------------------------------------------------------------------------------------------------ messages
 def _message(assignment, group_name, namespace, check_name):
-    return next(m for n, ok, m in verdicts(assignment, group_name, namespace) if n == check_name and not ok)
+    return next(m for n, ok, m in core.verdicts(assignment, group_name, namespace) if n == check_name and not ok)
 
 
 def test_messages_say_what_was_expected_and_what_came_back():

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from autograder.grading import course, synthetic
+from autograder.checks import core
 from autograder.grading.executors import LocalExecutor
 from autograder.grading.tasks import GradeTask
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ("token-embeddings", "positional-encodings", "memory-scaling", "backprop")
+ASSIGNMENTS = core.ASSIGNMENTS
 PRESENT = [a for a in ASSIGNMENTS if (ROOT / "solutions" / a / f"{a}.ipynb").is_file()]
 
 

@@ -22,13 +22,16 @@ import io
 import json
 import os
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Raised", "CheckFailed", "Check", "register", "group", "groups", "run_checks", "probe_group",
-           "judge_group", "encode", "decode", "call", "grading_seed"]
+__all__ = ["ASSIGNMENTS", "Raised", "CheckFailed", "Check", "register", "group", "groups", "run_checks",
+           "probe_group", "judge_group", "verdicts", "format_verdict", "encode", "decode", "call", "grading_seed"]
+
+#: the course's assignments, in chapter order (see course-contract.md)
+ASSIGNMENTS = ("token-embeddings", "positional-encodings", "memory-scaling", "backprop")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class Raised:
     type: str
     bases: tuple[str, ...]
     message: str
+
+    @classmethod
+    def from_exc(cls, exc: BaseException, message: str | None = None) -> "Raised":
+        """The record of ``exc``; ``message`` (default ``str(exc)``) is cut to 500 characters."""
+        return cls(type(exc).__name__, tuple(c.__name__ for c in type(exc).__mro__),
+                   (str(exc) if message is None else message)[:500])
 
     def is_a(self, exc_type: type[BaseException]) -> bool:
         return exc_type.__name__ in self.bases
@@ -111,7 +120,7 @@ def call(fn: Callable, *args, **kwargs) -> Any:
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - any student exception becomes data
-        return Raised(type(exc).__name__, tuple(c.__name__ for c in type(exc).__mro__), str(exc)[:500])
+        return Raised.from_exc(exc)
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -130,8 +139,7 @@ def probe_group(assignment: str, group_name: str, namespace: dict) -> dict[str, 
         try:
             results[check.name] = check.probe(fn)
         except Exception as exc:  # noqa: BLE001
-            results[check.name] = Raised(type(exc).__name__, tuple(c.__name__ for c in type(exc).__mro__),
-                                         f"{exc} ({_where(exc)})"[:500])
+            results[check.name] = Raised.from_exc(exc, f"{exc} ({_where(exc)})")
     return results
 
 
@@ -158,6 +166,16 @@ def judge_group(assignment: str, group_name: str, results: dict[str, Any]) -> li
     return verdicts
 
 
+def verdicts(assignment: str, group_name: str, namespace: dict) -> list[tuple[str, bool, str]]:
+    """Probe ``namespace`` and judge the results, through the same encode/decode boundary the grader uses."""
+    return judge_group(assignment, group_name, decode(encode(probe_group(assignment, group_name, namespace))))
+
+
+def format_verdict(name: str, ok: bool, message: str) -> str:
+    """The line a student sees for one check: ``PASS name`` or ``FAIL name: message``."""
+    return ("PASS " if ok else "FAIL ") + name + ("" if ok else f": {message}")
+
+
 def run_checks(assignment: str, group_name: str, namespace: dict | None = None, *, quiet: bool = False) -> None:
     """What a test cell calls: probe and judge in this kernel, print a line per check, raise on any failure.
 
@@ -166,11 +184,11 @@ def run_checks(assignment: str, group_name: str, namespace: dict | None = None, 
     if namespace is None:
         import inspect
         namespace = inspect.currentframe().f_back.f_globals
-    verdicts = judge_group(assignment, group_name, decode(encode(probe_group(assignment, group_name, namespace))))
-    failures = [(n, m) for n, ok, m in verdicts if not ok]
+    results = verdicts(assignment, group_name, namespace)
+    failures = [(n, m) for n, ok, m in results if not ok]
     if not quiet:
-        for name, ok, message in verdicts:
-            print(("PASS " if ok else "FAIL ") + name + ("" if ok else f": {message}"))
+        for name, ok, message in results:
+            print(format_verdict(name, ok, message))
     if failures:
         raise CheckFailed("; ".join(f"{n}: {m}" for n, m in failures))
 

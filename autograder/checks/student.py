@@ -10,12 +10,9 @@ FAIL ids < 0 or >= vocab_size raise IndexError: embedding_forward(weight (6, 4) 
 """
 from __future__ import annotations
 
-from .core import Check, decode, encode, groups, judge_group, probe_group
+from .core import ASSIGNMENTS, format_verdict, groups, verdicts
 
 __all__ = ["check", "ASSIGNMENTS"]
-
-#: the course's assignments, in chapter order (see course-contract.md)
-ASSIGNMENTS = ("token-embeddings", "positional-encodings", "memory-scaling", "backprop")
 
 
 def _visible_groups(name: str) -> list[tuple[str, str]]:
@@ -38,10 +35,9 @@ def check(fn) -> None:
                          f"check(embedding_forward)")
     passed = total = 0
     for assignment, group_name in targets:
-        verdicts = judge_group(assignment, group_name, decode(encode(probe_group(assignment, group_name, {name: fn}))))
-        for check_name, ok, message in verdicts:
+        for check_name, ok, message in verdicts(assignment, group_name, {name: fn}):
             total += 1
             passed += ok
-            print(("PASS " if ok else "FAIL ") + check_name + ("" if ok else f": {message}"))
+            print(format_verdict(check_name, ok, message))
     verdict = "all pass" if passed == total else f"{total - passed} failing"
     print(f"{name}: {passed}/{total} visible checks pass ({verdict}); hidden checks with more cases run at grading time.")

@@ -29,11 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..checks.core import ASSIGNMENTS
 from . import synthetic
 
 BROKEN = ("exit", "segfault", "membomb", "renamed", "monkeypatch", "truncated")
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "grading"
-REAL = ("token-embeddings", "positional-encodings", "memory-scaling", "backprop")
+REAL = ASSIGNMENTS
 
 
 def _pick(args) -> tuple[str, Path, list[str], dict[str, str]]:
