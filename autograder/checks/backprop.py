@@ -13,7 +13,7 @@ import torch
 from autograder.reference import numpy_ref as N, torch_ref as T
 
 from .compare import (Case, arrays, case_checks, custom_check, describe, expect_array, expect_number,
-                      references_agree, show_array)
+                      references_agree, show_array, torch_ids)
 from .core import CheckFailed, Raised, call
 
 A = "backprop"
@@ -25,10 +25,6 @@ STABLE_HINT = "subtract each row's maximum before exponentiating, and take log-s
 MEAN_HINT = "the loss is the mean over the N rows, so dlogits = (softmax - onehot) / N"
 
 
-def _ids_t(ids):
-    return torch.from_numpy(np.asarray(ids).astype(np.int64))
-
-
 def _grad_label(g, ids, vocab=None):
     ids = np.asarray(ids)
     ids_text = show_array(ids, 40) if ids.size <= 12 else f"of shape {ids.shape}"
@@ -37,7 +33,7 @@ def _grad_label(g, ids, vocab=None):
 
 # ------------------------------------------------------------------------------------------------ embedding_backward
 def _torch_backward(grad_out, ids, vocab_size):
-    return T.embedding_backward(torch.from_numpy(grad_out), _ids_t(ids), vocab_size).numpy()
+    return T.embedding_backward(torch.from_numpy(grad_out), torch_ids(ids), vocab_size).numpy()
 
 
 def _back_case(rng, ids, vocab, dim, dtype=np.float64):
@@ -72,9 +68,7 @@ case_checks(A, "embedding_backward_hidden", "embedding_backward",
 
 # ------------------------------------------------------------------------------------------------ sparse
 def _torch_sparse(grad_out, ids):
-    ids = np.asarray(ids)
-    vocab = int(ids.max()) + 1 if ids.size else 1
-    uniq, rows = T.sparse_embedding_backward(torch.from_numpy(grad_out), _ids_t(ids), vocab)
+    uniq, rows = T.sparse_embedding_backward(torch.from_numpy(grad_out), torch_ids(ids))  # V: max id + 1
     return uniq.numpy(), rows.numpy()
 
 
@@ -118,7 +112,7 @@ case_checks(A, "sparse_embedding_backward_hidden", "sparse_embedding_backward",
 
 # ------------------------------------------------------------------------------------------------ softmax
 def _torch_softmax(logits, targets):
-    loss, grad = T.softmax_cross_entropy(torch.from_numpy(logits), _ids_t(targets))
+    loss, grad = T.softmax_cross_entropy(torch.from_numpy(logits), torch_ids(targets))
     return loss, grad.numpy()
 
 
@@ -258,7 +252,7 @@ def _ef_probe(hidden):
         for i, (vocab, dim, ids) in enumerate(_ef_configs(seed, hidden)):
             weight_np, g_np = _ef_inputs(seed, i, vocab, dim, ids)
             weight = torch.from_numpy(weight_np).requires_grad_(True)
-            ids_t = torch.from_numpy(ids.astype(np.int64))
+            ids_t = torch_ids(ids)
             y = call(cls.apply, weight, ids_t)
             rec = {"out": y.detach().clone() if isinstance(y, torch.Tensor) else y}
             if isinstance(y, torch.Tensor) and y.grad_fn is not None:
@@ -284,7 +278,7 @@ def _ef_judge(hidden, aspects=("forward", "backward", "gradcheck", "negative")):
             weight_np, g_np = _ef_inputs(seed, i, vocab, dim, ids)
             where = f"EmbeddingFunction.apply(weight ({vocab}, {dim}) float64, ids {show_array(ids, 40)})"
             weight = torch.from_numpy(weight_np).requires_grad_(True)
-            ref_out = T.EmbeddingFunction.apply(weight, torch.from_numpy(ids.astype(np.int64)))
+            ref_out = T.EmbeddingFunction.apply(weight, torch_ids(ids))
             expected = N.embedding_forward(weight_np, ids)
             references_agree(expected, ref_out.detach().numpy(), where)
             if "forward" in aspects:

@@ -14,7 +14,7 @@ import torch
 
 from autograder.reference import numpy_ref as N, torch_ref as T
 
-from .compare import Case, arrays, case_checks, custom_check, describe, show_array
+from .compare import Case, arrays, case_checks, custom_check, describe, show_array, torch_ids
 from .core import CheckFailed, Raised, call
 
 A = "token-embeddings"
@@ -117,12 +117,8 @@ custom_check(A, "xavier_uniform_hidden", "random sizes and size-1 tables", "xavi
 
 
 # ------------------------------------------------------------------------------------------------ embedding_forward
-def _torch_ids(ids) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(ids).astype(np.int64))
-
-
 def _torch_forward(weight, ids):
-    return T.embedding_forward(torch.from_numpy(weight), _torch_ids(ids)).numpy()
+    return T.embedding_forward(torch.from_numpy(weight), torch_ids(ids)).numpy()
 
 
 def _table(rng, v, d, dtype=np.float32):
@@ -178,7 +174,7 @@ case_checks(A, "embedding_forward_hidden", "embedding_forward", results_name="ra
 
 # ------------------------------------------------------------------------------------------------ one_hot
 def _torch_one_hot(ids, vocab_size):
-    return T.one_hot(_torch_ids(ids), vocab_size).numpy()
+    return T.one_hot(torch_ids(ids), vocab_size).numpy()
 
 
 def _one_hot_case(ids, v, raises=None, hint=""):

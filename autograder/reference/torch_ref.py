@@ -171,8 +171,8 @@ def embedding_backward(grad_out: torch.Tensor, ids: torch.Tensor, vocab_size: in
 def sparse_embedding_backward(grad_out: torch.Tensor, ids: torch.Tensor,
                               vocab_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(unique_ids, row_grads)`` from ``nn.Embedding(sparse=True)``'s coalesced sparse gradient."""
-    ids = _check_ids(ids, vocab_size or (int(ids.max()) + 1 if ids.numel() else 1))
     vocab_size = vocab_size or (int(ids.max()) + 1 if ids.numel() else 1)
+    ids = _check_ids(ids, vocab_size)
     emb = nn.Embedding(vocab_size, grad_out.shape[-1], sparse=True, dtype=grad_out.dtype)
     emb(ids).backward(grad_out)
     grad = emb.weight.grad.coalesce()
