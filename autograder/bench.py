@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import timing
+from .book.backprop import scatter_add_sorted
 from .book.memory import zipf_token_ids
 
 ROOT = Path(__file__).resolve().parent
@@ -132,15 +133,6 @@ def make_case(vocab: int, dim: int, grid: Grid, device: torch.device, seed: int 
 # --------------------------------------------------------------------------------------------------------------
 # the variants: each returns a function of no arguments and the bytes it moves
 # --------------------------------------------------------------------------------------------------------------
-def _np_reduceat_backward(c: Case) -> np.ndarray:
-    order = np.argsort(c.ids, kind="stable")
-    sorted_ids = c.ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    grad = np.zeros((c.vocab, c.dim), dtype=c.grad_out.dtype)
-    grad[sorted_ids[starts]] = np.add.reduceat(c.grad_out[order], starts, axis=0)
-    return grad
-
-
 def _np_add_at_backward(c: Case) -> np.ndarray:
     grad = np.zeros((c.vocab, c.dim), dtype=c.grad_out.dtype)
     np.add.at(grad, c.ids, c.grad_out)
@@ -190,7 +182,7 @@ def variants(c: Case) -> list[tuple[str, str, str, Callable[[], object], int]]:
              lambda: torch.index_select(c.weight_t, 0, c.ids_t, out=out_t), fwd)]
     if on_cpu:
         out += [("backward", "numpy", "np.add.at (dense)", lambda: _np_add_at_backward(c), dense),
-                ("backward", "numpy", "sort + np.add.reduceat (dense)", lambda: _np_reduceat_backward(c), dense)]
+                ("backward", "numpy", "sort + np.add.reduceat (dense)", lambda: scatter_add_sorted(c.grad_out, c.ids, c.vocab), dense)]
     out += [("backward", "torch", "torch index_add_ (dense)", lambda: _torch_index_add_backward(c), dense),
             ("backward", "torch", "nn.Embedding backward, dense", _module_backward(c, False, False), dense),
             ("backward", "torch", "nn.Embedding backward, sparse", _module_backward(c, True, False),
@@ -207,13 +199,13 @@ def _as_dense_numpy(result) -> np.ndarray:
     return np.asarray(result)
 
 
-def check_variants(c: Case) -> None:
+def check_variants(c: Case, vs: list | None = None) -> None:  # vs: variants(c), when the caller has them
     """Every variant must agree with the NumPy reference before it is timed (forward exactly, backward to float32
     rounding, since summation order differs). Raises ``AssertionError`` naming the variant that disagrees."""
     from .reference import numpy_ref
     expected = {"forward": numpy_ref.embedding_forward(c.weight, c.ids),
                 "backward": numpy_ref.embedding_backward(c.grad_out, c.ids, c.vocab)}
-    for kind, _, name, fn, _ in variants(c):
+    for kind, _, name, fn, _ in vs or variants(c):
         got = _as_dense_numpy(fn())
         ok = (np.array_equal(got, expected[kind]) if kind == "forward"
               else np.allclose(got, expected[kind], rtol=1e-5, atol=1e-4))
@@ -259,8 +251,9 @@ def _run(grid: Grid, device, *, quick: bool, progress: bool, command: str) -> di
     records = []
     for i, (vocab, dim) in enumerate(points):
         case = make_case(vocab, dim, grid, device)
-        check_variants(case)
-        for kind, library, op_name, fn, n_bytes in variants(case):
+        case_variants = variants(case)
+        check_variants(case, case_variants)
+        for kind, library, op_name, fn, n_bytes in case_variants:
             bar.set_postfix_str(f"V={vocab} D={dim} {op_name}")
             op_device = device if library == "torch" else torch.device("cpu")
             bw = timing.measure_bandwidth(op_name, fn, n_bytes, device=op_device, memory_copy=False,
@@ -274,7 +267,7 @@ def _run(grid: Grid, device, *, quick: bool, progress: bool, command: str) -> di
                             "copy_median_s": bw.copy.median_s, "copy_p10_s": bw.copy.p10_s,
                             "copy_p90_s": bw.copy.p90_s, "copy_gbps": bw.copy_gbps,
                             "fraction_of_copy": bw.fraction_of_copy,
-                            "fits_in_cache": n_bytes <= timing.last_level_cache_bytes(op_device),
+                            "fits_in_cache": bw.fits_in_cache,
                             "samples_s": list(bw.op.samples_s)})
             bar.update()
         del case

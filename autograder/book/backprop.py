@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from autograder.book.tiny_models import one_thread
 from autograder.reference.numpy_ref import embedding_backward, embedding_forward, softmax_cross_entropy
 
 __all__ = ["scatter_add_sorted", "sgd_rows_", "finite_difference_errors", "markov_corpus", "BigramParams",
@@ -121,12 +122,8 @@ def train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps:
     Runs on one intra-op thread (restored afterwards): the tensors are tiny, and on a shared machine extra threads
     only wait for each other.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _train_torch(p, x, y, lr, steps)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> tuple[np.ndarray, BigramParams]:
