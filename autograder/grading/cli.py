@@ -237,19 +237,15 @@ def _with_blob(task: GradeTask, blob: bytes) -> GradeTask:
 def _warn_unchecked(args, source: bytes) -> None:
     """Say so when some test cells have no registered checks: their kernel verdict cannot be re-derived."""
     import importlib
-    from autograder.checks import core
-    from .course import source_info
+    from .course import checked_groups, source_info
     try:
         for module in args.checks_module:
             importlib.import_module(module)
     except ImportError as exc:
         raise UsageError(f"--checks-module: {exc}") from None
-    unchecked = []
-    for cell in source_info(source).test_cells:
-        try:
-            core.group(args.assignment, cell.grade_id)
-        except (KeyError, ModuleNotFoundError):
-            unchecked.append(cell.grade_id)
+    cells = source_info(source).test_cells
+    checked = set(checked_groups(args.assignment, cells))
+    unchecked = [cell.grade_id for cell in cells if cell.grade_id not in checked]
     if unchecked:
         print(f"warning: no checks registered for {args.assignment} test cells {', '.join(unchecked)}: "
               "their points come from the student's kernel alone", file=sys.stderr)

@@ -249,13 +249,18 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
 def _checked_groups(task: GradeTask, info: SourceInfo) -> list[str]:
     """The test cells whose checks are registered (their verdict is re-derived in a trusted process)."""
     import importlib
-    from autograder.checks import core
     for module in task.check_modules:
         importlib.import_module(module)
+    return checked_groups(task.assignment, info.test_cells)
+
+
+def checked_groups(assignment: str, test_cells) -> list[str]:
+    """grade_ids of ``test_cells`` with checks registered for ``assignment`` (check modules already imported)."""
+    from autograder.checks import core
     checked = []
-    for cell in info.test_cells:
+    for cell in test_cells:
         try:
-            core.group(task.assignment, cell.grade_id)
+            core.group(assignment, cell.grade_id)
         except (KeyError, ModuleNotFoundError):
             continue
         checked.append(cell.grade_id)

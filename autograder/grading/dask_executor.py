@@ -151,7 +151,6 @@ def _timed(grade: Callable[[Any], Any], task: Any) -> tuple[Any, float]:
 
 
 POOL_ATTRIBUTE = "_autograder_grading_pool"   # on the Worker object (survives a re-shipped package): (identity, pool)
-_POOL = POOL_ATTRIBUTE
 
 
 def _worker_pool(worker, prepare: Callable[[], None] | None):
@@ -161,10 +160,10 @@ def _worker_pool(worker, prepare: Callable[[], None] | None):
     from concurrent.futures import ProcessPoolExecutor
 
     import autograder
-    lock = worker.__dict__.setdefault(_POOL + "_lock", threading.Lock())
+    lock = worker.__dict__.setdefault(POOL_ATTRIBUTE + "_lock", threading.Lock())
     identity = (autograder.__file__, prepare)
     with lock:
-        current = getattr(worker, _POOL, None)
+        current = getattr(worker, POOL_ATTRIBUTE, None)
         if current is not None and current[0] == identity:
             return current[1]
         if current is not None:
@@ -174,7 +173,7 @@ def _worker_pool(worker, prepare: Callable[[], None] | None):
         multiprocessing.current_process().daemon = False
         pool = ProcessPoolExecutor(max_workers=max(1, worker.state.nthreads), initializer=_start_grading_process,
                                    initargs=(os.getpid(), prepare), mp_context=multiprocessing.get_context("spawn"))
-        setattr(worker, _POOL, (identity, pool))
+        setattr(worker, POOL_ATTRIBUTE, (identity, pool))
         return pool
 
 
@@ -213,11 +212,11 @@ def _die_with_descendants() -> None:
 
 
 def _discard_pool(worker, pool) -> None:
-    lock = worker.__dict__.setdefault(_POOL + "_lock", None)
+    lock = worker.__dict__.setdefault(POOL_ATTRIBUTE + "_lock", None)
     with lock:
-        current = getattr(worker, _POOL, None)
+        current = getattr(worker, POOL_ATTRIBUTE, None)
         if current is not None and current[1] is pool:
-            delattr(worker, _POOL)
+            delattr(worker, POOL_ATTRIBUTE)
     pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -242,8 +241,8 @@ def _default_crashed(task: Any, reason: str) -> Any:
 
 
 def _default_prepare() -> Callable[[], None]:
-    from autograder.grading.executors import _init_worker   # the local pool's initializer: same worker set-up
-    return _init_worker
+    from autograder.grading.executors import init_worker   # the local pool's initializer: same worker set-up
+    return init_worker
 
 
 _DEFAULT = object()

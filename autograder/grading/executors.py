@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Protocol
 
 from .tasks import GradeResult, GradeTask, content_hash, grade_submission
 
-__all__ = ["Executor", "LocalExecutor", "SerialExecutor", "failed_result"]
+__all__ = ["Executor", "LocalExecutor", "SerialExecutor", "failed_result", "init_worker"]
 
 
 class Executor(Protocol):
@@ -45,7 +45,7 @@ class SerialExecutor:
             on_result(result)
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     from .course import warm_up
     from .limits import become_subreaper, enable_warm_fork
     enable_warm_fork()   # before anything runs PyTorch: each submission's children are forked from this process
@@ -81,7 +81,7 @@ class LocalExecutor:
     def start(self) -> "LocalExecutor":
         if self._pool is None:
             context = multiprocessing.get_context(_start_method())
-            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=_init_worker)
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=init_worker)
             for _ in range(self.jobs):
                 self._pool.submit(_ready)
         return self

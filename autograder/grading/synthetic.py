@@ -52,7 +52,6 @@ _INSERTED = {
     "exit": "import os\nos._exit(1)",
     "segfault": "import ctypes\nctypes.string_at(0)",
     "flood": "for _ in range({flood_mb}):\n    print('x' * 1_000_000)",
-    "monkeypatch": _MONKEYPATCH,
 }
 
 
@@ -95,7 +94,7 @@ def variant(source: dict, kind: str, flood_mb: int = 1000) -> bytes:
     nb = solved(source)
     first = _first_answer(nb)
     cells = nb["cells"]
-    if kind in _INSERTED and kind != "monkeypatch":
+    if kind in _INSERTED:
         cells.insert(first, _code_cell(_INSERTED[kind].format(flood_mb=flood_mb)))
     elif kind == "membomb":
         cells[first]["source"] = "_hog = bytearray(3 << 30)  # 3 GiB, zero-filled: really used\n" + _source(cells[first])
