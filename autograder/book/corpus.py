@@ -11,6 +11,7 @@ geometry: after training, nouns of one topic sit near each other.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,7 +99,7 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.words)
 
-    @property
+    @functools.cached_property  # built once: encode() is called for every sentence of the corpus
     def index(self) -> dict[str, int]:
         return {w: i for i, w in enumerate(self.words)}
 
