@@ -375,58 +375,58 @@ def _styles(names):
     return {name: markers[i % len(markers)] for i, name in enumerate(names)}
 
 
-def plot_forward(result: dict):
-    """One panel per dimension: achieved GB/s of each lookup variant against the vocabulary size, with the copy of
-    the same bytes (dotted) and the copy past the cache (dashed). Returns the matplotlib ``Figure``."""
+def _plot_panels(result: dict, kind: str, height: float, title: str, ylabel: str, draw, extra=None):
+    """The frame both plots share: one log-log panel per dimension with one series per ``kind`` variant, drawn by
+    ``draw(ax, records sorted by vocab, op, marker)``, then ``extra(ax, dim)`` if given; a shared legend and the
+    device as the title. Returns the matplotlib ``Figure``."""
     import matplotlib.pyplot as plt
     dims = result["grid"]["dims"]
-    fig, axes = plt.subplots(1, len(dims), figsize=(5.2 * len(dims), 4.8), sharey=True, squeeze=False,
+    fig, axes = plt.subplots(1, len(dims), figsize=(5.2 * len(dims), height), sharey=True, squeeze=False,
                              layout="constrained")
-    ops = list(dict.fromkeys(r["op"] for r in select(result, kind="forward")))
+    ops = list(dict.fromkeys(r["op"] for r in select(result, kind=kind)))
     markers = _styles(ops)
     for ax, dim in zip(axes[0], dims):
         for op in ops:
-            rs = sorted(select(result, kind="forward", op=op, dim=dim), key=lambda r: r["vocab"])
-            x = [r["vocab"] for r in rs]
-            ax.errorbar(x, [r["gbps"] for r in rs], marker=markers[op], capsize=3, label=op,
-                        yerr=[[r["gbps"] - r["gbps_p10"] for r in rs], [r["gbps_p90"] - r["gbps"] for r in rs]])
+            draw(ax, sorted(select(result, kind=kind, op=op, dim=dim), key=lambda r: r["vocab"]), op, markers[op])
+        if extra is not None:
+            extra(ax, dim)
+        ax.set(xscale="log", yscale="log", xlabel="vocabulary size V (table rows)",
+               title=title.format(n_tokens=result["grid"]["n_tokens"], dim=dim))
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
+    fig.suptitle(result["device"], fontsize=10)
+    return fig
+
+
+def plot_forward(result: dict):
+    """One panel per dimension: achieved GB/s of each lookup variant against the vocabulary size, with the copy of
+    the same bytes (dotted) and the copy past the cache (dashed). Returns the matplotlib ``Figure``."""
+    def draw(ax, rs, op, marker):
+        ax.errorbar([r["vocab"] for r in rs], [r["gbps"] for r in rs], marker=marker, capsize=3, label=op,
+                    yerr=[[r["gbps"] - r["gbps_p10"] for r in rs], [r["gbps_p90"] - r["gbps"] for r in rs]])
+
+    def copies(ax, dim):
         vocabs = sorted({r["vocab"] for r in select(result, kind="forward", dim=dim)})
         copy_gbps = [float(np.median([r["copy_gbps"] for r in select(result, kind="forward", dim=dim, vocab=v)]))
                      for v in vocabs]  # every variant had its own alternating copy: their median
         ax.plot(vocabs, copy_gbps, "k:", label="copy of the same bytes")
         ax.axhline(result["memory_copy_gbps"], color="k", ls="--", lw=1, label="copy past the cache (memory)")
-        ax.set(xscale="log", yscale="log", xlabel="vocabulary size V (table rows)",
-               title=f"lookup of {result['grid']['n_tokens']:,} tokens, D = {dim}")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("achieved GB/s (median, p10-p90 bars)")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
-    fig.suptitle(result["device"], fontsize=10)
-    return fig
+
+    return _plot_panels(result, "forward", 4.8, "lookup of {n_tokens:,} tokens, D = {dim}",
+                        "achieved GB/s (median, p10-p90 bars)", draw, copies)
 
 
 def plot_backward(result: dict):
     """One panel per dimension: median time of each backward variant (p10-p90 bars) against the vocabulary size.
     Returns the matplotlib ``Figure``."""
-    import matplotlib.pyplot as plt
-    dims = result["grid"]["dims"]
-    fig, axes = plt.subplots(1, len(dims), figsize=(5.2 * len(dims), 4.6), sharey=True, squeeze=False,
-                             layout="constrained")
-    ops = list(dict.fromkeys(r["op"] for r in select(result, kind="backward")))
-    markers = _styles(ops)
-    for ax, dim in zip(axes[0], dims):
-        for op in ops:
-            rs = sorted(select(result, kind="backward", op=op, dim=dim), key=lambda r: r["vocab"])
-            ms = [r["median_s"] * 1e3 for r in rs]
-            ax.errorbar([r["vocab"] for r in rs], ms, marker=markers[op], capsize=3, label=op,
-                        yerr=[[m - r["p10_s"] * 1e3 for m, r in zip(ms, rs)],
-                              [r["p90_s"] * 1e3 - m for m, r in zip(ms, rs)]])
-        ax.set(xscale="log", yscale="log", xlabel="vocabulary size V (table rows)",
-               title=f"gradient of {result['grid']['n_tokens']:,} tokens, D = {dim}")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("milliseconds per backward (median)")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
-    fig.suptitle(result["device"], fontsize=10)
-    return fig
+    def draw(ax, rs, op, marker):
+        ms = [r["median_s"] * 1e3 for r in rs]
+        ax.errorbar([r["vocab"] for r in rs], ms, marker=marker, capsize=3, label=op,
+                    yerr=[[m - r["p10_s"] * 1e3 for m, r in zip(ms, rs)], [r["p90_s"] * 1e3 - m for m, r in zip(ms, rs)]])
+
+    return _plot_panels(result, "backward", 4.6, "gradient of {n_tokens:,} tokens, D = {dim}",
+                        "milliseconds per backward (median)", draw)
 
 
 # --------------------------------------------------------------------------------------------------------------
