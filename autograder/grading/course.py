@@ -258,16 +258,20 @@ def _checked_groups(task: GradeTask, info: SourceInfo) -> list[str]:
 def probe_modules(task: GradeTask) -> list[str]:
     """The modules outside ``autograder.student`` that register probes of ``task``'s assignment (imported by the
     probe process before the student's code runs): those of the task's check modules, e.g. the test fixture's."""
-    from autograder.checks import core
     import importlib
+    from autograder.checks import core
     for module in task.check_modules:
         importlib.import_module(module)
     return core.probe_modules(task.assignment)
 
 
-def shipped_modules(task: GradeTask) -> list[str]:
-    """Modules outside the package that grading ``task`` imports: its check modules and their probe modules."""
-    return sorted({*task.check_modules, *probe_modules(task)})
+def shipped_modules(task) -> list[str]:
+    """Modules outside the package that grading ``task`` imports: its check modules and their probe modules
+    (none for a task without ``check_modules``, such as the Dask tests' stand-in tasks)."""
+    check_modules = tuple(getattr(task, "check_modules", ()))
+    if not check_modules:
+        return []
+    return sorted({*check_modules, *probe_modules(task)})
 
 
 def checked_groups(assignment: str, test_cells) -> list[str]:
