@@ -1,8 +1,9 @@
 """The kernel manager nbgrader's ``Execute`` uses in a grading child: the kernel starts inside the sandbox.
 
 :class:`SandboxedKernelManager` is ``c.LimitedExecute.kernel_manager_class`` in a worker's private course
-directory. It speaks the ``ipc`` transport (unix sockets in ``runtime_dir``, the one host directory bound writable
-into the sandbox; no TCP port exists that another process could reach) and uses :class:`SandboxProvisioner`,
+directory. It speaks the ``ipc`` transport (unix sockets in a tmpfs of the sandbox's own, reached from here through
+``/proc/PID/root``; no TCP port exists that another process could reach, and no host directory is writable from
+inside) and uses :class:`SandboxProvisioner`,
 which wraps the kernel's command in :class:`autograder.grading.sandbox.Jail` and starts it with every inherited
 file descriptor closed (jupyter_client's own launcher passes all of them on, the gradebook's included).
 
@@ -39,21 +40,21 @@ class SandboxProvisioner(LocalProvisioner):
                 info[key] = info[key].decode()
         cmd = [sys.executable if os.path.basename(c) in ("python", "python3") and i == 0 else c
                for i, c in enumerate(cmd)]
-        extra = {sandbox_env: value for sandbox_env, value in km.kernel_env().items()}
+        extra = km.kernel_env()
         if km.sandboxed:
             info["ip"] = f"{sandbox.RUNTIME}/kernel-ipc"
             inside = os.path.join(runtime, INSIDE_CONNECTION)
             with open(inside, "w") as fh:
                 json.dump(info, fh)
             os.chmod(inside, 0o644)
-            cmd = [f"{sandbox.RUNTIME}/{INSIDE_CONNECTION}" if c == km.connection_file else c for c in cmd]
-            jail = sandbox.Jail(km.libdir, runtime, km.spec_file or None, km.scratch_bytes, km.nproc)
+            cmd = [sandbox.CONNECTION if c == km.connection_file else c for c in cmd]
+            jail = sandbox.Jail(km.libdir, inside, km.spec_file or None, km.scratch_bytes, km.nproc)
             argv, fds, cleanup = jail.command(cmd, extra)
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
             cwd = runtime
         else:
             argv, fds, cleanup = cmd, (), (lambda: None)
-            env = sandbox.Jail(km.libdir, runtime).env(extra)
+            env = sandbox.Jail(km.libdir).env(extra)
             env["PYTHONPATH"] = km.libdir
             env["HOME"] = env["TMPDIR"] = km.scratch_dir
             for name in ("MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR",
@@ -69,6 +70,9 @@ class SandboxProvisioner(LocalProvisioner):
         finally:
             cleanup()
         self.pid = self.process.pid
+        if km.sandboxed:         # the client connects to the sockets inside, through the sandbox's root
+            km.ip = f"{sandbox.sandbox_root(self.pid)}{sandbox.RUNTIME}/kernel-ipc"
+            self.connection_info = km.get_connection_info()
         try:
             self.pgid = os.getpgid(self.pid)
         except OSError:
@@ -79,7 +83,7 @@ class SandboxProvisioner(LocalProvisioner):
 
 class SandboxedKernelManager(AsyncKernelManager):
     """An ``AsyncKernelManager`` whose kernel runs in the sandbox, over ``ipc`` sockets in ``runtime_dir``."""
-    runtime_dir = Unicode(help="host directory for the connection file and sockets (private to one submission)"
+    runtime_dir = Unicode(help="host directory for the connection files (and, unsandboxed, the sockets)"
                           ).tag(config=True)
     libdir = Unicode(help="host directory with the student-facing package copy").tag(config=True)
     spec_file = Unicode("", help="grading spec file (assignment, groups, hidden seed)").tag(config=True)
@@ -91,8 +95,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        os.makedirs(self.runtime_dir, exist_ok=True)
-        os.chmod(self.runtime_dir, 0o777)      # the sandboxed uid creates its sockets here
+        os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
         self.transport = "ipc"
         self.ip = os.path.join(self.runtime_dir, "kernel-ipc")
         self.connection_file = os.path.join(self.runtime_dir, "kernel.json")

@@ -11,8 +11,10 @@ a private per-submission directory, the only host directory the sandbox can writ
 * **files**: ``/usr`` and the interpreter (``sys.base_prefix``, the virtualenv's ``sys.prefix``) read-only, a
   handful of ``/etc`` files (not ``/etc``), ``/proc`` of the sandbox's own pid namespace, a minimal ``/dev``, a
   read-only copy of the student-facing package (``autograder/student``, ``autograder/data``) first on
-  ``PYTHONPATH``, and one writable size-limited tmpfs ``/scratch`` (also ``/tmp`` and ``$HOME``) as the working
-  directory. Not visible: the instructor's home, the checkout (hence ``solutions/``, ``autograder/reference``,
+  ``PYTHONPATH``, the kernel's connection file (read-only), and one writable size-limited tmpfs ``/scratch`` (also
+  ``/tmp`` and ``$HOME``) as the working directory. No host directory is writable: the kernel's ipc sockets are in
+  a 1 MiB tmpfs of the sandbox (``/run/kernel``), which the grader reaches from outside through
+  ``/proc/PID/root`` (:func:`sandbox_root`). Not visible: the instructor's home, the checkout (hence ``solutions/``, ``autograder/reference``,
   ``autograder/checks``), SUBMISSIONS, ``--out``, the gradebook, other workers' directories, the host's ``/tmp``.
 * **limits**: ``RLIMIT_NPROC`` for the kernel's uid (set by ``prlimit`` inside; it binds because that uid is not
   root on the host, see below), and the grading child's ``RLIMIT_AS``/``RLIMIT_FSIZE``, which the kernel inherits.
@@ -41,7 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Availability", "SandboxUnavailable", "availability", "require", "Jail", "ISOLATION_BWRAP",
-           "ISOLATION_NONE", "SANDBOX_UID", "SCRATCH", "LIBDIR", "SPEC_PATH", "RUNTIME", "build_libdir", "write_spec"]
+           "ISOLATION_NONE", "SANDBOX_UID", "SCRATCH", "LIBDIR", "SPEC_PATH", "RUNTIME", "CONNECTION", "build_libdir", "write_spec",
+           "sandbox_root"]
 
 ISOLATION_BWRAP = "bwrap"                 # the isolation column of grades.csv
 ISOLATION_NONE = "none (--unsafe-no-sandbox)"
@@ -49,7 +52,8 @@ SANDBOX_UID = 65534                       # nobody/nogroup, inside and (as root)
 SCRATCH = "/scratch"                      # the sandbox's only writable directory: cwd, $HOME, $TMPDIR, /tmp
 LIBDIR = "/opt/autograder"                # the read-only student-facing package copy, first on PYTHONPATH
 SPEC_PATH = "/opt/autograder-spec.json"   # the grading spec (assignment, groups, hidden seed), read-only
-RUNTIME = "/run/kernel"                   # where the kernel's connection file and ipc sockets are, inside
+RUNTIME = "/run/kernel"                   # the kernel's ipc sockets, inside (a tiny tmpfs of the sandbox's own)
+CONNECTION = "/run/kernel.json"           # the kernel's connection file, inside (read-only)
 _ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "nsswitch.conf")
 _FIX_BWRAP = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
 _FIX_USERNS = ("allow unprivileged user namespaces (Ubuntu 23.10+: sysctl -w "
@@ -96,9 +100,7 @@ def availability() -> Availability:
     with tempfile.TemporaryDirectory(prefix="autograder-probe-") as tmp:
         lib = Path(tmp) / "lib"
         lib.mkdir()
-        runtime = Path(tmp) / "runtime"
-        runtime.mkdir()
-        jail = Jail(str(lib), str(runtime), scratch_bytes=16 << 20, nproc=64)
+        jail = Jail(str(lib), scratch_bytes=16 << 20, nproc=64)
         try:
             argv, fds, done = jail.command([sys.executable, "-c", probe], {"PYTHONPATH": LIBDIR})
         except OSError as exc:
@@ -189,11 +191,10 @@ def _user_namespace() -> tuple[int, subprocess.Popen]:
 @dataclass(frozen=True)
 class Jail:
     """One sandbox layout: ``libdir`` (host directory holding the student-facing package copy, bound read-only at
-    :data:`LIBDIR`), ``runtime_dir`` (host directory of the kernel's connection file and sockets, bound writable at
-    :data:`RUNTIME`), ``spec_file`` (bound read-only at :data:`SPEC_PATH`), the scratch tmpfs size and the process
-    limit for the sandboxed uid."""
+    :data:`LIBDIR`), ``connection_file`` (host file, bound read-only at :data:`CONNECTION`), ``spec_file`` (bound
+    read-only at :data:`SPEC_PATH`), the scratch tmpfs size and the process limit for the sandboxed uid."""
     libdir: str
-    runtime_dir: str
+    connection_file: str | None = None
     spec_file: str | None = None
     scratch_bytes: int = 256 << 20
     nproc: int = 256
@@ -262,7 +263,9 @@ class Jail:
                  "--perms", "1777", "--size", str(int(self.scratch_bytes)), "--tmpfs", SCRATCH,
                  "--symlink", SCRATCH, "/tmp",
                  *parents(LIBDIR), "--ro-bind", self.libdir, LIBDIR,
-                 *parents(RUNTIME), "--bind", self.runtime_dir, RUNTIME]
+                 *parents(RUNTIME), "--perms", "0777", "--size", str(1 << 20), "--tmpfs", RUNTIME]
+        if self.connection_file:
+            argv += ["--ro-bind", self.connection_file, CONNECTION]
         if self.spec_file:
             argv += ["--ro-bind", self.spec_file, SPEC_PATH]
         argv += ["--chdir", SCRATCH, "--"]
@@ -284,6 +287,24 @@ class Jail:
                 holder.kill()
                 holder.wait()
         return argv, fds, cleanup
+
+
+def sandbox_root(bwrap_pid: int, timeout_s: float = 10.0) -> str:
+    """``/proc/PID/root`` of the sandbox started by the bwrap process ``bwrap_pid`` (its first child, which holds
+    the sandbox's mount namespace): the host's way into the sandbox's ``/run/kernel`` sockets."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with open(f"/proc/{bwrap_pid}/task/{bwrap_pid}/children") as fh:
+                children = fh.read().split()
+        except OSError:
+            children = []
+        if children:
+            return f"/proc/{children[0]}/root"
+        if time.monotonic() > deadline:
+            raise OSError(f"bwrap (pid {bwrap_pid}) started no sandbox within {timeout_s:g} s")
+        time.sleep(0.002)
 
 
 # ------------------------------------------------------------------------------------------------ the package copy
