@@ -243,6 +243,7 @@ class Jail:
                 argv += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 argv += ["--ro-bind", path, path]
+        argv += ["--perms", "0755", "--dir", "/etc"]      # bwrap makes parents of mount points 0700
         for name in _ETC_FILES:
             if os.path.exists(f"/etc/{name}"):
                 argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
@@ -253,7 +254,7 @@ class Jail:
             out = []
             for parent in reversed(Path(path).parents[:-1]):
                 name = str(parent)
-                if name not in made and name not in ("/usr", "/etc"):
+                if name not in made and name != "/usr":
                     made.add(name)
                     out += ["--perms", "0755", "--dir", name]
             return out
