@@ -117,8 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=None, help="the nbgrader source notebook (default: solutions/ID/ID.ipynb)")
     p.add_argument("--checks-module", action="append", default=[], metavar="MODULE",
                    help="extra module to import that registers the assignment's checks (repeatable)")
-    p.add_argument("--probe-module", action="append", default=[], metavar="MODULE",
-                   help="extra module the test cells import in the sandbox, copied into it read-only (repeatable)")
+
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
                    help="grade on the Dask cluster of this scheduler instead of local processes (--jobs is then "
@@ -187,9 +186,9 @@ def _grade(args) -> int:
         base = dict(assignment=args.assignment, notebook_name=notebook_name, source_notebook=source,
                     timeout_s=float(args.timeout), memory_bytes=int(args.memory * 2**30),
                     output_chars=int(args.output_chars), secret_id=fingerprint(secret),
-                    check_modules=tuple(args.checks_module), probe_modules=tuple(args.probe_module),
+                    check_modules=tuple(args.checks_module),
                     sandbox=not args.unsafe_no_sandbox,
-                    grader_fingerprint=code_fingerprint(*args.checks_module, *args.probe_module))
+                    grader_fingerprint=code_fingerprint(*args.checks_module, *_probe_modules(args)))
         for student, path in students.items():
             too_big = path is not None and path.stat().st_size > MAX_NOTEBOOK_BYTES
             data = None if path is None else (b"" if too_big else path.read_bytes())
@@ -247,6 +246,12 @@ def _grade(args) -> int:
         store.close()
     _summary(results, len(todo), elapsed, args, path, store)
     return 0
+
+
+def _probe_modules(args) -> list[str]:
+    """The probe modules of the assignment outside the package (registered by its --checks-module modules)."""
+    from autograder.checks import core
+    return core.probe_modules(args.assignment)
 
 
 def _secret(args) -> bytes:

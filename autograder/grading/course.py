@@ -61,6 +61,7 @@ def warm_up() -> None:
     import nbgrader.preprocessors  # noqa: F401
     import numpy  # noqa: F401
     from autograder.checks import core  # noqa: F401
+    from autograder.student import registry  # noqa: F401
     from . import execute, kernel, sandbox  # noqa: F401
 
 
@@ -68,18 +69,6 @@ def isolation_of(task: GradeTask) -> str:
     """The isolation the kernel of ``task`` gets (the ``isolation`` column of grades.csv)."""
     from .sandbox import ISOLATION_BWRAP, ISOLATION_NONE
     return ISOLATION_BWRAP if task.sandbox else ISOLATION_NONE
-
-
-@functools.lru_cache(maxsize=4)
-def _libdir(probe_modules: tuple[str, ...]) -> str:
-    """This process's read-only package copy for the sandbox (built once; removed when the process exits)."""
-    import atexit
-    import shutil
-    import tempfile
-    from .sandbox import build_libdir
-    root = tempfile.mkdtemp(prefix="autograder-lib-")
-    atexit.register(shutil.rmtree, root, True)
-    return build_libdir(os.path.join(root, "lib"), probe_modules)
 
 
 # ------------------------------------------------------------------------------------------------ the source
@@ -234,7 +223,7 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
     from functools import partial
 
     from autograder.student import grading
-    from .sandbox import write_spec
+    from .sandbox import build_libdir, write_spec
     t0 = time.perf_counter()
     os.chmod(workdir, 0o700)
     info = source_info(task.source_notebook)
@@ -254,15 +243,16 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
     checked = _checked_groups(task, info)       # decided here, in the trusted process
     spec_file = write_spec(os.path.join(workdir, "grading-spec.json"),
                            {"assignment": task.assignment, "groups": checked, "hidden_seed": int(task.hidden_seed),
-                            "probe_modules": list(task.probe_modules)})
+                            "probe_modules": probe_modules(task)})
     scratch = os.path.join(workdir, "scratch")      # the kernel's cwd without the sandbox only
     os.makedirs(scratch)
     emit_file = os.path.join(workdir, "probes.b64")
+    libdir = build_libdir(os.path.join(workdir, "lib"), tuple(probe_modules(task)))   # read-only inside
     with open(os.path.join(workdir, "nbgrader_config.py"), "w") as fh:
         fh.write(_CONFIG.format(root=workdir, db_url=db_url, cell_timeout=int(task.timeout_s) + 30,
                                 output_chars=int(task.output_chars), emit_code=EMIT_CODE, emit_file=emit_file,
                                 emit_bytes=PROBE_RESULTS_LIMIT, sandboxed=bool(task.sandbox),
-                                runtime_dir=os.path.join(workdir, "runtime"), libdir=_libdir(task.probe_modules),
+                                runtime_dir=os.path.join(workdir, "runtime"), libdir=libdir,
                                 spec_file=spec_file, spec_env=grading.SPEC_ENV, scratch_dir=scratch,
                                 scratch_bytes=int(task.scratch_bytes), nproc=int(task.nproc)))
     jupyter_dir = os.path.join(workdir, "jupyter")
@@ -288,6 +278,21 @@ def _checked_groups(task: GradeTask, info: SourceInfo) -> list[str]:
     for module in task.check_modules:
         importlib.import_module(module)
     return checked_groups(task.assignment, info.test_cells)
+
+
+def probe_modules(task: GradeTask) -> list[str]:
+    """The modules outside ``autograder.student`` that register probes of ``task``'s assignment (imported by the
+    probe process before the student's code runs): those of the task's check modules, e.g. the test fixture's."""
+    from autograder.checks import core
+    import importlib
+    for module in task.check_modules:
+        importlib.import_module(module)
+    return core.probe_modules(task.assignment)
+
+
+def shipped_modules(task: GradeTask) -> list[str]:
+    """Modules outside the package that grading ``task`` imports: its check modules and their probe modules."""
+    return sorted({*task.check_modules, *probe_modules(task)})
 
 
 def checked_groups(assignment: str, test_cells) -> list[str]:

@@ -34,7 +34,6 @@ class GradeTask:
     hidden_seed: int = 0                     # inputs of the hidden checks: from the course secret (see secret.py)
     secret_id: str = ""                      # a public fingerprint of that secret (changes the cache key with it)
     check_modules: tuple[str, ...] = ()      # extra modules that register this assignment's judges (grader side)
-    probe_modules: tuple[str, ...] = ()      # extra modules the sandboxed test cells import (copied into it)
     sandbox: bool = True                     # False only with --unsafe-no-sandbox
     scratch_bytes: int = 256 << 20           # the sandbox's writable tmpfs
     nproc: int = 256                         # RLIMIT_NPROC of the sandboxed uid (a fork bomb stops there)

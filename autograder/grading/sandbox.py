@@ -311,17 +311,18 @@ def sandbox_root(bwrap_pid: int, timeout_s: float = 10.0) -> str:
 # ------------------------------------------------------------------------------------------------ the package copy
 def build_libdir(target: str, probe_modules: tuple[str, ...] = ()) -> str:
     """Write the read-only package copy for the sandbox into ``target``: the files of
-    :data:`autograder.student.SANDBOX_FILES` (``autograder/__init__.py``, ``autograder/student/**``,
+    :func:`autograder.student.sandbox_tree` (``autograder/__init__.py``, ``autograder/student/**``,
     ``autograder/data/**``) and the source files of ``probe_modules`` (test fixtures that register probes).
     Returns ``target``. Nothing else of the package (references, judges, grader) is copied."""
     import importlib.util
 
     from autograder import student
     root = Path(target)
-    for rel, data in student.sandbox_tree().items():
+    package_root = Path(student.__file__).resolve().parents[2]
+    for rel in student.sandbox_tree(package_root):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        path.write_bytes((package_root / rel).read_bytes())
     for name in probe_modules:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.origin:

@@ -30,7 +30,7 @@ def content_hash(task: GradeTask) -> str:
     for part in (task.submission or b"<missing>", task.source_notebook,
                  json.dumps([task.assignment, task.notebook_name, task.timeout_s, task.memory_bytes,
                              task.output_chars, task.hidden_seed, task.secret_id, list(task.check_modules),
-                             list(task.probe_modules), task.sandbox, task.scratch_bytes, task.nproc,
+                             task.sandbox, task.scratch_bytes, task.nproc,
                              task.grader_fingerprint]).encode()):
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()
