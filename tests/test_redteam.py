@@ -388,7 +388,7 @@ def attacked(tmp_path_factory):
            "REDTEAM_CANARY": "an instructor's credential"}
     cmd = [sys.executable, "-m", "autograder", "grade", str(subs), "--assignment", ASSIGNMENT, "--out", str(out),
            "--source", str(SOURCE), "--checks-module", "grading_fixture_checks",
-           "--probe-module", "grading_fixture_checks", "--jobs", "2", "--timeout", "90", "--memory", "2",
+           "--jobs", "2", "--timeout", "90", "--memory", "2",
            "--no-progress"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
