@@ -1,11 +1,14 @@
-"""Grading benchmark: ``python -m autograder.grading.bench [--n 16] [--assignment ID]``.
+"""Grading benchmark: ``python -m autograder.grading.bench [--n 20] [--assignment ID] [--broken] [--serial]``.
 
-Grades one synthetic class (``--n`` solved copies of the assignment's source notebook plus one each of the cheap
-broken kinds: exit, segfault, memory bomb, renamed function, monkeypatched checks, truncated JSON), side by side in
-one run:
+Grades one synthetic class (``--n`` solved copies of the assignment's source notebook; with ``--broken`` also one
+each of the cheap broken kinds: exit, segfault, memory bomb, renamed function, monkeypatched checks, truncated
+JSON), side by side in one run:
 
-* ``grade --jobs 1`` and ``grade --jobs 2`` (the whole command, as an instructor runs it, in a fresh --out);
-* plain ``nbgrader autograde ID`` over the same class (one batch process, after ``generate_assignment``);
+* ``grade --jobs 2`` with the sandbox (the whole command, as an instructor runs it, in a fresh --out);
+* ``grade --jobs 2 --unsafe-no-sandbox`` on the same class: the sandbox's own cost per notebook;
+* plain ``nbgrader autograde ID`` over the same class (one serial batch process, after ``generate_assignment``):
+  the speed-up of the grader;
+* with ``--serial``, ``grade --jobs 1`` as well;
 * the floor: executing the solved notebook once with nbclient (kernel start, imports, the cells), and a bare
   kernel start with ``import numpy``, median of ``--floor-repeats`` runs.
 
@@ -123,7 +126,9 @@ print(json.dumps([[run_notebook() for _ in range({repeats})], [kernel_only() for
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder.grading.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=16, help="solved notebooks in the class")
+    p.add_argument("--n", type=int, default=20, help="solved notebooks in the class")
+    p.add_argument("--broken", action="store_true", help="add one notebook of each cheap broken kind")
+    p.add_argument("--serial", action="store_true", help="also time grade --jobs 1")
     p.add_argument("--assignment", default=None, help="assignment id (default: the first in solutions/, else the "
                                                       "grader's fixture)")
     p.add_argument("--timeout", type=float, default=120.0)
@@ -135,10 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     assignment, source, extra, env = _pick(args)
     source_nb = json.loads(source.read_text())
-    kinds = {f"solved-{i:03d}": "solved" for i in range(args.n)} | {f"broken-{k}": k for k in BROKEN}
+    broken = BROKEN if args.broken else ()
+    kinds = {f"solved-{i:03d}": "solved" for i in range(args.n)} | {f"broken-{k}": k for k in broken}
     n = len(kinds)
-    print(f"grading benchmark: {assignment}, {n} notebooks ({args.n} solved + {len(BROKEN)} broken: "
-          f"{', '.join(BROKEN)}); {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    print(f"grading benchmark: {assignment}, {n} notebooks ({args.n} solved + {len(broken)} broken"
+          f"{': ' + ', '.join(broken) if broken else ''}); {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
     with tempfile.TemporaryDirectory(prefix="grade-bench-") as tmp:
         work = Path(tmp)
         synthetic.write_class(source, work / "submitted", assignment, kinds)
@@ -147,10 +154,15 @@ def main(argv: list[str] | None = None) -> int:
                                          args.memory)
         rows.append(("floor: run the solved notebook once (nbclient)", floor_full, None))
         rows.append(("floor: kernel start + import numpy", floor_bare, None))
-        t1 = _grade(work / "submitted", work / "out1", assignment, 1, extra, env, args.timeout, args.memory)
-        rows.append(("grade --jobs 1", t1, n))
+        t1 = None
+        if args.serial:
+            t1 = _grade(work / "submitted", work / "out1", assignment, 1, extra, env, args.timeout, args.memory)
+            rows.append(("grade --jobs 1 (sandbox)", t1, n))
         t2 = _grade(work / "submitted", work / "out2", assignment, 2, extra, env, args.timeout, args.memory)
-        rows.append(("grade --jobs 2", t2, n))
+        rows.append(("grade --jobs 2 (sandbox)", t2, n))
+        tu = _grade(work / "submitted", work / "out3", assignment, 2, [*extra, "--unsafe-no-sandbox"], env,
+                    args.timeout, args.memory)
+        rows.append(("grade --jobs 2 --unsafe-no-sandbox", tu, n))
         tp = None
         if not args.skip_plain:
             tp = _plain_nbgrader(work / "submitted", work, assignment, source, env, args.timeout, args.memory)
@@ -164,11 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, total, count in rows:
         per = total / count if count else total
         print(f"{name:<48}{total:>9.1f}{per:>14.2f}")
-    print(f"statuses (--jobs 2): {statuses}")
-    print(f"ratio --jobs 2 / --jobs 1: {t2 / t1:.2f}")
+    print(f"statuses (--jobs 2, sandbox): {statuses}")
+    print(f"sandbox cost: --jobs 2 with the sandbox / without it: {t2 / tu:.3f} "
+          f"({(t2 - tu) / n:+.2f} s per notebook; target <= 1.10)")
     if tp:
-        print(f"ratio --jobs 1 / plain nbgrader: {t1 / tp:.2f};  --jobs 2 / plain nbgrader: {t2 / tp:.2f}")
-    print(f"--jobs 1 per notebook / floor (solved notebook run once): {t1 / n / floor_full:.2f}")
+        print(f"speed-up: plain serial nbgrader / grade --jobs 2 with the sandbox: {tp / t2:.2f}x (target >= 2)")
+    if t1:
+        print(f"ratio --jobs 2 / --jobs 1: {t2 / t1:.2f}")
+    print(f"--jobs 2 per notebook / floor (solved notebook run once): {t2 / n / floor_full:.2f}")
     print(f"load average at end {os.getloadavg()[0]:.2f} (other work on this machine inflates every figure)")
     return 0
 

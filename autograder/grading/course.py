@@ -62,7 +62,9 @@ def warm_up() -> None:
     import numpy  # noqa: F401
     from autograder.checks import core  # noqa: F401
     from autograder.student import registry  # noqa: F401
-    from . import execute, kernel, sandbox  # noqa: F401
+    from . import execute, sandbox  # noqa: F401
+    import importlib
+    importlib.import_module("autograder.grading.kernel")    # the kernel manager of every autograde child
 
 
 def isolation_of(task: GradeTask) -> str:
