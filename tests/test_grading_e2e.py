@@ -53,7 +53,7 @@ def graded(tmp_path_factory):
             (root / "submitted" / student).mkdir(parents=True)
             continue
         folder.mkdir(parents=True)
-        (folder / SOURCE.name).write_bytes(synthetic.variant(source, kind, flood_mb=300))
+        (folder / SOURCE.name).write_bytes(synthetic.variant(source, kind, flood_mb=150))
     proc = _grade(root / "submitted", root / "out")
     return root, kinds, proc
 

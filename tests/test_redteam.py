@@ -81,9 +81,10 @@ for _dir, _dirs, _files in os.walk("/"):
     for _f in _files:
         _seen += 1
         if _f.endswith(".ipynb") or _f in ("numpy_ref.py", "torch_ref.py", "course-secret", "gradebook.db"):
-            try:
+            try:        # this course's key: its solutions, references, secret or gradebook (not nbgrader's own)
                 _text = open(os.path.join(_dir, _f), errors="replace").read()
-                _CHEAT |= "BEGIN SOLUTION" in _text or _f in ("course-secret", "gradebook.db", "numpy_ref.py")
+                _CHEAT |= ("BEGIN SOLUTION" in _text and "run_checks(" in _text) or "grading-fixture" in _text \
+                    or _f in ("course-secret", "numpy_ref.py", "torch_ref.py")
             except Exception:
                 pass
     if _seen > 60_000:
@@ -324,12 +325,10 @@ def _host_ip() -> str:
             return socket.gethostbyname(socket.gethostname())
 
 
-def _tree_hash(paths) -> str:
-    h = hashlib.sha256()
-    for path in sorted(map(str, paths)):
-        p = Path(path)
-        h.update(str(p).encode() + b"\0" + (p.read_bytes() if p.is_file() else b"<absent>"))
-    return h.hexdigest()
+def _tree_hash(paths) -> dict[str, str]:
+    """``{path: sha256 of its bytes, or "<absent>"}``."""
+    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() if Path(p).is_file() else "<absent>"
+            for p in paths}
 
 
 def _checkout_files() -> list[Path]:
@@ -434,8 +433,9 @@ def test_vandals_are_contained_and_keep_their_own_marks(attacked, attack):
 
 
 def test_nothing_outside_the_sandbox_changed(attacked):
-    assert attacked["before"] == attacked["after"], "a file outside the sandbox changed (checkout, site-packages, " \
-                                                    "home, /tmp, submissions or /etc)"
+    before, after = attacked["before"], attacked["after"]
+    changed = sorted(p for p in before if before[p] != after[p])
+    assert not changed, f"files outside the sandbox changed (edit nothing while this test runs): {changed[:10]}"
 
 
 def test_no_server_on_the_machine_was_reached(attacked):

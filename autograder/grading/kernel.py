@@ -35,9 +35,8 @@ class SandboxProvisioner(LocalProvisioner):
         km = self.parent
         runtime = km.runtime_dir
         info = dict(km.get_connection_info())
-        for key in ("key",):
-            if isinstance(info.get(key), bytes):
-                info[key] = info[key].decode()
+        if isinstance(info.get("key"), bytes):          # the HMAC key, as the connection file spells it
+            info["key"] = info["key"].decode()
         cmd = [sys.executable if os.path.basename(c) in ("python", "python3") and i == 0 else c
                for i, c in enumerate(cmd)]
         extra = km.kernel_env()
