@@ -292,8 +292,11 @@ def probe_modules(task: GradeTask) -> list[str]:
     return core.probe_modules(task.assignment)
 
 
-def shipped_modules(task: GradeTask) -> list[str]:
-    """Modules outside the package that grading ``task`` imports: its check modules and their probe modules."""
+def shipped_modules(task) -> list[str]:
+    """Modules outside the package that grading ``task`` imports: its check modules and their probe modules.
+    Empty for a task that is not a :class:`GradeTask` (the Dask executor also runs other picklable tasks)."""
+    if not isinstance(task, GradeTask):
+        return []
     return sorted({*task.check_modules, *probe_modules(task)})
 
 
