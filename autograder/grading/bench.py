@@ -65,14 +65,25 @@ def _limited(memory_gib: float):
     return apply
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process's waited-for children so far, grandchildren included."""
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+CPU: dict[str, float] = {}      # CPU seconds per timed run (a figure the machine's other load does not inflate)
+
+
 def _grade(submissions: Path, out: Path, assignment: str, jobs: int, extra, env, timeout: float,
            memory_gib: float) -> float:
     cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", assignment,
            "--out", str(out), "--jobs", str(jobs), "--timeout", str(timeout), "--memory", str(memory_gib),
            "--no-progress", *extra]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     elapsed = time.perf_counter() - t0
+    CPU[str(out)] = _cpu() - c0
     if proc.returncode != 0:
         sys.exit(f"error: grading failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
     return elapsed
@@ -94,9 +105,10 @@ def _plain_nbgrader(submissions: Path, work: Path, assignment: str, source: Path
     nbgrader = [sys.executable, "-m", "nbgrader"]
     subprocess.run(nbgrader + ["generate_assignment", assignment, "--force"], cwd=course, env=environ,
                    capture_output=True, check=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     subprocess.run(nbgrader + ["autograde", assignment], cwd=course, env=environ, capture_output=True,
                    preexec_fn=_limited(memory_gib))
+    CPU["plain"] = _cpu() - c0
     return time.perf_counter() - t0
 
 
@@ -172,15 +184,23 @@ def main(argv: list[str] | None = None) -> int:
             for line in fh.readlines()[1:]:
                 status = line.split(",")[4]
                 statuses[status] = statuses.get(status, 0) + 1
-    print(f"{'what':<48}{'total s':>9}{'s / notebook':>14}")
+    print(f"{'what':<48}{'total s':>9}{'s / notebook':>14}{'CPU s / notebook':>18}")
+    cpu_of = {"grade --jobs 1 (sandbox)": "out1", "grade --jobs 2 (sandbox)": "out2",
+              "grade --jobs 2 --unsafe-no-sandbox": "out3", "plain nbgrader autograde (one batch)": "plain"}
+    cpu = {name: CPU.get(key if key == "plain" else str(work / key)) for name, key in cpu_of.items()}
     for name, total, count in rows:
         per = total / count if count else total
-        print(f"{name:<48}{total:>9.1f}{per:>14.2f}")
+        used = cpu.get(name)
+        print(f"{name:<48}{total:>9.1f}{per:>14.2f}" + (f"{used / count:>18.2f}" if used and count else ""))
     print(f"statuses (--jobs 2, sandbox): {statuses}")
     print(f"sandbox cost: --jobs 2 with the sandbox / without it: {t2 / tu:.3f} "
           f"({(t2 - tu) / n:+.2f} s per notebook; target <= 1.10)")
     if tp:
         print(f"speed-up: plain serial nbgrader / grade --jobs 2 with the sandbox: {tp / t2:.2f}x (target >= 2)")
+        c2, cp = cpu["grade --jobs 2 (sandbox)"], cpu["plain nbgrader autograde (one batch)"]
+        if c2 and cp:
+            print(f"CPU per notebook, plain nbgrader / grade with the sandbox: {cp / c2:.2f} (the speed-up --jobs 2 "
+                  f"reaches on 2 idle cores is about 2x this; wall-clock ratios need idle cores)")
     if t1:
         print(f"ratio --jobs 2 / --jobs 1: {t2 / t1:.2f}")
     print(f"--jobs 2 per notebook / floor (solved notebook run once): {t2 / n / floor_full:.2f}")
