@@ -31,7 +31,10 @@ def test_sparse_sgd_equals_dense_sgd_and_rejects_repeats():
 
 def test_finite_difference_errors_show_truncation_and_round_off():
     x = np.array([0.3, -1.2, 2.0])
-    f = lambda v: float(np.sum(np.sin(v) * v))  # noqa: E731
+
+    def f(v):
+        return float(np.sum(np.sin(v) * v))
+
     exact = np.cos(x) * x + np.sin(x)
     eps = np.array([1e-1, 1e-5, 1e-12])
     err = B.finite_difference_errors(f, x, exact, eps, N.numerical_gradient)

@@ -1,4 +1,4 @@
-"""Timing helpers used by every chapter's timing cells and by ``python -m autograder.bench``.
+"""Timing helpers used by every chapter's timing cells and by :mod:`autograder.measure.embedding_bench`.
 
 How a function is timed (:func:`time_fn`):
 
@@ -296,15 +296,22 @@ def copy_baseline(n_bytes: int, *, device: torch.device | str | None = None, **k
     return time_fn(_copy_fn(n_bytes, device), device=device, **kwargs)
 
 
-def memory_copy_baseline(*, device: torch.device | str | None = None, **kwargs) -> tuple[int, Timing]:
+def memory_copy_baseline(*, device: torch.device | str | None = None, max_buffer_bytes: int | None = None,
+                         **kwargs) -> tuple[int, Timing]:
     """Time a copy that cannot run from cache: source and destination are each
     ``MEMORY_COPY_CACHE_MULTIPLE`` (4) times :func:`last_level_cache_bytes`.
 
+    ``max_buffer_bytes`` caps each buffer (a quick run on a machine with a large cache: 4 x 480 MiB takes tens of
+    seconds to fill); a capped copy may run from cache, so its GB/s is then no memory bandwidth.
     Returns ``(bytes_moved, timing)`` where ``bytes_moved`` counts the read plus the write (``2 * buffer``),
     so ``bytes_moved / timing.median_s`` is the memory bandwidth a streaming kernel can reach.
     """
     device = _as_device(device)
     buffer = MEMORY_COPY_CACHE_MULTIPLE * last_level_cache_bytes(device)
+    if max_buffer_bytes is not None:
+        if int(max_buffer_bytes) != max_buffer_bytes or max_buffer_bytes < 1:
+            raise ValueError(f"max_buffer_bytes must be a positive integer, got {max_buffer_bytes!r}")
+        buffer = min(buffer, int(max_buffer_bytes))
     return 2 * buffer, time_fn(_copy_fn(buffer, device), device=device, **kwargs)
 
 
