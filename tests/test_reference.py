@@ -116,6 +116,55 @@ def test_sinusoidal_matches_torch_and_formula(max_len, dim, base):
     np.testing.assert_array_equal(pe[0, 1::2], 1.0)
 
 
+def _sinusoidal_by_hand(max_len: int, dim: int, base: float) -> np.ndarray:
+    """The contract's formula entry by entry in plain Python floats: ``PE[p, 2i] = sin(p / base**(2i/D))``,
+    ``PE[p, 2i+1] = cos(p / base**(2i/D))``."""
+    table = np.empty((max_len, dim))
+    for p in range(max_len):
+        for i in range(dim // 2):
+            table[p, 2 * i] = math.sin(p / base ** (2 * i / dim))
+            table[p, 2 * i + 1] = math.cos(p / base ** (2 * i / dim))
+    return table
+
+
+def _rope_by_hand(x: np.ndarray, positions: np.ndarray, base: float) -> np.ndarray:
+    """The contract's rotation pair by pair in plain Python floats: ``(x[..., t, 2i], x[..., t, 2i+1])`` turned by
+    ``positions[t] * base**(-2i/D)``."""
+    out = np.empty(x.shape)
+    dim = x.shape[-1]
+    for index in np.ndindex(x.shape[:-1]):
+        angle_per_pair = [float(positions[index[-1]]) * base ** (-2 * i / dim) for i in range(dim // 2)]
+        for i, angle in enumerate(angle_per_pair):
+            a, b = float(x[index + (2 * i,)]), float(x[index + (2 * i + 1,)])
+            out[index + (2 * i,)] = a * math.cos(angle) - b * math.sin(angle)
+            out[index + (2 * i + 1,)] = a * math.sin(angle) + b * math.cos(angle)
+    return out
+
+
+BASES = st.sampled_from([10.0, 100.0, 500.0, 10000.0, 500000.0])
+
+
+@given(st.integers(1, 40), st.integers(1, 12).map(lambda h: 2 * h), BASES)
+def test_sinusoidal_equals_the_formula_at_every_position_and_pair(max_len, dim, base):
+    """Both references against the formula evaluated entry by entry (not only at one position or one pair)."""
+    expected = _sinusoidal_by_hand(max_len, dim, base)
+    np.testing.assert_allclose(N.sinusoidal_positions(max_len, dim, base), expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(T.sinusoidal_positions(max_len, dim, base).numpy(), expected, atol=1e-6, rtol=0)
+
+
+@given(st.integers(1, 6), st.integers(1, 8).map(lambda h: 2 * h), st.integers(0, 2), BASES, st.data())
+def test_rope_rotates_every_pair_by_its_own_frequency(seq_len, dim, batch_dims, base, data):
+    """Both references against the rotation computed pair by pair: a frequency wrong at any pair other than pair 0
+    (where every exponent is 0) fails here, even when the two references share the mistake."""
+    shape = (2,) * batch_dims + (seq_len, dim)
+    x = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(-5, 5)))
+    pos = data.draw(hnp.arrays(np.int64, (seq_len,), elements=st.integers(0, 5000)))
+    expected = _rope_by_hand(x, pos, base)
+    np.testing.assert_allclose(N.apply_rope(x, pos, base), expected, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(T.apply_rope(torch.from_numpy(x), torch.from_numpy(pos), base).numpy(), expected,
+                               atol=1e-9, rtol=0)
+
+
 @pytest.mark.parametrize("args", [(10, 7), (0, 4), (4, 0), (-1, 4)])
 def test_sinusoidal_rejects_odd_or_non_positive(args):
     with pytest.raises(ValueError):
