@@ -46,7 +46,7 @@ def test_markov_corpus_is_deterministic_and_in_range():
     assert a.dtype == np.int64 and a.min() >= 0 and a.max() < 20
     np.testing.assert_array_equal(a, B.markov_corpus(20, 500, np.random.default_rng(3)))
     # each token has at most `branching` successors
-    pairs = {(int(u), int(v)) for u, v in zip(a[:-1], a[1:])}
+    pairs = {(int(u), int(v)) for u, v in zip(a[:-1], a[1:], strict=True)}
     assert max(sum(1 for p in pairs if p[0] == u) for u in range(20)) <= 3
 
 

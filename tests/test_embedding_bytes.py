@@ -4,6 +4,7 @@ Every oracle here is an ``nbytes`` of a real tensor (torch's own element sizes),
 functions under test compute through ``numpy_ref.tensor_bytes`` (its dtype table), so a wrong entry there, a
 wrong index width or a forgotten term shows up as a mismatch.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -64,7 +65,11 @@ def test_sparse_bytes_match_nn_embeddings_real_sparse_gradients(n, vocab, dim, d
 
 
 def test_every_count_refuses_an_unknown_dtype():
-    for count in (lambda: EB.forward_bytes(4, 8, "float64"), lambda: EB.dense_backward_bytes(4, 10, 8, "fp8"),
-                  lambda: EB.sparse_backward_bytes(4, 2, 8, "int2"), lambda: EB.dense_gradient_bytes(10, 8, "x")):
+    for count in (
+        lambda: EB.forward_bytes(4, 8, "float64"),
+        lambda: EB.dense_backward_bytes(4, 10, 8, "fp8"),
+        lambda: EB.sparse_backward_bytes(4, 2, 8, "int2"),
+        lambda: EB.dense_gradient_bytes(10, 8, "x"),
+    ):
         with pytest.raises(ValueError, match="unknown dtype"):
             count()

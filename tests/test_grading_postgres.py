@@ -20,7 +20,7 @@ from autograder.grading import synthetic
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading"
 SOURCE = FIXTURES / "grading-fixture.ipynb"
-PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([shutil.which("initdb")] if shutil.which("initdb") else [])
+PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [p for p in [shutil.which("initdb")] if p]
 
 def _server_bindir() -> Path:
     """The folder of ``initdb`` and ``pg_ctl``; skips the test where they are missing, fails it under ``CI=true``."""
@@ -75,6 +75,7 @@ def test_grading_into_postgresql(tmp_path, postgres):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not (tmp_path / "out" / "gradebook.db").exists()
     from nbgrader.api import Gradebook
+
     from autograder.grading.course import tools_on_path
     from autograder.grading.store import normalize_db_url
     tools_on_path()
@@ -93,7 +94,8 @@ def test_an_unreachable_database_is_a_one_line_usage_error(tmp_path):
                            "--checks-module", "grading_fixture_checks",
                            "--db-url", f"postgresql://nobody@/none?host={tmp_path}&port=1"],
                           capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])})
+                          env={**os.environ,
+                               "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])})
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: cannot use the gradebook") and proc.stderr.count("\n") == 1
 

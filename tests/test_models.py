@@ -8,8 +8,7 @@ import pytest
 from torch import nn
 
 from autograder import models
-from autograder.models import (ROUNDED_REPORTS, get_model, load_model_configs, parameter_breakdown,
-                               total_parameters)
+from autograder.models import ROUNDED_REPORTS, get_model, load_model_configs, parameter_breakdown, total_parameters
 
 CONFIGS = load_model_configs()
 
@@ -20,7 +19,7 @@ def test_architecture_reproduces_reported_parameters(cfg):
     if cfg.model in ROUNDED_REPORTS:
         assert abs(computed / cfg.reported_params - 1) <= ROUNDED_REPORTS[cfg.model], (computed, cfg.reported_params)
     else:
-        assert computed == cfg.reported_params, f"{cfg.model}: computed {computed:,} != reported {cfg.reported_params:,}"
+        assert computed == cfg.reported_params, f"{cfg.model}: {computed:,} computed, {cfg.reported_params:,} reported"
 
 
 def test_table_covers_every_family_and_both_tying_choices():
@@ -84,7 +83,8 @@ def _torch_model(cfg) -> dict[str, nn.Module]:
     else:  # llama, gemma, qwen2: q_proj, k_proj, v_proj, o_proj; gate, up, down; two RMSNorms per layer, norm
         bias = cfg.family == "qwen2"
         position = nn.ModuleList()  # RoPE: nothing learned
-        attention = layers(lambda: nn.ModuleList([nn.Linear(D, q, bias=bias, **meta), nn.Linear(D, kv, bias=bias, **meta),
+        attention = layers(lambda: nn.ModuleList([nn.Linear(D, q, bias=bias, **meta),
+                                                  nn.Linear(D, kv, bias=bias, **meta),
                                                   nn.Linear(D, kv, bias=bias, **meta),
                                                   nn.Linear(q, D, bias=False, **meta)]))
         mlp = layers(lambda: nn.ModuleList([nn.Linear(D, F, bias=False, **meta), nn.Linear(D, F, bias=False, **meta),

@@ -6,10 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from autograder.reference import numpy_ref as N, torch_ref as T
+from autograder.reference import numpy_ref as N
+from autograder.reference import torch_ref as T
 
 settings.register_profile("course", deadline=None, max_examples=40, derandomize=True)
 settings.load_profile("course")
@@ -194,20 +196,25 @@ def test_rope_matches_complex_torch_reference(seq_len, dim, batch_dims, data):
     assert out.shape == x.shape and out.dtype == x.dtype
     np.testing.assert_allclose(out, T.apply_rope(torch.from_numpy(x), torch.from_numpy(pos)).numpy(), atol=1e-9)
     # a rotation preserves each pair's length
-    np.testing.assert_allclose(np.hypot(out[..., 0::2], out[..., 1::2]), np.hypot(x[..., 0::2], x[..., 1::2]), atol=1e-9)
+    np.testing.assert_allclose(np.hypot(out[..., 0::2], out[..., 1::2]), np.hypot(x[..., 0::2], x[..., 1::2]),
+                               atol=1e-9)
 
 
 @given(st.integers(0, 3000), st.integers(0, 3000), st.integers(-500, 500))
 def test_rope_score_depends_only_on_offset(m, n, shift):
     rng = np.random.default_rng(0)
     q, k = rng.normal(size=(1, 16)), rng.normal(size=(1, 16))
-    score = lambda a, b: float(N.apply_rope(q, [a])[0] @ N.apply_rope(k, [b])[0])
+
+    def score(a, b):
+        return float(N.apply_rope(q, [a])[0] @ N.apply_rope(k, [b])[0])
+
     m2, n2 = m + abs(shift), n + abs(shift)
     assert score(m, n) == pytest.approx(score(m2, n2), abs=1e-8)
 
 
 def test_rope_interleaved_not_half_split_and_errors():
-    x = np.zeros((1, 4)); x[0, 0] = 1.0
+    x = np.zeros((1, 4))
+    x[0, 0] = 1.0
     out = N.apply_rope(x, [1])
     np.testing.assert_allclose(out[0], [math.cos(1), math.sin(1), 0, 0], atol=1e-12)  # pair (0, 1) rotates
     with pytest.raises(ValueError):
@@ -279,7 +286,8 @@ def test_training_bytes_matches_real_optimizer_state(optimizer, dtype):
 
 
 def test_training_bytes_per_parameter_table():
-    per = {(d, o): N.training_bytes(10**6, d, o) / 10**6 for d in ("float32", "bfloat16") for o in ("sgd", "momentum", "adam")}
+    per = {(d, o): N.training_bytes(10**6, d, o) / 10**6
+           for d in ("float32", "bfloat16") for o in ("sgd", "momentum", "adam")}
     assert per == {("float32", "sgd"): 8, ("float32", "momentum"): 12, ("float32", "adam"): 16,
                    ("bfloat16", "sgd"): 8, ("bfloat16", "momentum"): 12, ("bfloat16", "adam"): 16}
     # Llama 3.1 8B with Adam in mixed precision: about 128 GB before activations
@@ -315,7 +323,8 @@ def test_embedding_backward_matches_autograd_and_accumulates(case):
 def test_duplicate_ids_accumulate_where_fancy_assignment_loses_updates():
     ids = np.array([3, 3, 3, 1])
     g = np.ones((4, 2))
-    wrong = np.zeros((5, 2)); wrong[ids] += g
+    wrong = np.zeros((5, 2))
+    wrong[ids] += g
     right = N.embedding_backward(g, ids, 5)
     assert right[3].tolist() == [3.0, 3.0] and wrong[3].tolist() == [1.0, 1.0]
 

@@ -1,4 +1,5 @@
-"""``python -m autograder.measure.embedding_bench`` (``make bench``): how fast are an embedding lookup and its gradient, next to a copy?
+"""``python -m autograder.measure.embedding_bench`` (``make bench``): how fast are an embedding lookup and its
+gradient, next to a copy?
 
 For each vocabulary size ``V`` and dimension ``D`` of a grid, a float32 table ``W (V, D)`` and ``n`` int64 token
 ids drawn from a Zipf distribution (rank ``r`` has probability proportional to ``1 / r``, the ranks shuffled over
@@ -11,8 +12,8 @@ the ids, as in natural text) are built once, then
   ``np.add.reduceat``, ``torch.Tensor.index_add_``, and ``nn.Embedding``'s backward with a dense gradient and
   with ``sparse=True`` (uncoalesced, and coalesced),
 
-are checked against each other, then timed with :func:`autograder.measure.timing.measure_bandwidth` next to a copy of the
-same number of bytes. A copy past the last-level cache is timed at the start, middle and end of the run: the
+are checked against each other, then timed with :func:`autograder.measure.timing.measure_bandwidth` next to a copy
+of the same number of bytes. A copy past the last-level cache is timed at the start, middle and end of the run: the
 memory limit. NumPy variants run on the CPU only; on a CUDA run the torch variants run on the GPU.
 
 Bytes moved (what an ideal kernel must read plus write, each once; float32 values, int64 ids) are counted by
@@ -36,9 +37,9 @@ import json
 import platform
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -159,7 +160,8 @@ def variants(c: Case) -> list[tuple[str, str, str, Callable[[], object], int]]:
              lambda: torch.index_select(c.weight_t, 0, c.ids_t, out=out_t), fwd)]
     if on_cpu:
         out += [("backward", "numpy", "np.add.at (dense)", lambda: _np_add_at_backward(c), dense),
-                ("backward", "numpy", "sort + np.add.reduceat (dense)", lambda: scatter_add_sorted(c.grad_out, c.ids, c.vocab), dense)]
+                ("backward", "numpy", "sort + np.add.reduceat (dense)",
+                 lambda: scatter_add_sorted(c.grad_out, c.ids, c.vocab), dense)]
     out += [("backward", "torch", "torch index_add_ (dense)", lambda: _torch_index_add_backward(c), dense),
             ("backward", "torch", "nn.Embedding backward, dense", _module_backward(c, False, False), dense),
             ("backward", "torch", "nn.Embedding backward, sparse", _module_backward(c, True, False),
@@ -219,7 +221,7 @@ def _run(grid: Grid, device, *, quick: bool, progress: bool, command: str) -> di
     device = torch.device(device) if device is not None else timing.default_device()
     name = timing.device_name(device)
     cpu_name = timing.device_name("cpu")
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     points = [(v, d) for d in grid.dims for v in grid.vocabs]
     n_variants = len(variants(make_case(8, 2, Grid((8,), (2,), 4, 0, 1), device)))
     bar = tqdm(total=len(points) * n_variants + 3, desc="benchmark", unit="measurement", disable=not progress)
@@ -260,7 +262,7 @@ def _run(grid: Grid, device, *, quick: bool, progress: bool, command: str) -> di
     return {"schema": SCHEMA, "quick": quick, "command": command, "device": name, "device_type": device.type,
             "slug": timing.device_slug(name), "cpu": cpu_name,
             "date": started.strftime("%Y-%m-%d"), "started_utc": started.isoformat(timespec="seconds"),
-            "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
+            "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "cache_bytes": timing.last_level_cache_bytes(device),
             "grid": {"vocabs": list(grid.vocabs), "dims": list(grid.dims), "n_tokens": grid.n_tokens,
@@ -371,7 +373,7 @@ def _plot_panels(result: dict, kind: str, height: float, title: str, ylabel: str
                              layout="constrained")
     ops = list(dict.fromkeys(r["op"] for r in select(result, kind=kind)))
     markers = _styles(ops)
-    for ax, dim in zip(axes[0], dims):
+    for ax, dim in zip(axes[0], dims, strict=True):
         for op in ops:
             draw(ax, sorted(select(result, kind=kind, op=op, dim=dim), key=lambda r: r["vocab"]), op, markers[op])
         if extra is not None:
@@ -409,7 +411,8 @@ def plot_backward(result: dict):
     def draw(ax, rs, op, marker):
         ms = [r["median_s"] * 1e3 for r in rs]
         ax.errorbar([r["vocab"] for r in rs], ms, marker=marker, capsize=3, label=op,
-                    yerr=[[m - r["p10_s"] * 1e3 for m, r in zip(ms, rs)], [r["p90_s"] * 1e3 - m for m, r in zip(ms, rs)]])
+                    yerr=[[m - r["p10_s"] * 1e3 for m, r in zip(ms, rs, strict=True)],
+                          [r["p90_s"] * 1e3 - m for m, r in zip(ms, rs, strict=True)]])
 
     return _plot_panels(result, "backward", 4.6, "gradient of {n_tokens:,} tokens, D = {dim}",
                         "milliseconds per backward (median)", draw)

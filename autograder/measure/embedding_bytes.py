@@ -14,14 +14,22 @@ Bytes *moved* count what an ideal kernel must read plus write, each once (the be
 
 Every function raises ``ValueError`` (from ``tensor_bytes``) for an unknown dtype or a negative count.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from autograder.reference.numpy_ref import lookup_bytes, tensor_bytes
 
-__all__ = ["INDEX_BYTES", "dense_gradient_bytes", "sparse_gradient_bytes", "forward_bytes", "dense_backward_bytes",
-           "sparse_backward_bytes", "sparse_uncoalesced_bytes"]
+__all__ = [
+    "INDEX_BYTES",
+    "dense_gradient_bytes",
+    "sparse_gradient_bytes",
+    "forward_bytes",
+    "dense_backward_bytes",
+    "sparse_backward_bytes",
+    "sparse_uncoalesced_bytes",
+]
 
 #: one int64 token id or row index (torch's sparse COO gradients store one per row)
 INDEX_BYTES = np.dtype(np.int64).itemsize
@@ -42,18 +50,23 @@ def forward_bytes(n_tokens: int, dim: int, dtype: str = "float32", index_bytes: 
     return n_tokens * index_bytes + lookup_bytes(n_tokens, dim, dtype) + tensor_bytes(n_tokens * dim, dtype)
 
 
-def dense_backward_bytes(n_tokens: int, vocab_size: int, dim: int, dtype: str = "float32",
-                         index_bytes: int = INDEX_BYTES) -> int:
+def dense_backward_bytes(
+    n_tokens: int, vocab_size: int, dim: int, dtype: str = "float32", index_bytes: int = INDEX_BYTES
+) -> int:
     """Bytes an ideal dense scatter-add moves: ids and ``grad_out (n, D)`` read, the ``(V, D)`` gradient written."""
     return n_tokens * index_bytes + tensor_bytes(n_tokens * dim, dtype) + dense_gradient_bytes(vocab_size, dim, dtype)
 
 
-def sparse_backward_bytes(n_tokens: int, n_rows: int, dim: int, dtype: str = "float32",
-                          index_bytes: int = INDEX_BYTES) -> int:
+def sparse_backward_bytes(
+    n_tokens: int, n_rows: int, dim: int, dtype: str = "float32", index_bytes: int = INDEX_BYTES
+) -> int:
     """Bytes an ideal coalesced row-sparse gradient moves: ids and ``grad_out`` read, ``n_rows`` (``U``) summed
     rows and their indices written (:func:`sparse_gradient_bytes`)."""
-    return (n_tokens * index_bytes + tensor_bytes(n_tokens * dim, dtype)
-            + sparse_gradient_bytes(n_rows, dim, dtype, index_bytes))
+    return (
+        n_tokens * index_bytes
+        + tensor_bytes(n_tokens * dim, dtype)
+        + sparse_gradient_bytes(n_rows, dim, dtype, index_bytes)
+    )
 
 
 def sparse_uncoalesced_bytes(n_tokens: int, index_bytes: int = INDEX_BYTES) -> int:

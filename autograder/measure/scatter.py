@@ -1,5 +1,6 @@
 """The dense gradient of an embedding lookup by sorting instead of ``np.add.at``: one of the benchmark's timed
 gradient variants, and the one chapter 4 shows (the reference's ``embedding_backward`` is never shown)."""
+
 from __future__ import annotations
 
 import numpy as np

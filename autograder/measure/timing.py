@@ -33,9 +33,9 @@ import platform
 import re
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -140,7 +140,7 @@ def cpu_last_level_cache_bytes(sysfs: str | Path = "/sys/devices/system/cpu") ->
     return sum(size for (level, _), size in instances.items() if level == top)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _last_level_cache_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         size = int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 0)
@@ -244,7 +244,7 @@ def _time_rounds(fns, device: torch.device, warmup: int, repeats: int, clock) ->
         torch.cuda.synchronize(device)
         with torch.cuda.device(device):
             for _ in range(repeats):
-                for fn, out in zip(fns, samples):
+                for fn, out in zip(fns, samples, strict=True):
                     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     start.record()
                     fn()
@@ -255,7 +255,7 @@ def _time_rounds(fns, device: torch.device, warmup: int, repeats: int, clock) ->
     else:
         clock = clock or time.perf_counter
         for _ in range(repeats):
-            for fn, out in zip(fns, samples):
+            for fn, out in zip(fns, samples, strict=True):
                 t0 = clock()
                 fn()
                 out.append(clock() - t0)

@@ -3,6 +3,7 @@
 Natural-language token frequencies fall off roughly like ``1 / rank`` (Zipf's law), so a batch touches far fewer
 distinct table rows than it has tokens; every experiment on lookups and sparse gradients draws its ids here.
 """
+
 from __future__ import annotations
 
 import numpy as np
