@@ -8,7 +8,7 @@ chapter plots.
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 from autograder.measure.embedding_bytes import INDEX_BYTES, dense_gradient_bytes, sparse_gradient_bytes
 from autograder.measure.zipf import zipf_token_ids
