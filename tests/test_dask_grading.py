@@ -21,13 +21,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask
+import distributed  # pinned in requirements.txt: a missing install must fail here, not skip
 import pytest
 
-distributed = pytest.importorskip("distributed")
-import dask  # noqa: E402
-
-from autograder.grading.dask_executor import DaskExecutor, SchedulerError, _with_retries  # noqa: E402
-from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value  # noqa: E402
+from autograder.grading.dask_executor import DaskExecutor, SchedulerError, _with_retries
+from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value
 
 
 # ------------------------------------------------------------------------------------------------ stand-ins
