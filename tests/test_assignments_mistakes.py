@@ -517,6 +517,20 @@ MISTAKES: list[Mistake] = [
             master = 0 if dtype == "float32" else 4 * n_params
             return 2 * width * n_params + 4 * OPTIMIZER_STATES[optimizer] * n_params + master
     """),
+    _m("training-accepts-integer-dtypes", MS, "training_bytes", "visible", """
+        def training_bytes(n_params, dtype="float32", optimizer="adam"):
+            if optimizer not in OPTIMIZER_STATES:
+                raise ValueError(optimizer)
+            master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
+            return 2 * tensor_bytes(n_params, dtype) + OPTIMIZER_STATES[optimizer] * 4 * n_params + master
+    """),
+    _m("training-refuses-int8-only", MS, "training_bytes", "hidden", """
+        def training_bytes(n_params, dtype="float32", optimizer="adam"):
+            if optimizer not in OPTIMIZER_STATES or dtype == "int8":
+                raise ValueError(optimizer)
+            master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
+            return 2 * tensor_bytes(n_params, dtype) + OPTIMIZER_STATES[optimizer] * 4 * n_params + master
+    """),
     _m("lookup-always-four-bytes", MS, "lookup_bytes", "visible", """
         def lookup_bytes(n_tokens, dim, dtype):
             return 4 * n_tokens * dim
@@ -530,6 +544,28 @@ MISTAKES: list[Mistake] = [
             if dtype == "int4":
                 return n_tokens * ((dim + 1) // 2)
             return n_tokens * dim * {"float32": 4, "int8": 1}.get(dtype, 2)
+    """),
+    _m("kv-keys-only", MS, "kv_cache_bytes", "visible", """
+        def kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype="bfloat16", batch_size=1):
+            return n_layers * batch_size * n_tokens * tensor_bytes(n_kv_heads * head_dim, dtype)
+    """),
+    _m("kv-ignores-batch", MS, "kv_cache_bytes", "visible", """
+        def kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype="bfloat16", batch_size=1):
+            return 2 * n_layers * n_tokens * tensor_bytes(n_kv_heads * head_dim, dtype)
+    """),
+    _m("kv-default-float32", MS, "kv_cache_bytes", "visible", """
+        def kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype="float32", batch_size=1):
+            return 2 * n_layers * batch_size * n_tokens * tensor_bytes(n_kv_heads * head_dim, dtype)
+    """),
+    _m("kv-int4-rounded-once-for-the-whole-cache", MS, "kv_cache_bytes", "hidden", """
+        def kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype="bfloat16", batch_size=1):
+            if min(n_layers, n_kv_heads, head_dim, batch_size) < 1 or n_tokens < 0:
+                raise ValueError("sizes")
+            return tensor_bytes(2 * n_layers * batch_size * n_tokens * n_kv_heads * head_dim, dtype)
+    """),
+    _m("kv-sizes-unchecked", MS, "kv_cache_bytes", "hidden", """
+        def kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype="bfloat16", batch_size=1):
+            return 2 * n_layers * batch_size * n_tokens * tensor_bytes(n_kv_heads * head_dim, dtype)
     """),
     # ------------------------------------------------------------------------------------- backprop
     _m("backward-fancy-add-drops-repeats", BP, "embedding_backward", "visible", """

@@ -15,6 +15,7 @@ __all__ = [
     "xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors",
     "sinusoidal_positions", "add_positions", "apply_rope",
     "embedding_parameters", "tensor_bytes", "training_bytes", "lookup_bytes", "DTYPE_BYTES", "kv_cache_bytes",
+    "TRAINING_DTYPES",
     "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "numerical_gradient",
     "chunked_cross_entropy",
 ]
@@ -178,6 +179,8 @@ def apply_rope(x: np.ndarray, positions: np.ndarray, base: float = 10000.0) -> n
 #: bytes per element; int4 packs two values per byte.
 DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0, "int8": 1.0, "int4": 0.5}
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}
+#: the dtypes ``training_bytes`` accepts for weights and gradients: floating point only
+TRAINING_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def embedding_parameters(vocab_size: int, dim: int) -> int:
@@ -204,10 +207,14 @@ def training_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam
     (sgd: none, momentum: one value, adam: two), plus a float32 master copy when ``dtype`` is not float32.
 
     bfloat16 + Adam: 2 + 2 + 8 + 4 = 16 bytes per parameter. Activations are not counted. Raises ``ValueError``
-    for an unknown dtype or optimizer.
+    for an unknown dtype or optimizer, and for ``int8``/``int4``: integer formats store trained weights for
+    inference, but gradients and the updates they drive need a floating-point format (see ``TRAINING_DTYPES``).
     """
     if optimizer not in OPTIMIZER_STATES:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZER_STATES)}")
+    if dtype in DTYPE_BYTES and dtype not in TRAINING_DTYPES:
+        raise ValueError(f"cannot train in {dtype!r}: weights and gradients need a floating-point dtype, one of "
+                         f"{list(TRAINING_DTYPES)} ({dtype} is a storage format for inference)")
     weights_and_grads = 2 * tensor_bytes(n_params, dtype)
     optimizer_state = OPTIMIZER_STATES[optimizer] * tensor_bytes(n_params, "float32")
     master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")

@@ -151,7 +151,15 @@ def optimizer_state_bytes(n_params: int, optimizer: str) -> int:
 
 
 def training_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam") -> int:
-    """Weights + gradients in ``dtype`` + real optimizer state (float32) + float32 master copy if not float32."""
+    """Weights + gradients in ``dtype`` + real optimizer state (float32) + float32 master copy if not float32.
+
+    ``dtype`` must be a floating-point torch dtype: autograd refuses integer tensors (``requires_grad`` on an
+    ``int8`` tensor raises), so there is no integer gradient to count.
+    """
+    if dtype not in TORCH_DTYPES and dtype != "int4":
+        raise ValueError(f"unknown dtype {dtype!r}")
+    if dtype == "int4" or not TORCH_DTYPES[dtype].is_floating_point:
+        raise ValueError(f"cannot train in {dtype!r}: autograd needs floating-point weights and gradients")
     master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
     return 2 * tensor_bytes(n_params, dtype) + optimizer_state_bytes(n_params, optimizer) + master
 
