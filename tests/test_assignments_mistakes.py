@@ -511,9 +511,9 @@ MISTAKES: list[Mistake] = [
     """),
     _m("training-own-dtype-table-accepts-float64", MS, "training_bytes", "hidden", """
         def training_bytes(n_params, dtype="float32", optimizer="adam"):
-            if optimizer not in OPTIMIZER_STATES:
+            if optimizer not in OPTIMIZER_STATES or dtype in ("int8", "int4"):
                 raise ValueError(optimizer)
-            width = {"float32": 4, "int8": 1}.get(dtype, 2)
+            width = {"float32": 4}.get(dtype, 2)
             master = 0 if dtype == "float32" else 4 * n_params
             return 2 * width * n_params + 4 * OPTIMIZER_STATES[optimizer] * n_params + master
     """),
