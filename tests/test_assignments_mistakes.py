@@ -663,6 +663,73 @@ MISTAKES: list[Mistake] = [
             dlogits[np.arange(n), targets] -= 1
             return float(loss), dlogits / n
     """),
+    _m("chunked-full-logits", BP, "chunked_cross_entropy", "visible", """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if chunk_size < 1:
+                raise ValueError(chunk_size)
+            loss, dz = softmax_cross_entropy(hidden @ weight.T, targets)   # all N x V logits at once
+            return loss, dz @ weight, dz.T @ hidden
+    """),
+    _m("chunked-mean-of-chunk-means", BP, "chunked_cross_entropy", "visible", """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if chunk_size < 1:
+                raise ValueError(chunk_size)
+            n = hidden.shape[0]
+            losses, dh, dw = [], np.empty(hidden.shape), np.zeros(weight.shape)
+            for s in range(0, n, chunk_size):
+                l, dz = softmax_cross_entropy(hidden[s:s + chunk_size] @ weight.T, targets[s:s + chunk_size])
+                losses.append(l)
+                dh[s:s + chunk_size] = dz @ weight
+                dw += dz.T @ hidden[s:s + chunk_size]
+            return float(np.mean(losses)), dh, dw
+    """),
+    _m("chunked-dweight-overwritten", BP, "chunked_cross_entropy", "visible", """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if chunk_size < 1:
+                raise ValueError(chunk_size)
+            n = hidden.shape[0]
+            loss, dh, dw = 0.0, np.empty(hidden.shape), None
+            for s in range(0, n, chunk_size):
+                h = hidden[s:s + chunk_size]
+                l, dz = softmax_cross_entropy(h @ weight.T, targets[s:s + chunk_size])
+                loss += l * h.shape[0] / n
+                dz = dz * h.shape[0] / n
+                dh[s:s + chunk_size] = dz @ weight
+                dw = dz.T @ h                              # keeps only the last chunk's contribution
+            return loss, dh, dw
+    """),
+    _m("chunked-unstable-exp", BP, "chunked_cross_entropy", "hidden", """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if int(chunk_size) != chunk_size or chunk_size < 1 or hidden.shape[1] != weight.shape[1]:
+                raise ValueError(chunk_size)
+            n = hidden.shape[0]
+            loss, dh, dw = 0.0, np.empty(hidden.shape), np.zeros(weight.shape)
+            for s in range(0, n, chunk_size):
+                h, t = hidden[s:s + chunk_size], targets[s:s + chunk_size]
+                e = np.exp(h @ weight.T)                   # no max subtracted: overflows for large logits
+                p = e / e.sum(axis=1, keepdims=True)
+                loss -= np.log(p[np.arange(len(t)), t]).sum() / n
+                p[np.arange(len(t)), t] -= 1.0
+                p /= n
+                dh[s:s + chunk_size] = p @ weight
+                dw += p.T @ h
+            return float(loss), dh.astype(hidden.dtype), dw.astype(hidden.dtype)
+    """),
+    _m("chunked-negative-chunk-unchecked", BP, "chunked_cross_entropy", "hidden", """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if chunk_size == 0 or hidden.shape[1] != weight.shape[1]:
+                raise ValueError(chunk_size)
+            n = hidden.shape[0]
+            loss, dh, dw = 0.0, np.zeros(hidden.shape), np.zeros(weight.shape)
+            for s in range(0, n, chunk_size):
+                h = hidden[s:s + chunk_size]
+                l, dz = softmax_cross_entropy(h @ weight.T, targets[s:s + chunk_size])
+                loss += l * h.shape[0] / n
+                dz = dz * h.shape[0] / n
+                dh[s:s + chunk_size] = dz @ weight
+                dw += dz.T @ h
+            return loss, dh, dw
+    """),
     _m("numgrad-one-sided", BP, "numerical_gradient", "visible", """
         def numerical_gradient(f, x, eps=1e-5):
             grad = np.zeros(x.shape)
