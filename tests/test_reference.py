@@ -377,3 +377,15 @@ def test_chunked_cross_entropy_equals_full_softmax_cross_entropy_and_rejects_bad
         N.chunked_cross_entropy(hidden, weight, np.full(9, 7), 2)
     with pytest.raises(TypeError):
         N.chunked_cross_entropy(hidden, weight, targets.astype(float), 2)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int4"])
+def test_training_bytes_refuses_integer_dtypes_like_autograd(dtype):
+    with pytest.raises(ValueError, match="floating-point"):
+        N.training_bytes(10, dtype, "adam")
+    with pytest.raises(ValueError, match="floating-point"):
+        T.training_bytes(10, dtype, "adam")
+    with pytest.raises(RuntimeError):               # what the refusal mirrors: no integer tensor requires grad
+        torch.zeros(2, dtype=torch.int8).requires_grad_(True)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        N.training_bytes(10, "float64", "adam")
