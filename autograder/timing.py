@@ -323,23 +323,17 @@ def copy_baseline(n_bytes: int, *, device: torch.device | str | None = None, **k
     return time_fn(_copy_fn(n_bytes, device), device=device, **kwargs)
 
 
-def memory_copy_baseline(*, device: torch.device | str | None = None, threads: int | None = None,
-                         **kwargs) -> tuple[int, Timing]:
+def memory_copy_baseline(*, device: torch.device | str | None = None, **kwargs) -> tuple[int, Timing]:
     """Time a copy that cannot run from cache: source and destination are each
     ``MEMORY_COPY_CACHE_MULTIPLE`` (4) times :func:`last_level_cache_bytes`.
 
     Returns ``(bytes_moved, timing)`` where ``bytes_moved`` counts the read plus the write (``2 * buffer``),
-    so ``bytes_moved / timing.median_s`` is the memory bandwidth a streaming kernel can reach. On a CPU,
-    ``threads`` sets the intra-op threads the copy may use (:func:`torch_threads`; ``None``: torch's current
-    setting): one thread measures what one core can stream, :func:`available_cores` threads what the machine can.
-    The timing's device name states the thread count it ran with.
+    so ``bytes_moved / timing.median_s`` is the memory bandwidth a streaming kernel can reach with torch's current
+    thread count (:func:`memory_copy_by_threads` compares thread counts).
     """
     device = _as_device(device)
     buffer = MEMORY_COPY_CACHE_MULTIPLE * last_level_cache_bytes(device)
-    if threads is None or device.type != "cpu":
-        return 2 * buffer, time_fn(_copy_fn(buffer, device), device=device, **kwargs)
-    with torch_threads(threads):
-        return 2 * buffer, time_fn(_copy_fn(buffer, device), device=device, **kwargs)
+    return 2 * buffer, time_fn(_copy_fn(buffer, device), device=device, **kwargs)
 
 
 def memory_copy_by_threads(thread_counts: tuple[int, ...], **kwargs) -> list[tuple[int, int, Timing]]:
