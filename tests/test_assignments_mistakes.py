@@ -511,11 +511,25 @@ MISTAKES: list[Mistake] = [
     """),
     _m("training-own-dtype-table-accepts-float64", MS, "training_bytes", "hidden", """
         def training_bytes(n_params, dtype="float32", optimizer="adam"):
-            if optimizer not in OPTIMIZER_STATES:
+            if optimizer not in OPTIMIZER_STATES or dtype in ("int8", "int4"):
                 raise ValueError(optimizer)
-            width = {"float32": 4, "int8": 1}.get(dtype, 2)
+            width = {"float32": 4}.get(dtype, 2)
             master = 0 if dtype == "float32" else 4 * n_params
             return 2 * width * n_params + 4 * OPTIMIZER_STATES[optimizer] * n_params + master
+    """),
+    _m("training-accepts-integer-dtypes", MS, "training_bytes", "visible", """
+        def training_bytes(n_params, dtype="float32", optimizer="adam"):
+            if optimizer not in OPTIMIZER_STATES:
+                raise ValueError(optimizer)
+            master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
+            return 2 * tensor_bytes(n_params, dtype) + OPTIMIZER_STATES[optimizer] * 4 * n_params + master
+    """),
+    _m("training-refuses-int8-only", MS, "training_bytes", "hidden", """
+        def training_bytes(n_params, dtype="float32", optimizer="adam"):
+            if optimizer not in OPTIMIZER_STATES or dtype == "int8":
+                raise ValueError(optimizer)
+            master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
+            return 2 * tensor_bytes(n_params, dtype) + OPTIMIZER_STATES[optimizer] * 4 * n_params + master
     """),
     _m("lookup-always-four-bytes", MS, "lookup_bytes", "visible", """
         def lookup_bytes(n_tokens, dim, dtype):
@@ -530,6 +544,28 @@ MISTAKES: list[Mistake] = [
             if dtype == "int4":
                 return n_tokens * ((dim + 1) // 2)
             return n_tokens * dim * {"float32": 4, "int8": 1}.get(dtype, 2)
+    """),
+    _m("kv-keys-only", MS, "kv_cache_bytes", "visible", """
+        def kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype="bfloat16", batch_size=1):
+            return n_layers * batch_size * n_tokens * tensor_bytes(n_kv_heads * head_dim, dtype)
+    """),
+    _m("kv-ignores-batch", MS, "kv_cache_bytes", "visible", """
+        def kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype="bfloat16", batch_size=1):
+            return 2 * n_layers * n_tokens * tensor_bytes(n_kv_heads * head_dim, dtype)
+    """),
+    _m("kv-default-float32", MS, "kv_cache_bytes", "visible", """
+        def kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype="float32", batch_size=1):
+            return 2 * n_layers * batch_size * n_tokens * tensor_bytes(n_kv_heads * head_dim, dtype)
+    """),
+    _m("kv-int4-rounded-once-for-the-whole-cache", MS, "kv_cache_bytes", "hidden", """
+        def kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype="bfloat16", batch_size=1):
+            if min(n_layers, n_kv_heads, head_dim, batch_size) < 1 or n_tokens < 0:
+                raise ValueError("sizes")
+            return tensor_bytes(2 * n_layers * batch_size * n_tokens * n_kv_heads * head_dim, dtype)
+    """),
+    _m("kv-sizes-unchecked", MS, "kv_cache_bytes", "hidden", """
+        def kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype="bfloat16", batch_size=1):
+            return 2 * n_layers * batch_size * n_tokens * tensor_bytes(n_kv_heads * head_dim, dtype)
     """),
     # ------------------------------------------------------------------------------------- backprop
     _m("backward-fancy-add-drops-repeats", BP, "embedding_backward", "visible", """
@@ -626,6 +662,73 @@ MISTAKES: list[Mistake] = [
             dlogits = probs.copy()
             dlogits[np.arange(n), targets] -= 1
             return float(loss), dlogits / n
+    """),
+    _m("chunked-full-logits", BP, "chunked_cross_entropy", "visible", """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if chunk_size < 1:
+                raise ValueError(chunk_size)
+            loss, dz = softmax_cross_entropy(hidden @ weight.T, targets)   # all N x V logits at once
+            return loss, dz @ weight, dz.T @ hidden
+    """),
+    _m("chunked-mean-of-chunk-means", BP, "chunked_cross_entropy", "visible", """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if chunk_size < 1:
+                raise ValueError(chunk_size)
+            n = hidden.shape[0]
+            losses, dh, dw = [], np.empty(hidden.shape), np.zeros(weight.shape)
+            for s in range(0, n, chunk_size):
+                l, dz = softmax_cross_entropy(hidden[s:s + chunk_size] @ weight.T, targets[s:s + chunk_size])
+                losses.append(l)
+                dh[s:s + chunk_size] = dz @ weight
+                dw += dz.T @ hidden[s:s + chunk_size]
+            return float(np.mean(losses)), dh, dw
+    """),
+    _m("chunked-dweight-overwritten", BP, "chunked_cross_entropy", "visible", """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if chunk_size < 1:
+                raise ValueError(chunk_size)
+            n = hidden.shape[0]
+            loss, dh, dw = 0.0, np.empty(hidden.shape), None
+            for s in range(0, n, chunk_size):
+                h = hidden[s:s + chunk_size]
+                l, dz = softmax_cross_entropy(h @ weight.T, targets[s:s + chunk_size])
+                loss += l * h.shape[0] / n
+                dz = dz * h.shape[0] / n
+                dh[s:s + chunk_size] = dz @ weight
+                dw = dz.T @ h                              # keeps only the last chunk's contribution
+            return loss, dh, dw
+    """),
+    _m("chunked-unstable-exp", BP, "chunked_cross_entropy", "hidden", """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if int(chunk_size) != chunk_size or chunk_size < 1 or hidden.shape[1] != weight.shape[1]:
+                raise ValueError(chunk_size)
+            n = hidden.shape[0]
+            loss, dh, dw = 0.0, np.empty(hidden.shape), np.zeros(weight.shape)
+            for s in range(0, n, chunk_size):
+                h, t = hidden[s:s + chunk_size], targets[s:s + chunk_size]
+                e = np.exp(h @ weight.T)                   # no max subtracted: overflows for large logits
+                p = e / e.sum(axis=1, keepdims=True)
+                loss -= np.log(p[np.arange(len(t)), t]).sum() / n
+                p[np.arange(len(t)), t] -= 1.0
+                p /= n
+                dh[s:s + chunk_size] = p @ weight
+                dw += p.T @ h
+            return float(loss), dh.astype(hidden.dtype), dw.astype(hidden.dtype)
+    """),
+    _m("chunked-negative-chunk-unchecked", BP, "chunked_cross_entropy", "hidden", """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if chunk_size == 0 or hidden.shape[1] != weight.shape[1]:
+                raise ValueError(chunk_size)
+            n = hidden.shape[0]
+            loss, dh, dw = 0.0, np.zeros(hidden.shape), np.zeros(weight.shape)
+            for s in range(0, n, chunk_size):
+                h = hidden[s:s + chunk_size]
+                l, dz = softmax_cross_entropy(h @ weight.T, targets[s:s + chunk_size])
+                loss += l * h.shape[0] / n
+                dz = dz * h.shape[0] / n
+                dh[s:s + chunk_size] = dz @ weight
+                dw += dz.T @ h
+            return loss, dh, dw
     """),
     _m("numgrad-one-sided", BP, "numerical_gradient", "visible", """
         def numerical_gradient(f, x, eps=1e-5):

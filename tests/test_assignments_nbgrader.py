@@ -144,8 +144,8 @@ def test_nbgrader_validate_passes_a_solved_notebook():
 
 def test_nbgrader_validate_reports_the_failing_tests_of_a_released_notebook():
     proc = nbgrader("validate", str(exercise_path("memory-scaling")), cwd=ROOT)
-    # the four visible test cells fail; the hidden ones are empty in the student version
-    assert "VALIDATION FAILED ON 4 CELL(S)" in proc.stdout and "CheckFailed" in proc.stdout, proc.stdout[-3000:]
+    # the five visible test cells fail; the hidden ones are empty in the student version
+    assert "VALIDATION FAILED ON 5 CELL(S)" in proc.stdout and "CheckFailed" in proc.stdout, proc.stdout[-3000:]
 
 
 def test_exercises_are_in_sync_with_solutions(capsys):

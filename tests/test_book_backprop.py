@@ -74,3 +74,16 @@ def test_numpy_and_torch_training_agree():
     np.testing.assert_allclose(ln, lt, rtol=1e-10)
     np.testing.assert_allclose(pn.E, pt.E, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(pn.W, pt.W, rtol=1e-9, atol=1e-12)
+
+
+def test_tied_table_gradient_is_both_paths_and_matches_autograd():
+    rng = np.random.default_rng(7)
+    E, b = 0.3 * rng.standard_normal((40, 6)), 0.1 * rng.standard_normal(40)
+    x, y = rng.integers(0, 5, 30), rng.integers(0, 40, 30)
+    loss, g = B.tied_bigram_grads(E, b, x, y)
+    loss_t, grad_t = B.tied_bigram_autograd(E, b, x, y)
+    assert loss == pytest.approx(loss_t, abs=1e-12)
+    np.testing.assert_allclose(g["E"], grad_t, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(g["E"], g["input"] + g["output"], rtol=0, atol=0)
+    touched = np.abs(g["input"]).sum(axis=1) > 0
+    assert touched.sum() <= 5 and (np.abs(g["output"]).sum(axis=1) > 0).all()

@@ -376,3 +376,74 @@ def test_embedding_function_gradcheck_and_matches_numpy():
     np.testing.assert_allclose(weight.grad.numpy(), N.embedding_backward(g.numpy(), ids.numpy(), 7), atol=1e-12)
     with pytest.raises(IndexError):
         T.EmbeddingFunction.apply(weight, torch.tensor([7]))
+
+
+# ----------------------------------------------------------------------------------- KV cache, chunked loss
+@given(st.integers(1, 130), st.integers(1, 16), st.integers(1, 9), st.integers(0, 50),
+       st.sampled_from(sorted(N.DTYPE_BYTES)), st.integers(1, 4))
+def test_kv_cache_bytes_matches_meta_tensors(n_layers, n_kv_heads, head_dim, n_tokens, dtype, batch):
+    assert N.kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype, batch) == T.kv_cache_bytes(
+        n_layers, n_kv_heads, head_dim, n_tokens, dtype, batch)
+
+
+def test_kv_cache_bytes_formula_and_errors():
+    # Llama 3.1 8B: 32 layers, 8 kv heads of 128 in bfloat16 = 128 KiB per token
+    assert N.kv_cache_bytes(32, 8, 128, 1) == 2 * 32 * 8 * 128 * 2
+    assert N.kv_cache_bytes(1, 1, 3, 2, "int4") == 2 * 2 * 2        # each 3-value vector rounds up to 2 bytes
+    for bad in [dict(n_layers=0), dict(n_kv_heads=-1), dict(head_dim=1.5), dict(batch_size=0), dict(n_tokens=-1)]:
+        kwargs = dict(n_layers=2, n_kv_heads=2, head_dim=4, n_tokens=3, batch_size=1) | bad
+        with pytest.raises(ValueError):
+            N.kv_cache_bytes(**kwargs)
+    with pytest.raises(ValueError, match="dtype"):
+        N.kv_cache_bytes(2, 2, 4, 3, "fp8")
+
+
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(2, 30), st.integers(1, 50),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 10**6))
+def test_chunked_cross_entropy_matches_autograd_for_any_chunk(n, d, v, chunk, dtype, seed):
+    rng = np.random.default_rng(seed)
+    hidden = rng.standard_normal((n, d)).astype(dtype)
+    weight = rng.standard_normal((v, d)).astype(dtype)
+    targets = rng.integers(0, v, n)
+    loss, dh, dw = N.chunked_cross_entropy(hidden, weight, targets, chunk)
+    loss_t, dh_t, dw_t = T.chunked_cross_entropy(torch.from_numpy(hidden).double(), torch.from_numpy(weight).double(),
+                                                 torch.from_numpy(targets), chunk)
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    assert loss == pytest.approx(loss_t, rel=tol, abs=tol)
+    assert dh.dtype == dtype and dw.dtype == dtype and dh.shape == (n, d) and dw.shape == (v, d)
+    np.testing.assert_allclose(dh, dh_t.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dw, dw_t.numpy(), rtol=tol, atol=tol)
+
+
+def test_chunked_cross_entropy_equals_full_softmax_cross_entropy_and_rejects_bad_input():
+    rng = np.random.default_rng(0)
+    hidden, weight, targets = rng.standard_normal((9, 4)), rng.standard_normal((7, 4)), rng.integers(0, 7, 9)
+    loss, dz = N.softmax_cross_entropy(hidden @ weight.T, targets)
+    got = N.chunked_cross_entropy(hidden, weight, targets, 2)
+    assert got[0] == pytest.approx(loss, rel=1e-13)
+    np.testing.assert_allclose(got[1], dz @ weight, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got[2], dz.T @ hidden, rtol=1e-12, atol=1e-14)
+    big = N.chunked_cross_entropy(1e3 * hidden, weight, targets, 4)      # logits in the thousands stay finite
+    assert np.isfinite(big[0]) and np.isfinite(big[1]).all()
+    with pytest.raises(ValueError):
+        N.chunked_cross_entropy(hidden, weight, targets, 0)
+    with pytest.raises(ValueError):
+        N.chunked_cross_entropy(hidden, weight[:, :3], targets, 2)
+    with pytest.raises(ValueError):
+        N.chunked_cross_entropy(hidden, weight, targets[:5], 2)
+    with pytest.raises(IndexError):
+        N.chunked_cross_entropy(hidden, weight, np.full(9, 7), 2)
+    with pytest.raises(TypeError):
+        N.chunked_cross_entropy(hidden, weight, targets.astype(float), 2)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int4"])
+def test_training_bytes_refuses_integer_dtypes_like_autograd(dtype):
+    with pytest.raises(ValueError, match="floating-point"):
+        N.training_bytes(10, dtype, "adam")
+    with pytest.raises(ValueError, match="floating-point"):
+        T.training_bytes(10, dtype, "adam")
+    with pytest.raises(RuntimeError):               # what the refusal mirrors: no integer tensor requires grad
+        torch.zeros(2, dtype=torch.int8).requires_grad_(True)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        N.training_bytes(10, "float64", "adam")

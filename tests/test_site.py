@@ -38,7 +38,8 @@ MIN_SECRET_CHARS = 25  # shorter lines ("ids = np.asarray(ids)", "dim = grad_out
 # The graded functions of course-contract.md: their reference source is the assignments' answer key.
 GRADED_NUMPY = ("xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors", "sinusoidal_positions",
                 "add_positions", "apply_rope", "embedding_parameters", "tensor_bytes", "training_bytes", "lookup_bytes",
-                "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "numerical_gradient")
+                "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "numerical_gradient",
+                "kv_cache_bytes", "chunked_cross_entropy")
 GRADED_TORCH = ("TokenPositionEmbedding", "EmbeddingFunction")
 MIN_REFERENCE_CHARS = 25  # shorter reference lines ("if dim % 2:", "return weight[ids]") are the math, not the key
 

@@ -237,3 +237,25 @@ def test_copy_baseline_really_copies():
     assert np.count_nonzero(dst.numpy()) > 0  # random bytes were copied, not an empty buffer
     with pytest.raises(ValueError, match="n_bytes"):
         timing.copy_baseline(0, device="cpu")
+
+
+def test_torch_threads_sets_and_restores_and_rejects_bad_counts():
+    before = torch.get_num_threads()
+    with timing.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="positive"):
+        with timing.torch_threads(0):
+            pass
+
+
+def test_memory_copy_by_threads_names_each_thread_count(monkeypatch):
+    monkeypatch.setattr(timing, "last_level_cache_bytes", lambda device=None: 2**16)
+    before = torch.get_num_threads()
+    out = timing.memory_copy_by_threads((1, 2), warmup=0, repeats=3)
+    assert [t for t, _, _ in out] == [1, 2] and all(moved == 2 * 4 * 2**16 for _, moved, _ in out)
+    assert "1 thread)" in out[0][2].device and "2 threads)" in out[1][2].device
+    assert all(r.n == 3 for _, _, r in out) and torch.get_num_threads() == before
+    assert timing.available_cores() >= 1
+    with pytest.raises(ValueError):
+        timing.memory_copy_by_threads(())

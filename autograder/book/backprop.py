@@ -19,7 +19,8 @@ from autograder.measure.scatter import scatter_add_sorted
 from autograder.reference.numpy_ref import embedding_backward, embedding_forward, softmax_cross_entropy
 
 __all__ = ["scatter_add_sorted", "sgd_rows_", "finite_difference_errors", "markov_corpus", "BigramParams",
-           "init_bigram", "bigram_loss_and_grads", "train_numpy", "train_torch"]
+           "init_bigram", "bigram_loss_and_grads", "train_numpy", "train_torch", "tied_bigram_grads",
+           "tied_bigram_autograd"]
 
 
 def sgd_rows_(weight: np.ndarray, unique_ids: np.ndarray, row_grads: np.ndarray, lr: float) -> np.ndarray:
@@ -130,3 +131,29 @@ def _train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps
     final = BigramParams(embed.weight.detach().numpy().copy(), head.weight.detach().numpy().T.copy(),
                          head.bias.detach().numpy().copy())
     return losses, final
+
+
+def tied_bigram_grads(E: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+    """The bigram model with its output layer tied to the table: ``h = E[x]``, ``z = h E^T + b``, ``CE(z, y)``.
+
+    ``E`` is used twice, so its gradient is the sum of two paths: ``"input"``, the scatter-add of
+    ``dh = dz E`` into the rows ``x`` (row-sparse), and ``"output"``, ``dz^T h`` (dense: every row of the
+    vocabulary gets ``sum_n (p_nv - [v = y_n]) h_n / N``). Returns ``(loss, {"input", "output", "E", "b"})`` with
+    ``E = input + output``; shapes ``(V, D)`` and ``(V,)``.
+    """
+    h = embedding_forward(E, x)                         # (N, D)
+    loss, dz = softmax_cross_entropy(h @ E.T + b, y)    # dz: (N, V)
+    from_output = dz.T @ h                              # (V, D): the output layer's dense gradient
+    from_input = embedding_backward(dz @ E, x, E.shape[0])   # (V, D): scatter-add of dh
+    return loss, {"input": from_input, "output": from_output, "E": from_input + from_output, "b": dz.sum(axis=0)}
+
+
+def tied_bigram_autograd(E: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """The same tied model in PyTorch (one ``nn.Embedding`` weight used by ``F.embedding`` and ``F.linear``);
+    returns the loss and autograd's gradient for the shared table."""
+    weight = torch.from_numpy(E.copy()).requires_grad_(True)
+    bias = torch.from_numpy(b.copy())
+    logits = nn.functional.linear(nn.functional.embedding(torch.from_numpy(x), weight), weight, bias)
+    loss = nn.functional.cross_entropy(logits, torch.from_numpy(y))
+    loss.backward()
+    return float(loss.detach()), weight.grad.numpy()

@@ -13,7 +13,6 @@ costs more in synchronisation than it saves, many times over when the cores are 
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -22,20 +21,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.reference import torch_ref
+from autograder.measure.timing import torch_threads
 
 __all__ = ["one_thread", "train_skipgram", "rope_rotate", "TinyAttention", "POSITION_KINDS", "offset_copy_batch",
            "train_offset_copy", "accuracy_by_position"]
 
 
-@contextlib.contextmanager
 def one_thread():
-    """Run the enclosed PyTorch work on one intra-op thread, then restore the previous thread count."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    """Run the enclosed PyTorch work on one intra-op thread, then restore the previous thread count
+    (``timing.torch_threads(1)``)."""
+    return torch_threads(1)
 
 
 # ----------------------------------------------------------------------------------------------- chapter 1

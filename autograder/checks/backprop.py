@@ -1,5 +1,5 @@
 """Judges of the ``backprop`` assignment: ``embedding_backward``, ``sparse_embedding_backward``,
-``softmax_cross_entropy``, ``numerical_gradient`` and the PyTorch ``EmbeddingFunction``.
+``softmax_cross_entropy``, ``numerical_gradient``, the PyTorch ``EmbeddingFunction`` and ``chunked_cross_entropy``.
 
 Expected gradients come from the NumPy references and from PyTorch (``torch.autograd`` through ``F.embedding``,
 ``nn.Embedding(sparse=True)``, ``F.cross_entropy``). The inputs are rebuilt from the caller's seed by
@@ -158,3 +158,40 @@ for _group in ("numerical_gradient", "numerical_gradient_hidden"):
 for _aspect, _name in P.EF_VISIBLE.items():
     judge(A, "embedding_function", _name)(_ef_judge(False, (_aspect,)))
 judge(A, "embedding_function_hidden", P.EF_HIDDEN)(_ef_judge(True))
+
+
+
+def _torch_chunked(hidden, weight, targets, chunk_size):
+    loss, dh, dw = T.chunked_cross_entropy(torch.from_numpy(hidden), torch.from_numpy(weight), torch_ids(targets),
+                                           chunk_size)
+    return loss, dh.numpy(), dw.numpy()
+
+
+def _compare_chunked(got, ref_np, ref_torch, where, case):
+    tight = case.args[0].dtype == np.float64
+    references_agree(ref_np, ref_torch, where, atol=1e-9 if tight else 1e-4)
+    if isinstance(got, Raised) or not isinstance(got, (tuple, list)) or len(got) != 3:
+        raise CheckFailed(f"{where}: expected a triple (loss, dhidden, dweight), got {describe(got)}")
+    tol = dict(rtol=1e-7, atol=1e-9) if tight else dict(rtol=1e-4, atol=1e-6)
+    expect_number(got[0], ref_np[0], where + ", loss", hint=case.hint, **tol)
+    expect_array(got[1], ref_np[1], where + ", dhidden", dtype=None, hint=case.hint, **tol)
+    expect_array(got[2], ref_np[2], where + ", dweight", dtype=None, hint=case.hint, **tol)
+
+
+for _group in ("chunked_cross_entropy", "chunked_cross_entropy_hidden"):
+    case_judges(A, _group, numpy_ref=N.chunked_cross_entropy, torch_ref=_torch_chunked, compare=_compare_chunked,
+                arg_names=("hidden", "weight", "targets"))
+
+
+@judge(A, "chunked_cross_entropy", P.CHUNK_MEMORY)
+def _chunk_memory_judge(data, seed):
+    where = (f"chunked_cross_entropy(hidden ({P.CHUNK_MEMORY_N}, {P.CHUNK_MEMORY_D}) float32, weight "
+             f"({P.CHUNK_MEMORY_V}, {P.CHUNK_MEMORY_D}), chunk_size={P.CHUNK_MEMORY_CHUNK})")
+    if data["raised"] is not None:
+        raise CheckFailed(f"{where}: {describe(data['raised'])}")
+    full_logits = P.CHUNK_MEMORY_N * P.CHUNK_MEMORY_V * 4
+    peak = int(data["peak"])
+    if peak >= full_logits // 2:
+        raise CheckFailed(f"{where}: NumPy allocated up to {peak / 2**20:.1f} MiB at once, but all the float32 logits "
+                          f"are only {full_logits / 2**20:.0f} MiB: compute the logits, their softmax and gradient one "
+                          f"chunk of rows at a time and never keep more than chunk_size rows of them")

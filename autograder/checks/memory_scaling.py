@@ -1,5 +1,5 @@
 """Judges of the ``memory-scaling`` assignment: ``embedding_parameters``, ``tensor_bytes``, ``training_bytes``,
-``lookup_bytes``.
+``lookup_bytes``, ``kv_cache_bytes``.
 
 Every expected count comes from both references: :mod:`~autograder.reference.numpy_ref` (arithmetic) and
 :mod:`~autograder.reference.torch_ref` (``nbytes`` of real ``meta`` tensors and the state a real ``torch.optim``
@@ -39,3 +39,5 @@ for _group in ("training_bytes", "training_bytes_hidden"):
     case_judges(A, _group, numpy_ref=N.training_bytes, torch_ref=_torch_training, compare=integer())
 for _group in ("lookup_bytes", "lookup_bytes_hidden"):
     case_judges(A, _group, numpy_ref=N.lookup_bytes, torch_ref=T.lookup_bytes, compare=integer())
+for _group in ("kv_cache_bytes", "kv_cache_bytes_hidden"):
+    case_judges(A, _group, numpy_ref=N.kv_cache_bytes, torch_ref=T.kv_cache_bytes, compare=integer())

@@ -27,8 +27,10 @@ recorded, never asserted.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
+import os
 import platform
 import re
 import statistics
@@ -41,7 +43,8 @@ import numpy as np
 import torch
 
 __all__ = ["Timing", "Bandwidth", "default_device", "device_name", "device_slug", "time_fn", "time_interleaved",
-           "copy_baseline", "memory_copy_baseline", "measure_bandwidth", "last_level_cache_bytes"]
+           "copy_baseline", "memory_copy_baseline", "measure_bandwidth", "last_level_cache_bytes", "torch_threads",
+           "available_cores", "memory_copy_by_threads"]
 
 #: last-level cache assumed when the platform does not report one (larger than the L3 slice a copy sees on
 #: most desktop and server CPUs, so a working set sized from it still leaves the cache).
@@ -65,6 +68,30 @@ def _as_device(device: torch.device | str | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use device='cpu'")
     return device
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the platform has one, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the enclosed PyTorch CPU work on ``n`` intra-op threads, then restore the previous count.
+
+    Raises ``ValueError`` for ``n`` that is not a positive integer.
+    """
+    if int(n) != n or n < 1:
+        raise ValueError(f"the thread count must be a positive integer, got {n!r}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def default_device() -> torch.device:
@@ -304,7 +331,8 @@ def memory_copy_baseline(*, device: torch.device | str | None = None, max_buffer
     ``max_buffer_bytes`` caps each buffer (a quick run on a machine with a large cache: 4 x 480 MiB takes tens of
     seconds to fill); a capped copy may run from cache, so its GB/s is then no memory bandwidth.
     Returns ``(bytes_moved, timing)`` where ``bytes_moved`` counts the read plus the write (``2 * buffer``),
-    so ``bytes_moved / timing.median_s`` is the memory bandwidth a streaming kernel can reach.
+    so ``bytes_moved / timing.median_s`` is the memory bandwidth a streaming kernel can reach with torch's current
+    thread count (:func:`memory_copy_by_threads` compares thread counts).
     """
     device = _as_device(device)
     buffer = MEMORY_COPY_CACHE_MULTIPLE * last_level_cache_bytes(device)
@@ -313,6 +341,35 @@ def memory_copy_baseline(*, device: torch.device | str | None = None, max_buffer
             raise ValueError(f"max_buffer_bytes must be a positive integer, got {max_buffer_bytes!r}")
         buffer = min(buffer, int(max_buffer_bytes))
     return 2 * buffer, time_fn(_copy_fn(buffer, device), device=device, **kwargs)
+
+
+def memory_copy_by_threads(thread_counts: tuple[int, ...], **kwargs) -> list[tuple[int, int, Timing]]:
+    """CPU copies past the cache (as :func:`memory_copy_baseline`) with each intra-op thread count of
+    ``thread_counts``, timed in alternation call by call so that a shared machine's load affects all alike.
+
+    Returns ``[(threads, bytes_moved, timing)]``; each timing's device name states its thread count. ``kwargs``
+    (``warmup``, ``repeats``) go to :func:`time_interleaved`. Raises ``ValueError`` for an empty or non-positive
+    ``thread_counts``.
+    """
+    if not thread_counts or any(int(t) != t or t < 1 for t in thread_counts):
+        raise ValueError(f"thread_counts must be positive integers, got {thread_counts!r}")
+    device = torch.device("cpu")
+    buffer = MEMORY_COPY_CACHE_MULTIPLE * last_level_cache_bytes(device)
+    copy = _copy_fn(buffer, device)
+
+    def with_threads(n: int) -> Callable[[], object]:
+        def run() -> None:
+            with torch_threads(n):
+                copy()
+        return run
+
+    timings = time_interleaved([with_threads(int(t)) for t in thread_counts], device=device, **kwargs)
+    out = []
+    for t, timing in zip(thread_counts, timings):
+        with torch_threads(int(t)):
+            name = device_name(device)
+        out.append((int(t), 2 * buffer, Timing(name, timing.method, timing.samples_s)))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------

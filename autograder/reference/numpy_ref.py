@@ -14,8 +14,10 @@ import numpy as np
 __all__ = [
     "xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors",
     "sinusoidal_positions", "add_positions", "apply_rope",
-    "embedding_parameters", "tensor_bytes", "training_bytes", "lookup_bytes", "DTYPE_BYTES",
+    "embedding_parameters", "tensor_bytes", "training_bytes", "lookup_bytes", "DTYPE_BYTES", "kv_cache_bytes",
+    "TRAINING_DTYPES",
     "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "numerical_gradient",
+    "chunked_cross_entropy",
 ]
 
 
@@ -177,6 +179,8 @@ def apply_rope(x: np.ndarray, positions: np.ndarray, base: float = 10000.0) -> n
 #: bytes per element; int4 packs two values per byte.
 DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0, "int8": 1.0, "int4": 0.5}
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}
+#: the dtypes ``training_bytes`` accepts for weights and gradients: floating point only
+TRAINING_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def embedding_parameters(vocab_size: int, dim: int) -> int:
@@ -203,10 +207,14 @@ def training_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam
     (sgd: none, momentum: one value, adam: two), plus a float32 master copy when ``dtype`` is not float32.
 
     bfloat16 + Adam: 2 + 2 + 8 + 4 = 16 bytes per parameter. Activations are not counted. Raises ``ValueError``
-    for an unknown dtype or optimizer.
+    for an unknown dtype or optimizer, and for ``int8``/``int4``: integer formats store trained weights for
+    inference, but gradients and the updates they drive need a floating-point format (see ``TRAINING_DTYPES``).
     """
     if optimizer not in OPTIMIZER_STATES:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZER_STATES)}")
+    if dtype in DTYPE_BYTES and dtype not in TRAINING_DTYPES:
+        raise ValueError(f"cannot train in {dtype!r}: weights and gradients need a floating-point dtype, one of "
+                         f"{list(TRAINING_DTYPES)} ({dtype} is a storage format for inference)")
     weights_and_grads = 2 * tensor_bytes(n_params, dtype)
     optimizer_state = OPTIMIZER_STATES[optimizer] * tensor_bytes(n_params, "float32")
     master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
@@ -219,6 +227,23 @@ def lookup_bytes(n_tokens: int, dim: int, dtype: str) -> int:
     if int(n_tokens) != n_tokens or n_tokens < 0:
         raise ValueError(f"n_tokens must be a non-negative integer, got {n_tokens!r}")
     return int(n_tokens) * tensor_bytes(dim, dtype)
+
+
+def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, n_tokens: int, dtype: str = "bfloat16",
+                   batch_size: int = 1) -> int:
+    """Bytes of the key/value cache that attention keeps while generating: for every one of ``n_tokens`` cached
+    positions of each of ``batch_size`` sequences, every layer stores one key and one value vector of
+    ``n_kv_heads * head_dim`` values: ``2 * n_layers * batch_size * n_tokens * tensor_bytes(n_kv_heads * head_dim,
+    dtype)`` (an int4 vector is rounded up to whole bytes, like a table row).
+
+    Raises ``ValueError`` for non-positive ``n_layers``, ``n_kv_heads``, ``head_dim`` or ``batch_size``, a negative
+    ``n_tokens``, or an unknown dtype.
+    """
+    _check_positive(n_layers=n_layers, n_kv_heads=n_kv_heads, head_dim=head_dim, batch_size=batch_size)
+    if int(n_tokens) != n_tokens or n_tokens < 0:
+        raise ValueError(f"n_tokens must be a non-negative integer, got {n_tokens!r}")
+    vector = tensor_bytes(int(n_kv_heads) * int(head_dim), dtype)
+    return 2 * int(n_layers) * int(batch_size) * int(n_tokens) * vector
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -309,3 +334,46 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: flo
             flat[i] = old
         grad.reshape(-1)[i] = (f_plus - f_minus) / (2.0 * eps)
     return grad.astype(x.dtype) if np.issubdtype(x.dtype, np.floating) else grad
+
+
+def chunked_cross_entropy(hidden: np.ndarray, weight: np.ndarray, targets: np.ndarray,
+                          chunk_size: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Mean cross-entropy of the logits ``hidden @ weight.T`` and its gradients, ``chunk_size`` rows at a time.
+
+    ``hidden``: ``(N, D)`` floating; ``weight``: the ``(V, D)`` output matrix; ``targets``: ``(N,)`` integers in
+    ``[0, V)``. Returns ``(loss, dhidden (N, D), dweight (V, D))`` with the same values as building all ``N x V``
+    logits and calling :func:`softmax_cross_entropy`, but never holds more than ``chunk_size x V`` logits (and
+    their gradient) at once: for each chunk ``c``, ``dz_c = (softmax(z_c) - onehot) / N``, ``dhidden_c = dz_c @
+    weight`` and ``dweight += dz_c.T @ hidden_c``. Gradients come back in ``hidden``'s dtype (float64 when it is
+    not floating); the arithmetic is float64.
+
+    Raises ``ValueError`` for mismatched shapes, ``N == 0`` or a ``chunk_size`` that is not a positive integer,
+    ``TypeError``/``IndexError`` for non-integer or out-of-range targets.
+    """
+    hidden, weight = np.asarray(hidden), np.asarray(weight)
+    if hidden.ndim != 2 or hidden.shape[0] == 0:
+        raise ValueError(f"hidden must be (N, D) with N > 0, got shape {hidden.shape}")
+    if weight.ndim != 2 or weight.shape[1] != hidden.shape[1]:
+        raise ValueError(f"weight must be (V, D) with D = {hidden.shape[1]}, got shape {weight.shape}")
+    _check_positive(chunk_size=chunk_size)
+    n, vocab_size = hidden.shape[0], weight.shape[0]
+    targets = _check_ids(targets, vocab_size)
+    if targets.shape != (n,):
+        raise ValueError(f"targets must have shape ({n},), got {targets.shape}")
+    w64 = weight.astype(np.float64)
+    dhidden = np.empty(hidden.shape, dtype=np.float64)
+    dweight = np.zeros(weight.shape, dtype=np.float64)
+    total = 0.0
+    for start in range(0, n, int(chunk_size)):
+        h = hidden[start:start + int(chunk_size)].astype(np.float64)
+        rows = np.arange(h.shape[0])
+        t = targets[start:start + h.shape[0]]
+        logp = log_softmax(h @ w64.T)                      # (c, V): the only V-wide arrays alive
+        total -= logp[rows, t].sum()
+        dz = np.exp(logp, out=logp)
+        dz[rows, t] -= 1.0
+        dz /= n
+        dhidden[start:start + h.shape[0]] = dz @ w64
+        dweight += dz.T @ h
+    out_dtype = hidden.dtype if np.issubdtype(hidden.dtype, np.floating) else np.float64
+    return total / n, dhidden.astype(out_dtype), dweight.astype(out_dtype)

@@ -17,8 +17,9 @@ from torch import nn
 __all__ = [
     "xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors",
     "sinusoidal_positions", "add_positions", "apply_rope", "TokenPositionEmbedding",
-    "tensor_bytes", "optimizer_state_bytes", "training_bytes", "lookup_bytes",
+    "tensor_bytes", "optimizer_state_bytes", "training_bytes", "lookup_bytes", "kv_cache_bytes",
     "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "EmbeddingFunction",
+    "chunked_cross_entropy",
 ]
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
@@ -150,7 +151,15 @@ def optimizer_state_bytes(n_params: int, optimizer: str) -> int:
 
 
 def training_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam") -> int:
-    """Weights + gradients in ``dtype`` + real optimizer state (float32) + float32 master copy if not float32."""
+    """Weights + gradients in ``dtype`` + real optimizer state (float32) + float32 master copy if not float32.
+
+    ``dtype`` must be a floating-point torch dtype: autograd refuses integer tensors (``requires_grad`` on an
+    ``int8`` tensor raises), so there is no integer gradient to count.
+    """
+    if dtype not in TORCH_DTYPES and dtype != "int4":
+        raise ValueError(f"unknown dtype {dtype!r}")
+    if dtype == "int4" or not TORCH_DTYPES[dtype].is_floating_point:
+        raise ValueError(f"cannot train in {dtype!r}: autograd needs floating-point weights and gradients")
     master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
     return 2 * tensor_bytes(n_params, dtype) + optimizer_state_bytes(n_params, optimizer) + master
 
@@ -158,6 +167,20 @@ def training_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam
 def lookup_bytes(n_tokens: int, dim: int, dtype: str) -> int:
     """Bytes of the ``(n_tokens, D)`` block of rows that a lookup reads."""
     return n_tokens * tensor_bytes(dim, dtype)
+
+
+def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, n_tokens: int, dtype: str = "bfloat16",
+                   batch_size: int = 1) -> int:
+    """Bytes of a real cache: per layer, the ``nbytes`` of ``meta`` key and value tensors of shape
+    ``(batch_size, n_kv_heads, n_tokens, head_dim)`` (the layout of ``transformers``' ``DynamicCache``); int4 packs
+    each position's ``n_kv_heads * head_dim`` values two per ``uint8``."""
+    if dtype == "int4":
+        one = torch.empty(batch_size, n_tokens, (n_kv_heads * head_dim + 1) // 2, dtype=torch.uint8, device="meta")
+    elif dtype in TORCH_DTYPES:
+        one = torch.empty(batch_size, n_kv_heads, n_tokens, head_dim, dtype=TORCH_DTYPES[dtype], device="meta")
+    else:
+        raise ValueError(f"unknown dtype {dtype!r}")
+    return sum(2 * one.nbytes for _ in range(n_layers))
 
 
 # ----------------------------------------------------------------------------------------------- backprop
@@ -208,3 +231,16 @@ class EmbeddingFunction(torch.autograd.Function):
         grad_weight = grad_out.new_zeros(ctx.weight_shape)
         grad_weight.index_add_(0, ids.reshape(-1), grad_out.reshape(-1, ctx.weight_shape[1]))
         return grad_weight, None
+
+
+def chunked_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                          chunk_size: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """``F.cross_entropy(hidden @ weight.T, targets)`` (mean) and its gradients w.r.t. ``hidden`` and ``weight``
+    from autograd, all logits at once: the values a chunked loss must reproduce (``chunk_size`` only validated)."""
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    hidden = hidden.detach().clone().requires_grad_(True)
+    weight = weight.detach().clone().requires_grad_(True)
+    loss = F.cross_entropy(hidden @ weight.T, targets.long(), reduction="mean")
+    loss.backward()
+    return float(loss.detach()), hidden.grad, weight.grad

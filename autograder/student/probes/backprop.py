@@ -1,10 +1,12 @@
 """Probes and inputs of the ``backprop`` assignment: ``embedding_backward``, ``sparse_embedding_backward``,
-``softmax_cross_entropy``, ``numerical_gradient`` and the PyTorch ``EmbeddingFunction``.
+``softmax_cross_entropy``, ``numerical_gradient``, the PyTorch ``EmbeddingFunction`` and ``chunked_cross_entropy``.
 
 Groups: ``<function>`` (visible) and ``<function>_hidden`` (inputs from the hidden seed). The judges are in
 :mod:`autograder.checks.backprop`.
 """
 from __future__ import annotations
+
+import tracemalloc
 
 import numpy as np
 import torch
@@ -21,6 +23,9 @@ ACCUMULATE_HINT = ("repeated ids must add up: `G[ids] += g` keeps only one of th
 SPARSE_HINT = "unique ids sorted ascending (np.unique), each row the sum of that id's gradients"
 STABLE_HINT = "subtract each row's maximum before exponentiating, and take log-softmax without log(0)"
 MEAN_HINT = "the loss is the mean over the N rows, so dlogits = (softmax - onehot) / N"
+CHUNK_HINT = ("per chunk c: dz_c = (softmax(h_c @ weight.T) - onehot) / N with N ALL rows, dhidden_c = dz_c @ weight, "
+              "dweight += dz_c.T @ h_c (accumulate over chunks); the loss is the sum over all rows divided by N")
+CHUNK_SIZE_HINT = "raise ValueError for a chunk_size that is not a positive integer, or mismatched shapes"
 
 
 def _grad_label(g, ids, vocab=None):
@@ -206,3 +211,71 @@ EF_HIDDEN = "1-d, 3-d, scalar and empty ids; negative ids rejected"
 for _name in EF_VISIBLE.values():
     register(A, "embedding_function", _name, "EmbeddingFunction")(_ef_probe(False))
 register(A, "embedding_function_hidden", EF_HIDDEN, "EmbeddingFunction", hidden=True)(_ef_probe(True))
+
+
+# ------------------------------------------------------------------------------------------------ chunked loss
+def _chunk_case(rng, n, d, v, chunk, dtype=np.float64, scale=1.0, hint=CHUNK_HINT, raises=None, weight_d=None):
+    hidden = (scale * rng.standard_normal((n, d))).astype(dtype)
+    weight = rng.standard_normal((v, d if weight_d is None else weight_d)).astype(dtype)
+    targets = rng.integers(0, v, size=n)
+    label = (f"hidden ({n}, {d}) {np.dtype(dtype).name}, weight {weight.shape}, targets ({n},), "
+             f"chunk_size={chunk}")
+    return Case(label, (hidden, weight, targets, chunk), raises=raises, hint=hint)
+
+
+def chunk_cases_visible(seed):
+    rng = np.random.default_rng(seed)
+    return [_chunk_case(rng, 6, 3, 5, 4), _chunk_case(rng, 5, 2, 7, 1), _chunk_case(rng, 4, 3, 6, 10),
+            _chunk_case(rng, 4, 3, 6, 0, raises=ValueError, hint=CHUNK_SIZE_HINT)]
+
+
+def chunk_cases_hidden(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(10, 60))
+    return [_chunk_case(rng, n, int(rng.integers(2, 8)), int(rng.integers(5, 40)), int(rng.integers(1, n))),
+            _chunk_case(rng, 1, 4, 9, 3),
+            _chunk_case(rng, 12, 5, 11, 12),
+            _chunk_case(rng, 20, 6, 30, 7, np.float32),
+            _chunk_case(rng, 9, 4, 8, 2, scale=300.0, hint=STABLE_HINT + " (in each chunk)"),
+            _chunk_case(rng, 4, 3, 6, -2, raises=ValueError, hint=CHUNK_SIZE_HINT),
+            _chunk_case(rng, 4, 3, 6, 2, raises=ValueError, hint=CHUNK_SIZE_HINT, weight_d=4)]
+
+
+#: the memory check: float32 inputs whose full logits would be CHUNK_MEMORY_N x CHUNK_MEMORY_V x 4 bytes
+CHUNK_MEMORY_N, CHUNK_MEMORY_D, CHUNK_MEMORY_V, CHUNK_MEMORY_CHUNK = 2048, 8, 2048, 64
+CHUNK_MEMORY = f"holds at most chunk_size rows of logits (traced peak below half of the {CHUNK_MEMORY_N} x " \
+               f"{CHUNK_MEMORY_V} float32 logits)"
+
+
+def chunk_memory_inputs(seed):
+    rng = np.random.default_rng(seed)
+    hidden = rng.standard_normal((CHUNK_MEMORY_N, CHUNK_MEMORY_D)).astype(np.float32)
+    weight = (0.1 * rng.standard_normal((CHUNK_MEMORY_V, CHUNK_MEMORY_D))).astype(np.float32)
+    return hidden, weight, rng.integers(0, CHUNK_MEMORY_V, size=CHUNK_MEMORY_N)
+
+
+def _chunk_memory_probe(fn, seed):
+    """Peak bytes ``tracemalloc`` sees NumPy allocate during one call (NumPy reports its buffers to it)."""
+    hidden, weight, targets = chunk_memory_inputs(seed)
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        got = call(fn, hidden, weight, targets, CHUNK_MEMORY_CHUNK)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return {"raised": got if isinstance(got, Raised) else None, "peak": int(peak - before)}
+
+
+case_probes(A, "chunked_cross_entropy", "chunked_cross_entropy",
+            results_name="loss, dhidden and dweight, chunk by chunk",
+            error_names={ValueError: "chunk_size 0 raises ValueError"}, cases=chunk_cases_visible)
+register(A, "chunked_cross_entropy", CHUNK_MEMORY, "chunked_cross_entropy")(_chunk_memory_probe)
+case_probes(A, "chunked_cross_entropy_hidden", "chunked_cross_entropy",
+            results_name="random sizes, N = 1, one chunk, float32, logits in the thousands",
+            error_names={ValueError: "negative chunk_size or mismatched widths raise ValueError"},
+            cases=chunk_cases_hidden, hidden=True)

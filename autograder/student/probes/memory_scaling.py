@@ -1,5 +1,5 @@
 """Probes and inputs of the ``memory-scaling`` assignment: ``embedding_parameters``, ``tensor_bytes``,
-``training_bytes``, ``lookup_bytes``.
+``training_bytes``, ``lookup_bytes``, ``kv_cache_bytes``.
 
 Groups: ``<function>`` (visible) and ``<function>_hidden`` (inputs from the hidden seed). The judges are in
 :mod:`autograder.checks.memory_scaling`.
@@ -15,6 +15,12 @@ A = "memory-scaling"
 
 INT4_HINT = "int4 packs two values into a byte: round up, e.g. 7 values need 4 bytes"
 DTYPE_HINT = "only float32, float16, bfloat16, int8 and int4 are known: raise ValueError for anything else"
+TRAIN_DTYPE_HINT = ("int8 and int4 store weights for inference; training needs floating-point gradients: raise "
+                    "ValueError for them")
+KV_HINT = ("every layer caches one key AND one value vector of n_kv_heads * head_dim values per token and sequence: "
+           "2 * n_layers * batch_size * n_tokens * tensor_bytes(n_kv_heads * head_dim, dtype)")
+KV_ROW_HINT = "each cached vector is stored whole: an int4 vector of an odd length rounds up on its own"
+KV_SIZE_HINT = "raise ValueError for n_layers, n_kv_heads, head_dim or batch_size < 1, or n_tokens < 0"
 MIXED_HINT = ("weights and gradients in dtype, optimizer state in float32 (sgd 0, momentum 1, adam 2 values per "
               "parameter), plus a float32 master copy of the weights when dtype is not float32")
 
@@ -59,7 +65,8 @@ def training_cases_visible(seed):
             _case(1000, "float16", "sgd", hint=MIXED_HINT),
             _case(1000, "float32", "momentum", hint=MIXED_HINT),
             _case(1000, hint="defaults: dtype='float32', optimizer='adam'"),
-            _case(1000, "float32", "adagrad", raises=ValueError, hint="raise ValueError for an unknown optimizer")]
+            _case(1000, "float32", "adagrad", raises=ValueError, hint="raise ValueError for an unknown optimizer"),
+            _case(1000, "int8", "adam", raises=ValueError, hint=TRAIN_DTYPE_HINT)]
 
 
 def training_cases_hidden(seed):
@@ -71,7 +78,8 @@ def training_cases_hidden(seed):
             _case(1234, optimizer="momentum", hint="default dtype='float32'"),
             _case(4321, "bfloat16", hint="default optimizer='adam'"),
             _case(1000, "bfloat16", "rmsprop", raises=ValueError, hint="raise ValueError for an unknown optimizer"),
-            _case(1000, "float64", "adam", raises=ValueError, hint=DTYPE_HINT)]
+            _case(1000, "float64", "adam", raises=ValueError, hint=DTYPE_HINT),
+            _case(1000, "int4", "sgd", raises=ValueError, hint=TRAIN_DTYPE_HINT)]
 
 
 def lookup_cases_visible(seed):
@@ -87,6 +95,26 @@ def lookup_cases_hidden(seed):
             _case(4, 8, "float64", raises=ValueError, hint=DTYPE_HINT)]
 
 
+def kv_cases_visible(seed):
+    return [_case(32, 8, 128, 1, "bfloat16", hint=KV_HINT),                   # Llama 3.1 8B, one token
+            _case(32, 8, 128, 8192, hint="default dtype='bfloat16', batch_size=1; " + KV_HINT),
+            _case(12, 12, 64, 1024, "float32", 4, hint=KV_HINT),              # GPT-2 small, 4 sequences
+            _case(18, 1, 256, 8192, "int8", batch_size=2, hint=KV_HINT),      # Gemma 2B: one kv head
+            _case(2, 2, 4, 3, "fp8", raises=ValueError, hint=DTYPE_HINT)]
+
+
+def kv_cases_hidden(seed):
+    rng = np.random.default_rng(seed)
+    layers, heads = int(rng.integers(1, 128)), int(rng.integers(1, 16))
+    return [_case(1, 1, 3, 5, "int4", hint=KV_ROW_HINT),
+            _case(layers, heads, 2 * int(rng.integers(16, 128)), 0, "float16", hint=KV_HINT),
+            _case(126, 8, 128, 131072, "bfloat16", int(rng.integers(8, 64)), hint="use Python ints; " + KV_HINT),
+            _case(layers, heads, 64, int(rng.integers(1, 10**5)), "int4", hint=KV_HINT),
+            _case(0, 8, 128, 10, raises=ValueError, hint=KV_SIZE_HINT),
+            _case(32, 8, 128, -1, raises=ValueError, hint=KV_SIZE_HINT),
+            _case(32, 8, 128, 10, "bfloat16", 0, raises=ValueError, hint=KV_SIZE_HINT)]
+
+
 case_probes(A, "embedding_parameters", "embedding_parameters", results_name="V * D for GPT-2, BERT and a small table",
             cases=params_cases_visible)
 case_probes(A, "embedding_parameters_hidden", "embedding_parameters", results_name="1 x 1, Llama 3 and random tables",
@@ -96,7 +124,8 @@ case_probes(A, "tensor_bytes", "tensor_bytes", results_name="bytes per dtype, in
 case_probes(A, "tensor_bytes_hidden", "tensor_bytes", results_name="0 and 1 elements, billions of elements",
             error_names={ValueError: "more unknown dtypes raise ValueError"}, cases=tensor_cases_hidden, hidden=True)
 case_probes(A, "training_bytes", "training_bytes", results_name="weights, gradients, optimizer state, master copy",
-            error_names={ValueError: "unknown optimizer raises ValueError"}, cases=training_cases_visible)
+            error_names={ValueError: "unknown optimizer or an integer dtype raises ValueError"},
+            cases=training_cases_visible)
 case_probes(A, "training_bytes_hidden", "training_bytes",
             results_name="0, 1 and billions of parameters, mixed precision",
             error_names={ValueError: "unknown optimizer or dtype raises ValueError"}, cases=training_cases_hidden,
@@ -105,3 +134,8 @@ case_probes(A, "lookup_bytes", "lookup_bytes", results_name="one row of dim valu
             cases=lookup_cases_visible)
 case_probes(A, "lookup_bytes_hidden", "lookup_bytes", results_name="0 and 1 tokens, long batches, int4",
             error_names={ValueError: "unknown dtype raises ValueError"}, cases=lookup_cases_hidden, hidden=True)
+case_probes(A, "kv_cache_bytes", "kv_cache_bytes", results_name="keys and values, every layer, token and sequence",
+            error_names={ValueError: "unknown dtype raises ValueError"}, cases=kv_cases_visible)
+case_probes(A, "kv_cache_bytes_hidden", "kv_cache_bytes",
+            results_name="odd int4 vectors, empty and 128k-token caches, large batches",
+            error_names={ValueError: "non-positive sizes raise ValueError"}, cases=kv_cases_hidden, hidden=True)

@@ -1,0 +1,57 @@
+"""Inference and sharding helpers of the memory-scaling chapter."""
+from __future__ import annotations
+
+import pytest
+
+from autograder import models
+from autograder.book import inference as I
+from autograder.book import sharding as S
+from autograder.reference import numpy_ref as N
+
+LLAMA8 = models.get_model("Llama 3.1 8B")
+
+
+def test_kv_cache_per_token_and_what_gqa_saved():
+    assert I.kv_cache_bytes_per_token(LLAMA8) == 2 * 32 * 8 * 128 * 2 == 128 * 2**10
+    assert I.mha_kv_cache_bytes_per_token(LLAMA8) == 4 * I.kv_cache_bytes_per_token(LLAMA8)
+    assert I.kv_cache_bytes_for(LLAMA8, 131072) == 16 * 2**30
+    assert I.kv_cache_bytes_for(LLAMA8, 10, "float32", batch_size=3) == 3 * 10 * 2 * I.kv_cache_bytes_per_token(LLAMA8)
+
+
+def test_flops_per_token_count_multiplied_parameters_only():
+    # untied: the token table is a lookup (no FLOPs), the output table a matrix product
+    assert I.matmul_parameters(LLAMA8) == LLAMA8.total_params - LLAMA8.token_embedding_params
+    tied = models.get_model("Llama 3.2 1B")
+    assert I.matmul_parameters(tied) == tied.total_params      # the tied table counts once, at the output
+    gpt2 = models.get_model("GPT-2 small")
+    assert I.matmul_parameters(gpt2) == gpt2.total_params - models.parameter_breakdown(gpt2)["position_embedding"]
+    assert I.training_flops_per_token(LLAMA8) == 3 * I.forward_flops_per_token(LLAMA8)
+
+
+def test_decode_reads_every_weight_plus_the_cache():
+    assert I.decode_bytes_per_token(LLAMA8, 0) == 2 * LLAMA8.total_params
+    assert I.decode_bytes_per_token(LLAMA8, 100) == 2 * LLAMA8.total_params + 100 * 128 * 2**10
+
+
+@pytest.mark.parametrize("stage, per_param", [(0, 16), (1, 4 + 12 / 8), (2, 2 + 14 / 8), (3, 16 / 8)])
+def test_zero_stages_follow_the_paper(stage, per_param):
+    assert S.zero_bytes_per_device(1000, 8, stage) == pytest.approx(1000 * per_param)
+
+
+def test_zero_stage_zero_is_training_bytes_and_megatron_is_eighteen():
+    assert S.zero_bytes_per_device(10**6, 64, 0) == N.training_bytes(10**6, "bfloat16", "adam")
+    assert S.zero_bytes_per_device(10**6, 1, 0, grad_bytes=4) == 18 * 10**6
+    with pytest.raises(ValueError, match="stage"):
+        S.zero_bytes_per_device(10, 8, 4)
+    with pytest.raises(ValueError):
+        S.zero_bytes_per_device(10, 0, 1)
+
+
+def test_vocabulary_padding_and_parallel_split():
+    assert S.padded_vocab_size(50257, 64) == 50304                 # nanoGPT's GPT-2 vocabulary
+    part = S.vocab_parallel_bytes_per_device(128256, 4096, 16, tp=8)
+    assert part["padded_vocab"] % (128 * 8) == 0 and part["padded_vocab"] >= 128256
+    assert part["rows"] * 8 == part["padded_vocab"]
+    assert part["table_bytes"] == part["rows"] * 4096 * 2 and part["logits_bytes"] == 16 * part["rows"] * 4
+    with pytest.raises(ValueError):
+        S.padded_vocab_size(0, 64)
