@@ -147,3 +147,31 @@ def test_model_inv_freq_uses_each_rows_theta_and_refuses_learned_positions():
     np.testing.assert_allclose(qwen, rs.inv_freq(128, 1_000_000.0))
     with pytest.raises(ValueError, match="learned"):
         rs.model_inv_freq(models.get_model("GPT-2 small"))
+
+
+# ----------------------------------------------------------------------------------------------- score biases
+def test_alibi_slopes_follow_the_papers_geometric_rule():
+    from autograder.book.relative_bias import alibi_bias, alibi_slopes
+    np.testing.assert_allclose(alibi_slopes(8), [2.0 ** -k for k in range(1, 9)])
+    np.testing.assert_allclose(alibi_slopes(4), [2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8])
+    twelve = alibi_slopes(12)                       # not a power of two: 8 slopes, then every other one of 16
+    np.testing.assert_allclose(twelve[:8], alibi_slopes(8))
+    np.testing.assert_allclose(twelve[8:], alibi_slopes(16)[0::2][:4])
+    bias = alibi_bias(4, np.array([0.5]))
+    assert bias[0, 3, 0] == -1.5 and bias[0, 2, 2] == 0 and np.isneginf(bias[0, 0, 1])
+    with pytest.raises(ValueError):
+        alibi_slopes(0)
+
+
+def test_t5_buckets_are_exact_near_logarithmic_far_and_saturate():
+    from autograder.book.relative_bias import t5_bucket
+    rel = np.arange(-200, 201)
+    causal = t5_bucket(rel, bidirectional=False)
+    np.testing.assert_array_equal(causal[rel >= 0], 0)                  # later keys: bucket 0 in the decoder
+    np.testing.assert_array_equal(t5_bucket(-np.arange(16), bidirectional=False), np.arange(16))  # exact below 16
+    assert t5_bucket(np.array([-127]), bidirectional=False)[0] == 31 == t5_bucket(np.array([-5000]), bidirectional=False)[0]
+    assert np.all(np.diff(t5_bucket(-np.arange(300), bidirectional=False)) >= 0)
+    both = t5_bucket(rel)
+    assert both.min() == 0 and both.max() == 31
+    np.testing.assert_array_equal(both[rel > 0] >= 16, True)            # keys after the query: the upper half
+    np.testing.assert_array_equal(t5_bucket(np.arange(1, 8)), 16 + np.arange(1, 8))
