@@ -168,14 +168,13 @@ def test_rope_interleaved_not_half_split_and_errors():
 
 
 @given(st.integers(1, 8).map(lambda h: 2 * h), st.integers(0, 3), st.data())
-def test_layout_conversions_match_the_torch_reference_and_invert_each_other(dim, batch_dims, data):
+def test_layout_conversion_matches_the_torch_reference_and_argsort_inverts_it(dim, batch_dims, data):
     dtype = data.draw(st.sampled_from([np.float32, np.float64, np.int64]))
     x = data.draw(hnp.arrays(dtype, (2,) * batch_dims + (dim,), elements=st.integers(-100, 100)))
     half = N.interleaved_to_half(x)
     assert half.shape == x.shape and half.dtype == x.dtype
     np.testing.assert_array_equal(half, T.interleaved_to_half(torch.from_numpy(x)).numpy())
-    np.testing.assert_array_equal(N.half_to_interleaved(half), x)
-    np.testing.assert_array_equal(N.half_to_interleaved(x), T.half_to_interleaved(torch.from_numpy(x)).numpy())
+    np.testing.assert_array_equal(half[..., np.argsort(N.interleaved_to_half(np.arange(dim)))], x)
 
 
 @given(st.integers(1, 12), st.integers(1, 8).map(lambda h: 2 * h), st.data())
@@ -190,13 +189,13 @@ def test_half_split_rope_on_converted_vectors_is_the_converted_interleaved_rope(
     np.testing.assert_allclose(h * cos + rotate_half * sin, N.interleaved_to_half(N.apply_rope(x, pos)), atol=1e-9)
 
 
-def test_layout_conversions_reject_odd_and_empty_axes():
-    for fn in (N.interleaved_to_half, N.half_to_interleaved):
-        for bad in (np.ones((3, 5)), np.ones((2, 0)), np.float64(1.0)):
-            with pytest.raises(ValueError):
-                fn(bad)
+def test_layout_conversion_rejects_odd_and_empty_axes():
+    for bad in (np.ones((3, 5)), np.ones((2, 0)), np.float64(1.0)):
+        with pytest.raises(ValueError):
+            N.interleaved_to_half(bad)
+        with pytest.raises(ValueError):
+            T.interleaved_to_half(torch.as_tensor(bad))
     np.testing.assert_array_equal(N.interleaved_to_half(np.arange(6)), [0, 2, 4, 1, 3, 5])
-    np.testing.assert_array_equal(N.half_to_interleaved(np.arange(6)), [0, 3, 1, 4, 2, 5])
 
 
 @given(st.integers(1, 64).map(lambda h: 2 * h), st.floats(100, 2e6), st.floats(1, 64), st.integers(64, 200_000),

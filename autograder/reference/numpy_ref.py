@@ -13,8 +13,7 @@ import numpy as np
 
 __all__ = [
     "xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors",
-    "sinusoidal_positions", "add_positions", "apply_rope", "interleaved_to_half", "half_to_interleaved",
-    "llama3_inv_freq",
+    "sinusoidal_positions", "add_positions", "apply_rope", "interleaved_to_half", "llama3_inv_freq",
     "embedding_parameters", "tensor_bytes", "training_bytes", "lookup_bytes", "DTYPE_BYTES",
     "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "numerical_gradient",
 ]
@@ -172,29 +171,16 @@ def apply_rope(x: np.ndarray, positions: np.ndarray, base: float = 10000.0) -> n
     return out.astype(x.dtype) if np.issubdtype(x.dtype, np.floating) else out
 
 
-def _check_pair_axis(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim < 1 or x.shape[-1] == 0 or x.shape[-1] % 2:
-        raise ValueError(f"the last axis must hold an even, positive number of dimensions, got shape {x.shape}")
-    return x
-
-
 def interleaved_to_half(x: np.ndarray) -> np.ndarray:
     """Reorder the last axis ``D`` of ``x`` ``(..., D)`` from RoPE's interleaved layout (pair ``i`` at ``2i, 2i+1``)
     to the half-split ``rotate_half`` layout (pair ``i`` at ``i, i + D/2``): the even dimensions, then the odd ones.
-    A new array of the same shape and dtype. ``ValueError`` for an odd or empty last axis.
+    A new array of the same shape and dtype. ``ValueError`` for an odd or empty last axis (or a 0-d input).
+    The inverse permutation, back to interleaved, is ``np.argsort`` of ``interleaved_to_half(np.arange(D))``.
     """
-    x = _check_pair_axis(x)
+    x = np.asarray(x)
+    if x.ndim < 1 or x.shape[-1] == 0 or x.shape[-1] % 2:
+        raise ValueError(f"the last axis must hold an even, positive number of dimensions, got shape {x.shape}")
     return np.concatenate([x[..., 0::2], x[..., 1::2]], axis=-1)
-
-
-def half_to_interleaved(x: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`interleaved_to_half`: ``out[..., 2i] = x[..., i]``, ``out[..., 2i+1] = x[..., i + D/2]``."""
-    x = _check_pair_axis(x)
-    half = x.shape[-1] // 2
-    out = np.empty_like(x)
-    out[..., 0::2], out[..., 1::2] = x[..., :half], x[..., half:]
-    return out
 
 
 def llama3_inv_freq(dim: int, base: float, factor: float, original_max_positions: int,

@@ -16,8 +16,7 @@ from torch import nn
 
 __all__ = [
     "xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors",
-    "sinusoidal_positions", "add_positions", "apply_rope", "interleaved_to_half", "half_to_interleaved",
-    "llama3_inv_freq", "TokenPositionEmbedding",
+    "sinusoidal_positions", "add_positions", "apply_rope", "interleaved_to_half", "llama3_inv_freq", "TokenPositionEmbedding",
     "tensor_bytes", "optimizer_state_bytes", "training_bytes", "lookup_bytes",
     "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "EmbeddingFunction",
 ]
@@ -96,13 +95,6 @@ def interleaved_to_half(x: torch.Tensor) -> torch.Tensor:
     if x.dim() < 1 or x.shape[-1] == 0 or x.shape[-1] % 2:
         raise ValueError(f"the last axis must be even and non-empty, got shape {tuple(x.shape)}")
     return x.unflatten(-1, (x.shape[-1] // 2, 2)).transpose(-1, -2).flatten(-2)
-
-
-def half_to_interleaved(x: torch.Tensor) -> torch.Tensor:
-    """Half-split -> interleaved: view ``(..., D)`` as ``(..., 2, D/2)`` and transpose."""
-    if x.dim() < 1 or x.shape[-1] == 0 or x.shape[-1] % 2:
-        raise ValueError(f"the last axis must be even and non-empty, got shape {tuple(x.shape)}")
-    return x.unflatten(-1, (2, x.shape[-1] // 2)).transpose(-1, -2).flatten(-2)
 
 
 def llama3_inv_freq(dim: int, base: float, factor: float, original_max_positions: int,
