@@ -16,12 +16,12 @@ import json
 import os
 from pathlib import Path
 
-from .tasks import GradeResult
+from .records import GradeResult
 
 __all__ = ["Store", "CSV_COLUMNS", "StoreLocked", "GradebookMismatch", "normalize_db_url"]
 
 CSV_COLUMNS = ["student", "assignment", "score", "max_score", "status", "reason", "tests_passed", "tests_total",
-               "seconds"]
+               "seconds", "isolation"]
 
 
 class StoreLocked(RuntimeError):
@@ -165,6 +165,6 @@ class Store:
                                  f"{r.max_score:g}", r.status, r.reason,
                                  sum(t.passed for t in r.tests) if r.status == "graded" else "",
                                  len(r.tests) if r.status == "graded" else "",
-                                 f"{r.timings.get('total_s', 0.0):.1f}"])
+                                 f"{r.timings.get('total_s', 0.0):.1f}", r.isolation])
         os.replace(tmp, path)
         return path
