@@ -19,6 +19,14 @@ weight matrix, for five architecture families:
 ``qwen2``
     the ``llama`` layout plus biases on the ``q``, ``k`` and ``v`` projections.
 
+RoPE rows also carry their rotary settings, from the same ``config.json``: ``rope_theta`` (the base of the
+frequencies ``rope_theta ** (-2i / head_dim)``), ``rope_scaling`` (``"none"``, ``"llama3"`` or ``"longrope"``: the
+``rope_scaling`` entry's type), its ``rope_factor`` and ``rope_original_max_positions`` (the context the frequencies
+were trained for before extension), Llama 3's ``rope_low_freq_factor`` / ``rope_high_freq_factor``, and
+``partial_rotary_factor`` (the share of each head's dimensions that is rotated; 1.0 when the config has no such
+field). Learned-position rows leave these fields empty (``None``). LongRoPE's per-frequency factor lists are too
+long for a column: ``autograder.book.rope_scaling`` ships them in ``data/longrope_factors.json``.
+
 ``tests/test_models.py`` asserts that the computed total equals ``reported_params`` for every row (GPT-3's
 175.0B is the paper's rounded figure: within 0.5% there). A typo in any of a row's numbers breaks that equality,
 which is how the table was verified.
@@ -40,6 +48,13 @@ ROUNDED_REPORTS = {"GPT-3 175B": 0.005}
 
 _INT_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "max_positions",
                "reported_params")
+_ROPE_FLOAT_FIELDS = ("rope_theta", "rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
+                      "partial_rotary_factor")
+#: the ``rope_scaling`` types the table uses, and the fields each one requires
+ROPE_SCALINGS = {"none": ("rope_theta", "partial_rotary_factor"),
+                 "llama3": ("rope_theta", "partial_rotary_factor", "rope_factor", "rope_original_max_positions",
+                            "rope_low_freq_factor", "rope_high_freq_factor"),
+                 "longrope": ("rope_theta", "partial_rotary_factor", "rope_factor", "rope_original_max_positions")}
 _BERT_TOKEN_TYPES = 2  # type_vocab_size in every BERT config.json
 
 
@@ -66,6 +81,20 @@ class ModelConfig:
     tied_embeddings: bool
     reported_params: int
     source: str
+    rope_theta: float | None = None
+    rope_scaling: str | None = None
+    rope_factor: float | None = None
+    rope_original_max_positions: int | None = None
+    rope_low_freq_factor: float | None = None
+    rope_high_freq_factor: float | None = None
+    partial_rotary_factor: float | None = None
+
+    @property
+    def rotary_dim(self) -> int | None:
+        """Dimensions of each head that RoPE rotates: ``head_dim * partial_rotary_factor`` (``None`` without RoPE)."""
+        if self.partial_rotary_factor is None:
+            return None
+        return int(self.head_dim * self.partial_rotary_factor)
 
     @property
     def total_params(self) -> int:
@@ -103,8 +132,44 @@ def _parse_row(row: dict[str, str], line: int) -> ModelConfig:
         raise ValueError(f"{CONFIGS_CSV.name} line {line}: fields {bad} must be positive")
     if values["n_heads"] % values["n_kv_heads"]:
         raise ValueError(f"{CONFIGS_CSV.name} line {line}: n_heads must be a multiple of n_kv_heads")
+    values.update(_parse_rope(row, line, values["head_dim"]))
     return ModelConfig(model=row["model"], family=row["family"], position_encoding=row["position_encoding"],
                        tied_embeddings=tied == "true", source=row["source"], **values)
+
+
+def _parse_rope(row: dict[str, str], line: int, head_dim: int) -> dict[str, object]:
+    """The RoPE fields of one row: all empty for learned positions; for RoPE, the ones its scaling type needs."""
+    fields = _ROPE_FLOAT_FIELDS + ("rope_scaling", "rope_original_max_positions")
+    raw = {k: (row.get(k) or "").strip() for k in fields}
+    if row["position_encoding"] == "learned":
+        filled = [k for k, v in raw.items() if v]
+        if filled:
+            raise ValueError(f"{CONFIGS_CSV.name} line {line}: learned positions take no RoPE fields, got {filled}")
+        return {}
+    scaling = raw["rope_scaling"]
+    if scaling not in ROPE_SCALINGS:
+        raise ValueError(f"{CONFIGS_CSV.name} line {line}: rope_scaling must be one of {tuple(ROPE_SCALINGS)}, "
+                         f"got {scaling!r}")
+    missing = [k for k in ROPE_SCALINGS[scaling] if not raw[k]]
+    extra = [k for k in fields if raw[k] and k != "rope_scaling" and k not in ROPE_SCALINGS[scaling]]
+    if missing or extra:
+        raise ValueError(f"{CONFIGS_CSV.name} line {line}: rope_scaling {scaling} needs {list(ROPE_SCALINGS[scaling])}"
+                         f" (missing {missing}, unexpected {extra})")
+    out: dict[str, object] = {"rope_scaling": scaling}
+    try:
+        for k in _ROPE_FLOAT_FIELDS:
+            out[k] = float(raw[k]) if raw[k] else None
+        out["rope_original_max_positions"] = int(raw["rope_original_max_positions"]) if raw[
+            "rope_original_max_positions"] else None
+    except ValueError as exc:
+        raise ValueError(f"{CONFIGS_CSV.name} line {line}: bad RoPE number ({exc})") from None
+    if out["rope_theta"] <= 1:
+        raise ValueError(f"{CONFIGS_CSV.name} line {line}: rope_theta must exceed 1, got {out['rope_theta']}")
+    rotary = head_dim * out["partial_rotary_factor"]
+    if not 0 < out["partial_rotary_factor"] <= 1 or rotary != int(rotary) or int(rotary) % 2:
+        raise ValueError(f"{CONFIGS_CSV.name} line {line}: partial_rotary_factor must be in (0, 1] and rotate an even "
+                         f"number of the {head_dim} head dimensions, got {out['partial_rotary_factor']}")
+    return out
 
 
 @lru_cache(maxsize=4)

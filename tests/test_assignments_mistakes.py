@@ -337,6 +337,75 @@ MISTAKES: list[Mistake] = [
             out[..., 0::2], out[..., 1::2] = a * np.cos(theta) - b * np.sin(theta), a * np.sin(theta) + b * np.cos(theta)
             return out
     """),
+    _m("layout-odd-then-even", PE, "interleaved_to_half", "visible", """
+        def interleaved_to_half(x):
+            if x.shape[-1] % 2:
+                raise ValueError("odd D")
+            return np.concatenate([x[..., 1::2], x[..., 0::2]], axis=-1)
+    """),
+    _m("layout-the-inverse-permutation", PE, "interleaved_to_half", "visible", """
+        def interleaved_to_half(x):
+            d = x.shape[-1]
+            if d % 2:
+                raise ValueError("odd D")
+            return x.reshape(*x.shape[:-1], 2, d // 2).swapaxes(-1, -2).reshape(x.shape)
+    """),
+    _m("layout-float64-output", PE, "interleaved_to_half", "visible", """
+        def interleaved_to_half(x):
+            if x.shape[-1] % 2:
+                raise ValueError("odd D")
+            return np.concatenate([x[..., 0::2], x[..., 1::2]], axis=-1).astype(np.float64)
+    """),
+    _m("layout-empty-axis-accepted", PE, "interleaved_to_half", "hidden", """
+        def interleaved_to_half(x):
+            if x.shape[-1] % 2:
+                raise ValueError("odd D")
+            return np.concatenate([x[..., 0::2], x[..., 1::2]], axis=-1)
+    """),
+    _m("llama3-blend-swapped", PE, "llama3_inv_freq", "visible", """
+        def llama3_inv_freq(dim, base, factor, original_max_positions, low_freq_factor=1.0, high_freq_factor=4.0):
+            if dim % 2:
+                raise ValueError("odd dim")
+            f = base ** (-np.arange(0, dim, 2) / dim)
+            w = 2 * np.pi / f
+            s = (original_max_positions / w - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            out = s * f / factor + (1 - s) * f
+            out = np.where(w < original_max_positions / high_freq_factor, f, out)
+            return np.where(w > original_max_positions / low_freq_factor, f / factor, out)
+    """),
+    _m("llama3-exponent-i-over-dim", PE, "llama3_inv_freq", "visible", """
+        def llama3_inv_freq(dim, base, factor, original_max_positions, low_freq_factor=1.0, high_freq_factor=4.0):
+            if dim % 2:
+                raise ValueError("odd dim")
+            f = base ** (-np.arange(dim // 2) / dim)
+            w = 2 * np.pi / f
+            s = (original_max_positions / w - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            out = (1 - s) * f / factor + s * f
+            out = np.where(w < original_max_positions / high_freq_factor, f, out)
+            return np.where(w > original_max_positions / low_freq_factor, f / factor, out)
+    """),
+    _m("llama3-thresholds-swapped", PE, "llama3_inv_freq", "visible", """
+        def llama3_inv_freq(dim, base, factor, original_max_positions, low_freq_factor=1.0, high_freq_factor=4.0):
+            if dim % 2:
+                raise ValueError("odd dim")
+            f = base ** (-np.arange(0, dim, 2) / dim)
+            w = 2 * np.pi / f
+            s = (original_max_positions / w - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            out = (1 - s) * f / factor + s * f
+            out = np.where(w < original_max_positions / low_freq_factor, f, out)
+            return np.where(w > original_max_positions / high_freq_factor, f / factor, out)
+    """),
+    _m("llama3-no-argument-checks", PE, "llama3_inv_freq", "hidden", """
+        def llama3_inv_freq(dim, base, factor, original_max_positions, low_freq_factor=1.0, high_freq_factor=4.0):
+            if dim % 2:
+                raise ValueError("odd dim")
+            f = base ** (-np.arange(0, dim, 2) / dim)
+            w = 2 * np.pi / f
+            s = (original_max_positions / w - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            out = (1 - s) * f / factor + s * f
+            out = np.where(w < original_max_positions / high_freq_factor, f, out)
+            return np.where(w > original_max_positions / low_freq_factor, f / factor, out)
+    """),
     _m("module-sinusoidal-as-parameter", PE, "TokenPositionEmbedding", "visible", """
         class TokenPositionEmbedding(nn.Module):
             def __init__(self, vocab_size, dim, max_len, positions="learned"):

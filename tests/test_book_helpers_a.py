@@ -10,8 +10,7 @@ import torch
 
 from autograder.book import corpus, notebook, tiny_models
 from autograder.book.corpus import TOPICS, Vocabulary, generate_corpus, skipgram_pairs, topic_of
-from autograder.book.tiny_models import (POSITION_KINDS, TinyAttention, accuracy_by_position, offset_copy_batch,
-                                         one_thread, rope_rotate, train_offset_copy, train_skipgram)
+from autograder.book.tiny_models import one_thread, train_skipgram
 from autograder.reference import numpy_ref, torch_ref
 
 
@@ -94,80 +93,6 @@ def test_untrained_table_is_the_seeded_initialisation(small_corpus):
 def test_skipgram_rejects_mismatched_pairs():
     with pytest.raises(ValueError, match="one length"):
         train_skipgram(np.zeros(3, np.int64), np.zeros(4, np.int64), 5)
-
-
-# ----------------------------------------------------------------------------------------------- RoPE
-@pytest.mark.parametrize("shape", [(5, 8), (2, 3, 7, 16), (1, 64)])
-def test_rope_rotate_matches_the_torch_reference(shape):
-    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
-    positions = torch.arange(shape[-2]) * 37 + 5
-    expected = torch_ref.apply_rope(x.double(), positions).float()
-    torch.testing.assert_close(rope_rotate(x, positions), expected, atol=1e-4, rtol=1e-4)
-    assert rope_rotate(x, positions).dtype == x.dtype
-
-
-def test_rope_rotate_scores_depend_only_on_the_offset():
-    q, k = torch.randn(2, 32, generator=torch.Generator().manual_seed(1)).unbind(0)
-    pos = torch.arange(40)
-    scores = rope_rotate(q.expand(40, 32), pos) @ rope_rotate(k.expand(40, 32), pos).T
-    for offset in (-7, 0, 11):
-        diag = torch.diagonal(scores, offset)
-        assert float(diag.max() - diag.min()) < 1e-4
-
-
-def test_rope_rotate_rejects_bad_shapes():
-    with pytest.raises(ValueError, match="even"):
-        rope_rotate(torch.zeros(4, 5), torch.arange(4))
-    with pytest.raises(ValueError, match="positions"):
-        rope_rotate(torch.zeros(4, 6), torch.arange(3))
-
-
-# ----------------------------------------------------------------------------------------------- tiny attention
-def test_same_seed_same_model_and_global_rng_untouched():
-    torch.manual_seed(123)
-    expected_next = torch.rand(1)
-    torch.manual_seed(123)
-    a, b = TinyAttention(10, 8, 16, "learned", seed=4), TinyAttention(10, 8, 16, "learned", seed=4)
-    assert torch.equal(torch.rand(1), expected_next)
-    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
-        assert torch.equal(pa, pb)
-    c = TinyAttention(10, 8, 16, "learned", seed=5)
-    assert not torch.equal(a.query.weight, c.query.weight)
-
-
-@pytest.mark.parametrize("kind", POSITION_KINDS)
-def test_attention_is_causal_and_shapes_are_right(kind):
-    model = TinyAttention(12, 8, 16, kind, seed=0)
-    ids = torch.randint(12, (3, 10), generator=torch.Generator().manual_seed(0))
-    changed = ids.clone()
-    changed[:, 6:] = (changed[:, 6:] + 1) % 12              # change only the future of position 5
-    out, out_changed = model(ids), model(changed)
-    assert out.shape == (3, 10, 12)
-    torch.testing.assert_close(out[:, :6], out_changed[:, :6])
-    assert not torch.allclose(out[:, 6:], out_changed[:, 6:])
-
-
-def test_absolute_tables_have_a_hard_length_limit_and_bad_kinds_are_refused():
-    with pytest.raises(ValueError, match="exceeds max_len"):
-        TinyAttention(10, 8, 16, "learned")(torch.zeros(1, 17, dtype=torch.long))
-    TinyAttention(10, 8, 16, "rotary")(torch.zeros(1, 40, dtype=torch.long))   # no table, no limit
-    with pytest.raises(ValueError, match="positions must be one of"):
-        TinyAttention(10, 8, 16, "alibi")
-
-
-def test_offset_copy_targets_are_the_ids_offset_back():
-    ids, targets = offset_copy_batch(4, 9, 7, 3, torch.Generator().manual_seed(0))
-    assert (targets[:, :3] == -100).all()
-    assert torch.equal(targets[:, 3:], ids[:, :-3])
-
-
-def test_rotary_model_learns_the_offset_task_and_accuracy_marks_undefined_positions():
-    model = TinyAttention(16, 32, 64, "rotary", seed=0)
-    losses = train_offset_copy(model, length=32, offset=3, steps=200, seed=0)
-    assert losses[-1] < 0.1 * losses[0]
-    acc = accuracy_by_position(model, length=32, offset=3, batch=128)
-    assert acc.shape == (32,) and np.isnan(acc[:3]).all()
-    assert np.nanmean(acc) > 0.95
 
 
 def test_one_thread_restores_the_thread_count_even_after_an_error():

@@ -156,3 +156,56 @@ def test_malformed_rows_fail_with_the_line_number(tmp_path, field, value, messag
     _write(path, rows)
     with pytest.raises(ValueError, match=message):
         load_model_configs(path)
+
+
+# ------------------------------------------------------------------------------------------------ RoPE settings
+#: rope_theta and rope_scaling of every RoPE row, as their config.json files state them
+ROPE_SETTINGS = {
+    "Llama 3.2 1B": (500_000.0, "llama3", 32.0), "Llama 3.2 3B": (500_000.0, "llama3", 32.0),
+    "Llama 3.1 8B": (500_000.0, "llama3", 8.0), "Llama 3.1 70B": (500_000.0, "llama3", 8.0),
+    "Llama 3.1 405B": (500_000.0, "llama3", 8.0), "Phi-3-mini (128k)": (10_000.0, "longrope", 32.0),
+    "Gemma 2B": (10_000.0, "none", None), "Gemma 7B": (10_000.0, "none", None), "Mistral 7B": (10_000.0, "none", None),
+    "Qwen2.5 0.5B": (1_000_000.0, "none", None), "Qwen2.5 1.5B": (1_000_000.0, "none", None),
+    "Qwen2.5 7B": (1_000_000.0, "none", None),
+}
+
+
+def test_every_rope_row_has_its_published_rope_settings_and_learned_rows_none():
+    rope_rows = {c.model for c in CONFIGS if c.position_encoding == "rope"}
+    assert rope_rows == set(ROPE_SETTINGS)
+    for cfg in CONFIGS:
+        if cfg.position_encoding == "learned":
+            assert (cfg.rope_theta, cfg.rope_scaling, cfg.rotary_dim) == (None, None, None), cfg.model
+            continue
+        assert (cfg.rope_theta, cfg.rope_scaling, cfg.rope_factor) == ROPE_SETTINGS[cfg.model], cfg.model
+        assert cfg.partial_rotary_factor == 1.0 and cfg.rotary_dim == cfg.head_dim
+        assert str(cfg.rope_theta).split(".")[0] in cfg.source.replace(",", ""), "the source cites rope_theta"
+        assert cfg.rope_scaling.replace("none", "null") in cfg.source, "the source cites the scaling type"
+
+
+def test_llama3_and_longrope_rows_carry_their_extension_parameters():
+    for name in ("Llama 3.2 1B", "Llama 3.1 8B", "Llama 3.1 405B"):
+        cfg = get_model(name)
+        assert (cfg.rope_original_max_positions, cfg.rope_low_freq_factor, cfg.rope_high_freq_factor) == (8192, 1.0, 4.0)
+        assert cfg.max_positions == cfg.rope_original_max_positions * 16  # 131072 = 8192 x 16
+    phi3 = get_model("Phi-3-mini (128k)")
+    assert phi3.rope_original_max_positions == 4096
+    assert phi3.rope_factor == phi3.max_positions / phi3.rope_original_max_positions == 32.0
+    assert phi3.rope_low_freq_factor is None and phi3.rope_high_freq_factor is None
+
+
+@pytest.mark.parametrize("row,field,value,message", [
+    (1, "rope_theta", "10000.0", "learned positions take no RoPE fields"),          # GPT-2 medium
+    (7, "rope_scaling", "yarn", "rope_scaling must be one of"),                      # Llama 3.2 1B
+    (7, "rope_factor", "", "missing \\['rope_factor'\\]"),
+    (15, "rope_factor", "4.0", "unexpected \\['rope_factor'\\]"),                    # Mistral 7B: no scaling
+    (15, "partial_rotary_factor", "0.33", "rotate an even number"),
+    (15, "rope_theta", "ten thousand", "bad RoPE number"),
+])
+def test_malformed_rope_fields_fail_with_the_line_number(tmp_path, row, field, value, message):
+    rows = _rows()[:row + 1]
+    rows[row][field] = value
+    path = tmp_path / "configs.csv"
+    _write(path, rows)
+    with pytest.raises(ValueError, match=f"line {row + 2}: .*{message}"):
+        load_model_configs(path)

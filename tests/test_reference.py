@@ -223,6 +223,63 @@ def test_rope_interleaved_not_half_split_and_errors():
         N.apply_rope(np.ones((2, 4)), [0, 1, 2])
 
 
+@given(st.integers(1, 8).map(lambda h: 2 * h), st.integers(0, 3), st.data())
+def test_layout_conversion_matches_the_torch_reference_and_argsort_inverts_it(dim, batch_dims, data):
+    dtype = data.draw(st.sampled_from([np.float32, np.float64, np.int64]))
+    x = data.draw(hnp.arrays(dtype, (2,) * batch_dims + (dim,), elements=st.integers(-100, 100)))
+    half = N.interleaved_to_half(x)
+    assert half.shape == x.shape and half.dtype == x.dtype
+    np.testing.assert_array_equal(half, T.interleaved_to_half(torch.from_numpy(x)).numpy())
+    np.testing.assert_array_equal(half[..., np.argsort(N.interleaved_to_half(np.arange(dim)))], x)
+
+
+@given(st.integers(1, 12), st.integers(1, 8).map(lambda h: 2 * h), st.data())
+def test_half_split_rope_on_converted_vectors_is_the_converted_interleaved_rope(seq_len, dim, data):
+    """rotate_half RoPE (Hugging Face's layout) on interleaved_to_half(x) == interleaved_to_half(apply_rope(x))."""
+    x = data.draw(hnp.arrays(np.float64, (seq_len, dim), elements=st.floats(-5, 5)))
+    pos = data.draw(hnp.arrays(np.int64, (seq_len,), elements=st.integers(0, 5000)))
+    theta = pos[:, None] * 10000.0 ** (-np.arange(0, dim, 2) / dim)
+    cos, sin = np.tile(np.cos(theta), 2), np.tile(np.sin(theta), 2)
+    h = N.interleaved_to_half(x)
+    rotate_half = np.concatenate([-h[:, dim // 2:], h[:, :dim // 2]], axis=-1)
+    np.testing.assert_allclose(h * cos + rotate_half * sin, N.interleaved_to_half(N.apply_rope(x, pos)), atol=1e-9)
+
+
+def test_layout_conversion_rejects_odd_and_empty_axes():
+    for bad in (np.ones((3, 5)), np.ones((2, 0)), np.float64(1.0)):
+        with pytest.raises(ValueError):
+            N.interleaved_to_half(bad)
+        with pytest.raises(ValueError):
+            T.interleaved_to_half(torch.as_tensor(bad))
+    np.testing.assert_array_equal(N.interleaved_to_half(np.arange(6)), [0, 2, 4, 1, 3, 5])
+
+
+@given(st.integers(1, 64).map(lambda h: 2 * h), st.floats(100, 2e6), st.floats(1, 64), st.integers(64, 200_000),
+       st.floats(0.5, 2), st.floats(0.5, 8))
+def test_llama3_frequencies_match_the_clamped_torch_form(dim, base, factor, original, low, extra):
+    high = low + extra
+    ours = N.llama3_inv_freq(dim, base, factor, original, low, high)
+    assert ours.shape == (dim // 2,) and ours.dtype == np.float64
+    np.testing.assert_allclose(ours, T.llama3_inv_freq(dim, base, factor, original, low, high).numpy(), rtol=1e-12)
+    plain = base ** (-np.arange(0, dim, 2) / dim)
+    assert np.all(ours <= plain * (1 + 1e-12)) and np.all(ours >= plain / factor * (1 - 1e-12))
+
+
+def test_llama3_frequencies_on_llama_3_1_and_errors():
+    f = N.llama3_inv_freq(128, 500_000.0, 8.0, 8192, 1.0, 4.0)
+    plain = 500_000.0 ** (-np.arange(0, 128, 2) / 128)
+    wavelength = 2 * math.pi / plain
+    np.testing.assert_allclose(f[wavelength < 2048], plain[wavelength < 2048], rtol=1e-14)
+    np.testing.assert_allclose(f[wavelength > 8192], plain[wavelength > 8192] / 8)
+    np.testing.assert_allclose(N.llama3_inv_freq(64, 10000.0, 1.0, 4096), 10000.0 ** (-np.arange(0, 64, 2) / 64),
+                               rtol=1e-14)                                                           # factor 1
+    for bad in [dict(dim=7), dict(dim=0), dict(base=1.0), dict(factor=0.5), dict(original_max_positions=0),
+                dict(low_freq_factor=4.0, high_freq_factor=1.0), dict(low_freq_factor=0.0)]:
+        args = {**dict(dim=64, base=10000.0, factor=4.0, original_max_positions=4096), **bad}
+        with pytest.raises(ValueError):
+            N.llama3_inv_freq(**args)
+
+
 @pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
 def test_token_position_embedding(positions):
     torch.manual_seed(0)

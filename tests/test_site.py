@@ -37,7 +37,8 @@ MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN T
 MIN_SECRET_CHARS = 25  # shorter lines ("ids = np.asarray(ids)", "dim = grad_out.shape[-1]") are idiom, not a leak
 # The graded functions of course-contract.md: their reference source is the assignments' answer key.
 GRADED_NUMPY = ("xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors", "sinusoidal_positions",
-                "add_positions", "apply_rope", "embedding_parameters", "tensor_bytes", "training_bytes", "lookup_bytes",
+                "add_positions", "apply_rope", "interleaved_to_half", "llama3_inv_freq", "embedding_parameters",
+                "tensor_bytes", "training_bytes", "lookup_bytes",
                 "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "numerical_gradient",
                 "kv_cache_bytes", "chunked_cross_entropy")
 GRADED_TORCH = ("TokenPositionEmbedding", "EmbeddingFunction")

@@ -1,5 +1,5 @@
-"""Judges of the ``positional-encodings`` assignment: ``sinusoidal_positions``, ``add_positions``, ``apply_rope``
-and the PyTorch module ``TokenPositionEmbedding``.
+"""Judges of the ``positional-encodings`` assignment: ``sinusoidal_positions``, ``add_positions``, ``apply_rope``,
+``interleaved_to_half``, ``llama3_inv_freq`` and the PyTorch module ``TokenPositionEmbedding``.
 
 The probes and inputs are in :mod:`autograder.student.probes.positional_encodings`. Every judge takes the seed from
 its caller and rebuilds the inputs with the probes' builders; probe data supplies only the student's outputs (for
@@ -49,6 +49,25 @@ def _torch_rope(x, positions, base=10000.0):
 for _group in ("apply_rope", "apply_rope_hidden"):
     case_judges(A, _group, numpy_ref=N.apply_rope, torch_ref=_torch_rope, compare=arrays(atol=1e-5, rtol=1e-5),
                 arg_names=("x", "positions"))
+
+
+# ------------------------------------------------------------------------------------------------ interleaved_to_half
+def _torch_layout(x):
+    return T.interleaved_to_half(torch.from_numpy(np.asarray(x))).numpy()
+
+
+for _group in ("interleaved_to_half", "interleaved_to_half_hidden"):
+    case_judges(A, _group, numpy_ref=N.interleaved_to_half, torch_ref=_torch_layout, compare=arrays(atol=0, rtol=0),
+                arg_names=("x",))
+
+
+# ------------------------------------------------------------------------------------------------ llama3_inv_freq
+def _torch_llama3(*args, **kwargs):
+    return T.llama3_inv_freq(*args, **kwargs).numpy()
+
+
+for _group in ("llama3_inv_freq", "llama3_inv_freq_hidden"):
+    case_judges(A, _group, numpy_ref=N.llama3_inv_freq, torch_ref=_torch_llama3, compare=arrays(atol=0, rtol=1e-9))
 
 
 # ------------------------------------------------------------------------------------------------ TokenPositionEmbedding

@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = [
     "xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors",
-    "sinusoidal_positions", "add_positions", "apply_rope",
+    "sinusoidal_positions", "add_positions", "apply_rope", "interleaved_to_half", "llama3_inv_freq",
     "embedding_parameters", "tensor_bytes", "training_bytes", "lookup_bytes", "DTYPE_BYTES", "kv_cache_bytes",
     "TRAINING_DTYPES",
     "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "numerical_gradient",
@@ -171,6 +171,46 @@ def apply_rope(x: np.ndarray, positions: np.ndarray, base: float = 10000.0) -> n
     out[..., 0::2] = a * cos - b * sin
     out[..., 1::2] = a * sin + b * cos
     return out.astype(x.dtype) if np.issubdtype(x.dtype, np.floating) else out
+
+
+def interleaved_to_half(x: np.ndarray) -> np.ndarray:
+    """Reorder the last axis ``D`` of ``x`` ``(..., D)`` from RoPE's interleaved layout (pair ``i`` at ``2i, 2i+1``)
+    to the half-split ``rotate_half`` layout (pair ``i`` at ``i, i + D/2``): the even dimensions, then the odd ones.
+    A new array of the same shape and dtype. ``ValueError`` for an odd or empty last axis (or a 0-d input).
+    The inverse permutation, back to interleaved, is ``np.argsort`` of ``interleaved_to_half(np.arange(D))``.
+    """
+    x = np.asarray(x)
+    if x.ndim < 1 or x.shape[-1] == 0 or x.shape[-1] % 2:
+        raise ValueError(f"the last axis must hold an even, positive number of dimensions, got shape {x.shape}")
+    return np.concatenate([x[..., 0::2], x[..., 1::2]], axis=-1)
+
+
+def llama3_inv_freq(dim: int, base: float, factor: float, original_max_positions: int,
+                    low_freq_factor: float = 1.0, high_freq_factor: float = 4.0) -> np.ndarray:
+    """Llama 3.1's rescaled RoPE frequencies, float64 ``(dim // 2,)``.
+
+    ``f_i = base**(-2i/dim)`` with wavelength ``w_i = 2 pi / f_i``: kept when ``w_i < original_max_positions /
+    high_freq_factor``, divided by ``factor`` when ``w_i > original_max_positions / low_freq_factor``, otherwise
+    ``(1 - s) f_i / factor + s f_i`` with ``s = (original_max_positions / w_i - low_freq_factor) /
+    (high_freq_factor - low_freq_factor)``. ``ValueError`` for an odd or non-positive ``dim``, ``base <= 1``,
+    ``factor < 1``, a non-positive ``original_max_positions`` or unless ``high_freq_factor > low_freq_factor > 0``.
+    """
+    if isinstance(dim, bool) or int(dim) != dim or dim < 2 or dim % 2:
+        raise ValueError(f"dim must be an even integer >= 2, got {dim!r}")
+    if not base > 1:
+        raise ValueError(f"base must exceed 1, got {base!r}")
+    if not factor >= 1:
+        raise ValueError(f"factor must be >= 1, got {factor!r}")
+    if not original_max_positions > 0:
+        raise ValueError(f"original_max_positions must be positive, got {original_max_positions!r}")
+    if not high_freq_factor > low_freq_factor > 0:
+        raise ValueError(f"need high_freq_factor > low_freq_factor > 0, got {high_freq_factor!r} and {low_freq_factor!r}")
+    freqs = _inverse_frequencies(int(dim), float(base))
+    wavelength = 2 * math.pi / freqs
+    smooth = (original_max_positions / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    blended = (1 - smooth) * freqs / factor + smooth * freqs
+    return np.where(wavelength > original_max_positions / low_freq_factor, freqs / factor,
+                    np.where(wavelength < original_max_positions / high_freq_factor, freqs, blended))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from torch import nn
 
 __all__ = [
     "xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors",
-    "sinusoidal_positions", "add_positions", "apply_rope", "TokenPositionEmbedding",
+    "sinusoidal_positions", "add_positions", "apply_rope", "interleaved_to_half", "llama3_inv_freq",
+    "TokenPositionEmbedding",
     "tensor_bytes", "optimizer_state_bytes", "training_bytes", "lookup_bytes", "kv_cache_bytes",
     "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "EmbeddingFunction",
     "chunked_cross_entropy",
@@ -89,6 +90,28 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) 
     rotation = torch.polar(torch.ones_like(angles), angles)  # (T, D/2) complex128
     pairs = torch.view_as_complex(x.to(torch.float64).reshape(*x.shape[:-1], dim // 2, 2).contiguous())
     return torch.view_as_real(pairs * rotation).reshape(x.shape).to(x.dtype)
+
+
+def interleaved_to_half(x: torch.Tensor) -> torch.Tensor:
+    """Interleaved RoPE pairs -> half-split layout, by viewing ``(..., D)`` as ``(..., D/2, 2)`` and transposing."""
+    if x.dim() < 1 or x.shape[-1] == 0 or x.shape[-1] % 2:
+        raise ValueError(f"the last axis must be even and non-empty, got shape {tuple(x.shape)}")
+    return x.unflatten(-1, (x.shape[-1] // 2, 2)).transpose(-1, -2).flatten(-2)
+
+
+def llama3_inv_freq(dim: int, base: float, factor: float, original_max_positions: int,
+                    low_freq_factor: float = 1.0, high_freq_factor: float = 4.0) -> torch.Tensor:
+    """Llama 3.1's frequency rescaling as one clamped blend: with ``r = original_max_positions * f / (2 pi)`` the
+    turns a pair makes over the original context, ``s = clamp((r - low) / (high - low), 0, 1)`` and the result
+    ``(1 - s) f / factor + s f`` (float64 ``(dim // 2,)``)."""
+    if dim < 2 or dim % 2:
+        raise ValueError(f"dim must be even and >= 2, got {dim}")
+    if not (base > 1 and factor >= 1 and original_max_positions > 0 and high_freq_factor > low_freq_factor > 0):
+        raise ValueError("need base > 1, factor >= 1, original_max_positions > 0 and high > low > 0")
+    freqs = torch.tensor(float(base), dtype=torch.float64) ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    turns = original_max_positions * freqs / (2 * math.pi)
+    smooth = ((turns - low_freq_factor) / (high_freq_factor - low_freq_factor)).clamp(0.0, 1.0)
+    return (1 - smooth) * freqs / factor + smooth * freqs
 
 
 class TokenPositionEmbedding(nn.Module):

@@ -1,5 +1,5 @@
 """Probes and inputs of the ``positional-encodings`` assignment: ``sinusoidal_positions``, ``add_positions``,
-``apply_rope`` and the PyTorch module ``TokenPositionEmbedding``.
+``apply_rope``, ``interleaved_to_half``, ``llama3_inv_freq`` and the PyTorch module ``TokenPositionEmbedding``.
 
 Groups (= nbgrader ``grade_id``): ``<function>`` (visible) and ``<function>_hidden`` (inputs from the hidden seed).
 The judges are in :mod:`autograder.checks.positional_encodings`.
@@ -124,6 +124,83 @@ case_probes(A, "apply_rope", "apply_rope", results_name="interleaved pairs rotat
             error_names=ROPE_ERRORS, cases=rope_cases_visible)
 case_probes(A, "apply_rope_hidden", "apply_rope", results_name="arbitrary and large positions, other bases, 4-d x",
             error_names=ROPE_ERRORS, cases=rope_cases_hidden, hidden=True)
+
+
+# ------------------------------------------------------------------------------------------------ interleaved_to_half
+LAYOUT_HINT = "the even dimensions first, then the odd ones: pair (2i, 2i+1) moves to (i, i + D/2)"
+
+
+def _layout_case(x, raises=None, hint=LAYOUT_HINT):
+    return Case(f"x {x.shape} {x.dtype}" + (f" {show_array(x, 40)}" if x.size <= 8 else ""), (x,),
+                raises=raises, hint=hint)
+
+
+def layout_cases_visible(seed):
+    rng = np.random.default_rng(seed)
+    return [_layout_case(np.arange(8.0)), _layout_case(rng.standard_normal((2, 3, 6)).astype(np.float32)),
+            _layout_case(np.ones((2, 5)), ValueError, "an odd last axis has no pairs")]
+
+
+def layout_cases_hidden(seed):
+    rng = np.random.default_rng(seed)
+    d = 2 * int(rng.integers(2, 17))
+    return [_layout_case(rng.standard_normal(d)),
+            _layout_case(np.array([3.0, -1.0])),                                   # D = 2: nothing moves
+            _layout_case(rng.integers(-50, 50, size=(3, d))),                      # integers keep their dtype
+            _layout_case(rng.standard_normal((2, 2, 3, d)).astype(np.float32)),
+            _layout_case(rng.standard_normal((0, d))),                             # no rows at all
+            _layout_case(np.ones((3, 2 * int(rng.integers(1, 9)) + 1)), ValueError, "an odd last axis has no pairs"),
+            _layout_case(np.ones((2, 0)), ValueError, "an empty last axis has no pairs")]
+
+
+LAYOUT_ERRORS = {ValueError: "odd or empty last axis raises ValueError"}
+case_probes(A, "interleaved_to_half", "interleaved_to_half", results_name="even dimensions, then odd; shape and dtype kept",
+            error_names=LAYOUT_ERRORS, cases=layout_cases_visible)
+case_probes(A, "interleaved_to_half_hidden", "interleaved_to_half", results_name="any D, D = 2, integers, 4-d, no rows",
+            error_names=LAYOUT_ERRORS, cases=layout_cases_hidden, hidden=True)
+
+
+# ------------------------------------------------------------------------------------------------ llama3_inv_freq
+LLAMA3_HINT = ("f_i = base**(-2i/dim); keep f_i when its wavelength 2 pi / f_i < original / high_freq_factor, use "
+               "f_i / factor when it exceeds original / low_freq_factor, else (1 - s) f_i / factor + s f_i with "
+               "s = (original / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)")
+
+
+def _llama3_case(dim, base, factor, original, low=None, high=None, raises=None, hint=LLAMA3_HINT):
+    kwargs = {k: v for k, v in (("low_freq_factor", low), ("high_freq_factor", high)) if v is not None}
+    label = f"dim={dim}, base={base}, factor={factor}, original_max_positions={original}" + "".join(
+        f", {k}={v}" for k, v in kwargs.items())
+    return Case(label, (dim, base, factor, original), kwargs, raises=raises, hint=hint)
+
+
+def llama3_cases_visible(seed):
+    return [_llama3_case(128, 500000.0, 8.0, 8192),                        # Llama 3.1 8B's config.json
+            _llama3_case(16, 10000.0, 4.0, 64, 1.0, 4.0),
+            _llama3_case(32, 10000.0, 2.0, 512, 2.0, 8.0),
+            _llama3_case(7, 10000.0, 4.0, 64, raises=ValueError, hint="an odd dim has no pairs")]
+
+
+def llama3_cases_hidden(seed):
+    rng = np.random.default_rng(seed)
+    dim = 2 * int(rng.integers(4, 65))
+    low = float(rng.uniform(0.5, 2.0))
+    bad = "raise ValueError for a factor below 1, a base of 1 or less, or high_freq_factor <= low_freq_factor"
+    return [_llama3_case(dim, float(rng.integers(1000, 2_000_000)), float(rng.uniform(1.5, 40)),
+                         int(rng.integers(256, 200_000)), low, low + float(rng.uniform(0.5, 6))),
+            _llama3_case(64, 10000.0, 1.0, 4096),                           # factor 1: every frequency kept
+            _llama3_case(2, 10000.0, 8.0, 8192),                            # one pair (wavelength 2 pi): kept
+            _llama3_case(dim, 10000.0, 8.0, 10**9),                         # a huge context: everything kept
+            _llama3_case(dim, 500000.0, 16.0, 1),                           # a tiny one: everything divided
+            _llama3_case(64, 10000.0, 0.5, 4096, raises=ValueError, hint=bad),
+            _llama3_case(64, 1.0, 4.0, 4096, raises=ValueError, hint=bad),
+            _llama3_case(64, 10000.0, 4.0, 4096, 4.0, 1.0, raises=ValueError, hint=bad)]
+
+
+LLAMA3_ERRORS = {ValueError: "bad arguments raise ValueError"}
+case_probes(A, "llama3_inv_freq", "llama3_inv_freq", results_name="float64 (dim/2,): kept, divided and blended pairs",
+            error_names=LLAMA3_ERRORS, cases=llama3_cases_visible)
+case_probes(A, "llama3_inv_freq_hidden", "llama3_inv_freq", results_name="random settings, factor 1, extreme contexts",
+            error_names=LLAMA3_ERRORS, cases=llama3_cases_hidden, hidden=True)
 
 
 # ------------------------------------------------------------------------------------------------ TokenPositionEmbedding
