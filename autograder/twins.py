@@ -71,14 +71,14 @@ def stamped_chapters(root: Path = ROOT) -> dict[Path, str]:
     return {path: setup_cell.stamp_markdown(path.read_text(), source) for path in chapters(root)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder twins",
                                      description="Stamp the setup cell into book/*.md and write their .ipynb twins.")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if a chapter's setup cell or its .ipynb twin is out of date")
     args = parser.parse_args(argv)
     try:
-        stamped = stamped_chapters(ROOT)
+        stamped = stamped_chapters(root)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for md, text in stamped.items():
         for path, wanted in ((md, text), (md.with_suffix(".ipynb"), twin_text(text))):
             current = path.read_text() if path.is_file() else None
-            rel = path.relative_to(ROOT).as_posix()
+            rel = path.relative_to(root).as_posix()
             if current == wanted:
                 if not args.check:
                     print(f"unchanged {rel}")
