@@ -6,7 +6,7 @@ elsewhere it runs ``pip install`` of :func:`install_source` -- the repository of
 package version, ``git+<url>@v<version>`` -- with the installed numpy and torch pinned to their own versions, so
 pip either keeps them or stops with an error, and never replaces the runtime's builds. The environment variable
 ``AUTOGRADER_SOURCE`` overrides what it installs (a checkout's path, a wheel, another URL), which is how the tests
-run it offline. It prints one line, or raises ``RuntimeError`` with pip's last error line.
+run it offline. It prints one line, or raises ``RuntimeError`` with pip's first error line (or its last line).
 
 **Why a version tag and not a commit.** A commit cannot name itself: a notebook that carried the hash of the commit
 that contains it is impossible, and stamping the parent commit would make every regeneration differ (``--check``
@@ -51,8 +51,9 @@ except ModuleNotFoundError:
             pass
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source, *keep], capture_output=True, text=True)
     if pip.returncode:
-        raise RuntimeError(f"pip could not install the course package from {{source}}: "
-                           + (pip.stderr.strip().splitlines() or ["no message"])[-1])
+        lines = pip.stderr.strip().splitlines() or ["no message"]
+        error = next((line for line in lines if line.startswith("ERROR:")), lines[-1])  # pip's first error
+        raise RuntimeError(f"pip could not install the course package from {{source}}: {{error}}")
     importlib.invalidate_caches()
     import autograder
     print(f"installed autograder {{version('autograder')}} from {{source}}; kept {{', '.join(keep) or 'no numpy, no torch'}}")'''

@@ -146,7 +146,8 @@ calls = []
 def fake_run(argv, **kwargs):
     calls.append(argv)
     if mode == "fail":
-        return Result(1, "Collecting x\n  Cloning ...\nERROR: Could not find a version that satisfies x\n")
+        return Result(1, "Collecting x\n  Cloning ...\nERROR: Could not find a version that satisfies x\n"
+                         "ERROR: No matching distribution found for x\n")
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, Blocker)]  # "installed" now
     return Result(0, "")
 
@@ -360,8 +361,12 @@ def _kernel_run(colab, cells: list[str], cwd: Path) -> list[dict]:
         "display_name": "Colab-like", "language": "python"}))
     km = KernelManager(kernel_name="colab-like", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    NotebookClient(nb, km=km, timeout=600, allow_errors=False,
-                   resources={"metadata": {"path": str(cwd)}}).execute(env=colab["env"])
+    try:
+        NotebookClient(nb, km=km, timeout=600, allow_errors=False,
+                       resources={"metadata": {"path": str(cwd)}}).execute(env=colab["env"])
+    finally:  # nbclient shuts down only the kernels it created itself
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
     return nb.cells
 
 
