@@ -562,9 +562,11 @@ def axe_script() -> Path | None:
     return script
 
 
-# Runs axe once the page (and MathJax's typesetting) is done, and leaves the violations in the DOM as JSON.
+# Runs axe once the page is done -- after the load event's handlers (the theme makes scrollable code blocks focusable
+# in one) and MathJax's typesetting -- and leaves the violations in the DOM as JSON.
 AXE_RUNNER = """<script>
-window.addEventListener("load", function () {
+window.addEventListener("load", function () { setTimeout(audit, 500); });
+function audit() {
   function report(result) {
     var node = document.createElement("script");
     node.type = "application/json";
@@ -580,7 +582,7 @@ window.addEventListener("load", function () {
       return {id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(function (n) {
         return {target: n.target.join(" "), html: n.html.slice(0, 200)}; })}; })});
   }, function (error) { report({error: String(error)}); });
-});
+}
 </script>"""
 
 
