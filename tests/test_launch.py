@@ -88,7 +88,8 @@ def test_every_chapter_and_assignment_notebook_starts_with_the_current_setup_cel
 
 def test_stamping_inserts_replaces_and_is_idempotent():
     source = setup_cell.setup_source()
-    chapter = "---\nkernelspec:\n  name: python3\n---\n\n# T\n\n```{code-cell} ipython3\n:tags: [hide-input]\n\nx = 1\n```\n"
+    chapter = ("---\nkernelspec:\n  name: python3\n---\n\n# T\n\n"
+               "```{code-cell} ipython3\n:tags: [hide-input]\n\nx = 1\n```\n")
     once = setup_cell.stamp_markdown(chapter, source)
     assert once.index(setup_cell.MARKER) < once.index("x = 1") and once.count("{code-cell}") == 2
     assert setup_cell.stamp_markdown(once, source) == once
@@ -327,8 +328,9 @@ def colab(tmp_path_factory):
     venv = base / "venv"
     subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
                    check=True, timeout=120)
-    venv_site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                    capture_output=True, text=True, check=True).stdout.strip())
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    venv_site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", purelib], capture_output=True, text=True,
+                                    check=True).stdout.strip())
     (venv_site / "colab-shared.pth").write_text(f"{shared}\n")
     source = base / "checkout"
     for path in tracked_files():

@@ -336,8 +336,9 @@ def test_every_toc_page_is_published_with_its_buttons(built_site):
     assert not missing, "\n".join(missing)
 
 
-LAUNCH_LINK = re.compile(r"^(?:https://colab\.research\.google\.com/github/(?P<c_repo>[^/]+/[^/]+)/blob/(?P<c_branch>[^/]+)/"
-                         r"(?P<c_path>[^?#]+)|https://mybinder\.org/v2/gh/(?P<b_repo>[^/]+/[^/]+)/(?P<b_branch>[^?]+)"
+LAUNCH_LINK = re.compile(r"^(?:https://colab\.research\.google\.com/github/(?P<c_repo>[^/]+/[^/]+)/blob/"
+                         r"(?P<c_branch>[^/]+)/(?P<c_path>[^?#]+)"
+                         r"|https://mybinder\.org/v2/gh/(?P<b_repo>[^/]+/[^/]+)/(?P<b_branch>[^?]+)"
                          r"\?urlpath=(?:lab/tree|tree|notebooks)/(?P<b_path>[^&#]+))$")
 
 
@@ -558,7 +559,8 @@ def axe_script() -> Path | None:
         return None
     proc = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-save", "--no-package-lock", "--no-audit",
                            "--no-fund", f"axe-core@{AXE_VERSION}"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0 and script.is_file(), f"npm install axe-core@{AXE_VERSION} failed:\n{proc.stderr[-2000:]}"
+    assert proc.returncode == 0 and script.is_file(), \
+        f"npm install axe-core@{AXE_VERSION} failed:\n{proc.stderr[-2000:]}"
     return script
 
 
