@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 
 from . import setup_cell
-from .checks.core import ASSIGNMENTS
+from .student.registry import ASSIGNMENTS
 
 __all__ = ["ASSIGNMENTS", "main", "release_notebooks", "normalise", "stamped_solution"]
 

@@ -25,7 +25,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from autograder import setup_cell, twins
-from autograder.checks.core import ASSIGNMENTS
+from autograder.student.registry import ASSIGNMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 #: distributions of a bare Colab-like environment (with what they require): no course package, no Jupyter Book,

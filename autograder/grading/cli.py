@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--db-url", default=None,
                    help="gradebook URL, e.g. postgresql://user@host/course (default: sqlite in --out)")
     p.add_argument("--force", action="store_true", help="regrade every submission, even unchanged ones")
-    p.add_argument("--seed", type=int, default=0, help="AUTOGRADER_SEED for the hidden tests' inputs")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the hidden tests' inputs (the grader gives it to the probes and to the judge)")
     p.add_argument("--source", default=None, help="the nbgrader source notebook (default: solutions/ID/ID.ipynb)")
     p.add_argument("--checks-module", action="append", default=[], metavar="MODULE",
                    help="extra module to import that registers the assignment's checks (repeatable)")
