@@ -197,6 +197,29 @@ def test_setup_cell_reports_a_failed_install_in_one_line(tmp_path):
                      "ERROR: Could not find a version that satisfies x"]
 
 
+def test_chapter_glue_helpers_run_without_myst_nb(monkeypatch):
+    """In Colab or Binder (no myst-nb) a chapter's glue calls store nothing but still check their arguments, and a
+    glued figure is shown in the notebook instead."""
+    import IPython.display
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from autograder.book import notebook
+
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # import myst_nb now raises ModuleNotFoundError
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    assert notebook.glue_number("n", 3) is None and notebook.glue_text("t", "x") is None
+    notebook.glue_markdown("m", "`code`")
+    with pytest.raises(TypeError, match="needs a real number"):
+        notebook.glue_number("n", "3")
+    fig = plt.figure()
+    notebook.glue_figure("f", fig)
+    assert shown == [fig] and not plt.fignum_exists(fig.number)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # one repository URL
 # --------------------------------------------------------------------------------------------------------------
