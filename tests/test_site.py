@@ -5,6 +5,10 @@ Chromium saw after running the pages' JavaScript go to ``_build/test-artifacts/s
 
 Math: MathJax 3 ships with the site (``sphinx-mathjax-offline``), so the browser check requires typeset math
 (``mjx-container`` elements) on every page whose source has math, with no network; ``summary.json`` records counts.
+
+Launch buttons: every Colab and Binder link opens a tracked ``.ipynb`` of this repository (a chapter's twin).
+Accessibility: each page Chromium opens also runs axe-core's WCAG 2 A and AA rules (``AXE_VERSION`` from the npm
+registry, installed under ``_build/node/``); 0 violations, results in ``axe.json``.
 """
 from __future__ import annotations
 
