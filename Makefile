@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test lint exercises bench clean chromium bubblewrap postgresql
+.PHONY: setup book test lint exercises twins notebooks bench clean chromium bubblewrap postgresql
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python >= 3.11 is needed (nbgrader 0.9.6); run: make PYTHON=python3.11 ...")'
@@ -29,8 +29,9 @@ test: $(STAMP) chromium bubblewrap postgresql
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-# The site tests open every page in headless Chromium. Install Debian's package when it is missing and we are root
-# with apt (as in CI); otherwise say how, and the browser test skips (outside CI) or fails (CI=true).
+# The site tests open every page in headless Chromium and audit it with axe-core (npm installs it under _build/node/
+# on first use). Install Debian's chromium and npm when missing and we are root with apt (as in CI); otherwise say
+# how, and the browser test and the audit skip (outside CI) or fail (CI=true).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -38,6 +39,13 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else \
 		echo "note: chromium not found and cannot be installed here (needs root and apt-get): the browser test will skip"; \
+	fi
+	@command -v npm >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing npm (Debian package) for the accessibility audit"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	else \
+		echo "note: npm not found and cannot be installed here (needs root and apt-get): the accessibility audit will skip"; \
 	fi
 
 # Grading runs every kernel in a bubblewrap sandbox and refuses to grade without one. Debian's package (signed by
@@ -65,6 +73,13 @@ postgresql:
 
 exercises: $(STAMP)
 	$(PY) -m autograder release
+
+# the chapters' .ipynb twins (and their setup cells), then the assignments: run after editing a chapter, the
+# repository URL in _config.yml or the version in pyproject.toml
+twins: $(STAMP)
+	$(PY) -m autograder twins
+
+notebooks: twins exercises
 
 bench: $(STAMP)
 	$(PY) -m autograder.measure.embedding_bench $(BENCH_ARGS)   # e.g. make bench BENCH_ARGS="--threads 1"

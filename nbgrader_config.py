@@ -5,6 +5,10 @@ traitlets runs this file with ``get_config`` already defined (ruff is told so in
 c = get_config()
 
 c.CourseDirectory.root = "."
+# The course's name in nbgrader's exchange (release_assignment / fetch_assignment / submit / collect on JupyterHub);
+# students pass it as --course tokens-to-vectors. The exchange's folder is c.Exchange.root (default
+# /srv/nbgrader/exchange, which must exist and be writable by everyone).
+c.CourseDirectory.course_id = "tokens-to-vectors"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.submitted_directory = "submitted"

@@ -4,6 +4,7 @@ Commands (each lives in its own module and exposes ``main(argv) -> int``):
 
 * ``grade``   -- grade a class of nbgrader submissions (:mod:`autograder.grading.cli`)
 * ``release`` -- regenerate ``exercises/`` from ``solutions/`` (:mod:`autograder.release`)
+* ``twins``   -- write the chapters' ``.ipynb`` twins for Colab and Binder (:mod:`autograder.twins`)
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 COMMANDS = {
     "grade": ("autograder.grading.cli", "grade a class: python -m autograder grade SUBMISSIONS --assignment ID --out DIR"),
     "release": ("autograder.release", "regenerate exercises/ from solutions/ (nbgrader generate_assignment)"),
+    "twins": ("autograder.twins", "write book/<chapter>.ipynb beside each MyST chapter (for Colab and Binder)"),
 }
 
 

@@ -6,8 +6,12 @@ the repository. The student version it produces -- solutions replaced by ``raise
 tests removed, test cells locked with checksums -- is then normalised so that it diffs cleanly: no outputs, no
 execution counts, no per-run cell metadata, keys sorted. It is written to ``exercises/<id>/<id>.ipynb``.
 
+Before that, the course setup cell (:mod:`autograder.setup_cell`: installs the package on Colab and Binder) is
+stamped into each ``solutions/<id>/<id>.ipynb`` as its first code cell, a locked nbgrader cell; a solution whose
+setup cell is already current is not rewritten.
+
 ``--check`` writes nothing: it regenerates into memory and exits 1, with a one-line message, when ``exercises/``
-differs from what ``solutions/`` produces (a test runs it).
+differs from what ``solutions/`` produces, or a solution's setup cell is out of date (a test runs it).
 """
 from __future__ import annotations
 
@@ -20,9 +24,10 @@ from pathlib import Path
 
 import nbformat
 
+from . import setup_cell
 from .student.registry import ASSIGNMENTS
 
-__all__ = ["ASSIGNMENTS", "main", "release_notebooks", "normalise"]
+__all__ = ["ASSIGNMENTS", "main", "release_notebooks", "normalise", "stamped_solution"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: cell metadata that survives normalisation; everything else (execution timings, collapsed, scrolled...) is dropped
@@ -39,6 +44,17 @@ def normalise(nb: nbformat.NotebookNode) -> str:
     nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
                    "language_info": {"name": "python"}}
     return nbformat.writes(nb) + "\n"
+
+
+def stamped_solution(assignment: str, root: Path = ROOT) -> tuple[Path, str, str]:
+    """``(path, current text, text with the current setup cell)`` of ``solutions/<id>/<id>.ipynb``."""
+    path = root / "solutions" / assignment / f"{assignment}.ipynb"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.relative_to(root)} is missing")
+    current = path.read_text()
+    nb = nbformat.reads(current, as_version=4)
+    setup_cell.stamp_notebook(nb, setup_cell.setup_source(root), nbgrader=True)
+    return path, current, nbformat.writes(nb) + "\n"
 
 
 def nbgrader_env() -> dict[str, str]:
@@ -91,10 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assignment", choices=ASSIGNMENTS, action="append",
                         help="only this assignment (repeatable); default: all four")
     args = parser.parse_args(argv)
+    assignments = tuple(dict.fromkeys(args.assignment or ASSIGNMENTS))
     stale = []
     try:
-        texts = release_notebooks(tuple(dict.fromkeys(args.assignment or ASSIGNMENTS)))
-    except (RuntimeError, FileNotFoundError) as exc:
+        for assignment in assignments:
+            path, current, stamped = stamped_solution(assignment)
+            if current != stamped:
+                if args.check:
+                    stale.append(str(path.relative_to(ROOT)))
+                else:
+                    path.write_text(stamped)
+                    print(f"wrote the setup cell into {path.relative_to(ROOT)}")
+        texts = release_notebooks(assignments)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for assignment, text in texts.items():
@@ -111,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"unchanged {target.relative_to(ROOT)}")
     if stale:
-        print(f"error: exercises/ is out of date with solutions/ ({', '.join(stale)}): run `python -m autograder release`",
+        print(f"error: out of date: {', '.join(stale)}: run `python -m autograder release`",
               file=sys.stderr)
         return 1
     if args.check:

@@ -5,6 +5,10 @@ Chromium saw after running the pages' JavaScript go to ``_build/test-artifacts/s
 
 Math: MathJax 3 ships with the site (``sphinx-mathjax-offline``), so the browser check requires typeset math
 (``mjx-container`` elements) on every page whose source has math, with no network; ``summary.json`` records counts.
+
+Launch buttons: every Colab and Binder link opens a tracked ``.ipynb`` of this repository (a chapter's twin).
+Accessibility: each page Chromium opens also runs axe-core's WCAG 2 A and AA rules (``AXE_VERSION`` from the npm
+registry, installed under ``_build/node/``); 0 violations, results in ``axe.json``.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import subprocess
 import tempfile
 import textwrap
 import tokenize
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -327,13 +332,68 @@ def test_every_toc_page_is_published_with_its_buttons(built_site):
         wanted = {"repository button": f'href="{repo}"', "edit button": f"{repo}/edit/{branch}/{rel}",
                   "issues button": f"{repo}/issues/new"}
         if is_notebook(source):
-            wanted |= {"Binder button": f"https://mybinder.org/v2/gh/{org_repo}/{branch}?urlpath=lab/tree/{rel}",
-                       "Colab button": f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/{rel}",
+            launched = source.with_suffix(".ipynb").relative_to(ROOT).as_posix()  # a .md chapter's twin
+            wanted |= {"Binder button": f"https://mybinder.org/v2/gh/{org_repo}/{branch}?urlpath=lab/tree/{launched}",
+                       "Colab button": f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/{launched}",
                        "notebook download": f"_sources/{doc}.ipynb\""}
             if not (built_site.html / "_sources" / f"{doc}.ipynb").exists():
                 missing.append(f"{doc}: no downloadable _sources/{doc}.ipynb")
         missing += [f"{doc}: no {what} ({needle})" for what, needle in wanted.items() if needle not in text]
     assert not missing, "\n".join(missing)
+
+
+LAUNCH_LINK = re.compile(r"^(?:https://colab\.research\.google\.com/github/(?P<c_repo>[^/]+/[^/]+)/blob/"
+                         r"(?P<c_branch>[^/]+)/(?P<c_path>[^?#]+)"
+                         r"|https://mybinder\.org/v2/gh/(?P<b_repo>[^/]+/[^/]+)/(?P<b_branch>[^?]+)"
+                         r"\?urlpath=(?:lab/tree|tree|notebooks)/(?P<b_path>[^&#]+))$")
+
+
+def launch_links(site: Path) -> list[tuple[str, str]]:
+    """``(page, href)`` of every link to Colab or Binder in the site's HTML pages."""
+    links = []
+    for page in sorted(p for p in site.rglob("*.html") if "_static" not in p.relative_to(site).parts):
+        links += [(page.relative_to(site).as_posix(), ref) for tag, ref in parse_html(page.read_text()).refs
+                  if tag == "a" and re.match(r"https://(colab\.research\.google\.com|mybinder\.org)/", ref)]
+    return links
+
+
+def test_every_launch_link_opens_a_tracked_notebook(built_site):
+    """Each Colab or Binder link of the built site names this repository and branch (``_config.yml``) and a
+    notebook (``.ipynb``) that git tracks and that nbformat reads: what Colab and Binder will fetch."""
+    import nbformat
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = config["repository"]["url"].rstrip("/").removeprefix("https://github.com/")
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.splitlines())
+    links = launch_links(built_site.html)
+    notebook_pages = [doc for doc in toc_docs() if is_notebook(source_of(doc))]
+    assert len(links) >= 2 * len(notebook_pages), f"{len(links)} launch links for {len(notebook_pages)} notebook pages"
+    bad = []
+    for page, href in links:
+        match = LAUNCH_LINK.match(href)
+        if not match:
+            bad.append(f"{page}: unrecognised launch link {href}")
+            continue
+        kind = "c" if match.group("c_repo") else "b"
+        link_repo, branch, path = (unquote(match.group(f"{kind}_{part}")) for part in ("repo", "branch", "path"))
+        if (link_repo, branch) != (repo, config["repository"]["branch"]):
+            bad.append(f"{page}: {href} is not {repo} at {config['repository']['branch']}")
+        elif not path.endswith(".ipynb") or path not in tracked:
+            bad.append(f"{page}: {href} opens {path}, which is not a tracked .ipynb")
+        else:
+            nbformat.read(ROOT / path, as_version=4)  # raises for a file that is not a notebook
+    assert not bad, "\n".join(bad)
+
+
+def test_launch_link_parser_rejects_sources_and_other_repositories():
+    ok = "https://colab.research.google.com/github/o/r/blob/main/book/a.ipynb"
+    assert LAUNCH_LINK.match(ok).group("c_path") == "book/a.ipynb"
+    binder = "https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/book/a.ipynb"
+    assert LAUNCH_LINK.match(binder).group("b_path") == "book/a.ipynb"
+    assert LAUNCH_LINK.match("https://colab.research.google.com/github/o/r/blob/main/book/a.md").group("c_path") \
+        .endswith(".md")  # matched, then refused by the test above for not being a notebook
+    assert LAUNCH_LINK.match("https://mybinder.org/v2/gh/o/r/main") is None
 
 
 def test_search_index_covers_every_page(built_site):
@@ -475,14 +535,80 @@ def test_leak_scanner_catches_a_graded_reference_shown_with_literalinclude(tmp_p
 # --------------------------------------------------------------------------------------------------------------
 # what a browser shows
 # --------------------------------------------------------------------------------------------------------------
+AXE_VERSION = "4.14.1"  # axe-core, from the npm registry; installed by the test under _build/node/ (never committed)
+AXE_TAGS = ("wcag2a", "wcag2aa")  # WCAG 2.0 levels A and AA
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def chromium() -> str:
     for name in (os.environ.get("CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"):
         if name and shutil.which(name):
             return shutil.which(name)
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if in_ci():
         pytest.fail("Chromium is required in CI for the browser check: `make test` installs Debian's chromium "
                     "package when run as root; or set CHROMIUM=/path/to/chromium")
     pytest.skip("Chromium not found (apt-get install chromium, or set CHROMIUM): browser check skipped")
+
+
+def axe_script() -> Path | None:
+    """``axe.min.js`` of axe-core :data:`AXE_VERSION`, installed with npm into ``_build/node/`` on first use; ``None``
+    where npm is missing (the audit then skips, or fails in CI)."""
+    prefix = ROOT / "_build" / "node" / f"axe-core-{AXE_VERSION}"
+    script = prefix / "node_modules" / "axe-core" / "axe.min.js"
+    if script.is_file():
+        return script
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    proc = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-save", "--no-package-lock", "--no-audit",
+                           "--no-fund", f"axe-core@{AXE_VERSION}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and script.is_file(), \
+        f"npm install axe-core@{AXE_VERSION} failed:\n{proc.stderr[-2000:]}"
+    return script
+
+
+# Runs axe once the page is done -- after the theme's load handler (which makes scrollable code blocks focusable; the
+# deferred theme script registers it before DOMContentLoaded, so this one, registered on DOMContentLoaded, runs after
+# it) and MathJax's typesetting -- and leaves the violations in the DOM as JSON. (A timer would not do: under
+# Chromium's virtual time budget, axe started from a timer did not finish.)
+AXE_RUNNER = """<script>
+document.addEventListener("DOMContentLoaded", function () { window.addEventListener("load", audit); });
+function audit() {
+  function report(result) {
+    var node = document.createElement("script");
+    node.type = "application/json";
+    node.id = "axe-results";
+    node.textContent = JSON.stringify(result).replace(/</g, "\\\\u003c");
+    document.body.appendChild(node);
+  }
+  var typeset = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
+  typeset.then(function () {
+    return axe.run(document, {runOnly: {type: "tag", values: %s}, resultTypes: ["violations"]});
+  }).then(function (r) {
+    report({axe: axe.version, violations: r.violations.map(function (v) {
+      return {id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(function (n) {
+        return {target: n.target.join(" "), html: n.html.slice(0, 200)}; })}; })});
+  }, function (error) { report({error: String(error)}); });
+}
+</script>"""
+
+
+def with_axe(page: Path, script: Path, folder: Path) -> Path:
+    """A copy of ``page`` in ``folder`` that loads axe-core and runs :data:`AXE_RUNNER`; a ``<base>`` element keeps
+    every relative URL pointing where the original page's do, so the browser renders the same page."""
+    text = page.read_text()
+    head = re.search(r"<head[^>]*>", text)
+    assert head, f"{page}: no <head>"
+    base = f'<base href="{page.parent.as_uri()}/">'
+    runner = f'<script src="{script.as_uri()}"></script>' + AXE_RUNNER % json.dumps(list(AXE_TAGS))
+    text = text[:head.end()] + base + text[head.end():]
+    at = text.rindex("</body>")
+    copy = folder / page.name
+    copy.write_text(text[:at] + runner + text[at:])
+    return copy
 
 
 def render(browser: str, page: Path, screenshot: Path) -> str:
@@ -492,27 +618,51 @@ def render(browser: str, page: Path, screenshot: Path) -> str:
             [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,2000",
-             "--hide-scrollbars", "--virtual-time-budget=8000", f"--screenshot={screenshot}", "--dump-dom",
+             "--hide-scrollbars", "--virtual-time-budget=15000", f"--screenshot={screenshot}", "--dump-dom",
              page.as_uri()], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, f"chromium failed on {page}: {proc.stderr[-2000:]}"
     return proc.stdout
 
 
-def test_pages_render_in_a_browser_with_figures_alt_text_and_math(built_site):
-    browser = chromium()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    docs = toc_docs()
+def axe_results(dom: str) -> dict | None:
+    """What :data:`AXE_RUNNER` left in a rendered DOM, or ``None`` when axe did not finish."""
+    found = re.search(r'<script type="application/json" id="axe-results">(.*?)</script>', dom, flags=re.S)
+    return json.loads(found.group(1)) if found else None
 
-    def check(doc):
-        shot = ARTIFACTS / f"{doc.replace('/', '__')}.png"
-        dom = render(browser, built_site.html / f"{doc}.html", shot)
-        (ARTIFACTS / f"{doc.replace('/', '__')}.dom.html").write_text(dom)
-        return doc, dom, shot
+
+@dataclass(frozen=True)
+class Rendered:
+    doc: str
+    dom: str
+    screenshot: Path
+    axe: dict | None  # None: axe did not run (npm missing) or did not finish
+
+
+@pytest.fixture(scope="module")
+def rendered_pages(built_site) -> list[Rendered]:
+    """Every page of the table of contents, opened once in headless Chromium (with axe-core injected where npm could
+    install it); DOMs and screenshots go to ``ARTIFACTS``."""
+    browser = chromium()
+    script = axe_script()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def open_page(doc):
+        name = doc.replace("/", "__")
+        shot = ARTIFACTS / f"{name}.png"
+        page = built_site.html / f"{doc}.html"
+        with tempfile.TemporaryDirectory(prefix="axe-page-") as folder:
+            dom = render(browser, with_axe(page, script, Path(folder)) if script else page, shot)
+        (ARTIFACTS / f"{name}.dom.html").write_text(dom)
+        return Rendered(doc, dom, shot, axe_results(dom) if script else None)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        rendered = list(pool.map(check, docs))
+        return list(pool.map(open_page, toc_docs()))
+
+
+def test_pages_render_in_a_browser_with_figures_alt_text_and_math(rendered_pages):
     problems, summary = [], []
-    for doc, dom, shot in rendered:
+    for r in rendered_pages:
+        doc, dom, shot = r.doc, r.dom, r.screenshot
         page = parse_html(dom)
         source = source_of(doc)
         if not shot.exists() or shot.stat().st_size < 10_000:
@@ -535,3 +685,49 @@ def test_pages_render_in_a_browser_with_figures_alt_text_and_math(built_site):
                         "screenshot": str(shot.relative_to(ROOT))})
     (ARTIFACTS / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     assert not problems, "\n".join(problems)
+
+
+def test_pages_pass_the_axe_wcag2_a_and_aa_audit(rendered_pages):
+    """axe-core's WCAG 2 A and AA rules, run in Chromium on every page after its scripts and MathJax: 0 violations.
+    The full results go to ``ARTIFACTS/axe.json``."""
+    if all(r.axe is None for r in rendered_pages) and shutil.which("npm") is None:
+        message = (f"npm not found: the accessibility audit (axe-core {AXE_VERSION} from the npm registry) needs "
+                   "Node.js and npm (apt-get install nodejs npm)")
+        if in_ci():
+            pytest.fail(message + "; it is required in CI")
+        pytest.skip(message)
+    (ARTIFACTS / "axe.json").write_text(json.dumps({r.doc: r.axe for r in rendered_pages}, indent=1) + "\n")
+    problems = []
+    for r in rendered_pages:
+        if r.axe is None:
+            problems.append(f"{r.doc}: axe did not finish within the page's time budget")
+        elif "error" in r.axe:
+            problems.append(f"{r.doc}: axe failed: {r.axe['error']}")
+        else:
+            assert r.axe["axe"] == AXE_VERSION
+            for v in r.axe["violations"]:
+                where = "; ".join(f"{n['target']} {n['html']}" for n in v["nodes"][:3])
+                problems.append(f"{r.doc}: {v['id']} ({v['impact']}, {len(v['nodes'])} elements): {v['help']}: {where}")
+    assert not problems, f"{len(problems)} accessibility violations (WCAG 2 A/AA):\n" + "\n".join(problems)
+
+
+def test_axe_audit_reports_planted_violations(tmp_path):
+    """The audit pipeline (copy with ``<base>``, axe injected, results read back from the DOM) sees a missing alt
+    text, an empty link and low contrast from a stylesheet loaded through the page's relative URL."""
+    browser = chromium()
+    script = axe_script()
+    if script is None:
+        if in_ci():
+            pytest.fail("npm is required in CI for the accessibility audit")
+        pytest.skip("npm not found: the accessibility audit (axe-core from the npm registry) is skipped")
+    (tmp_path / "site" / "sub").mkdir(parents=True)
+    (tmp_path / "site" / "style.css").write_text(".faint { color: #d0d0d0; background: #ffffff; }\n")
+    page = tmp_path / "site" / "sub" / "page.html"
+    page.write_text('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Planted</title>'
+                    '<link rel="stylesheet" href="../style.css"></head><body><main><h1>Planted</h1>'
+                    '<img src="../none.png"><a href="#x"></a><p class="faint">faint text</p></main></body></html>')
+    (tmp_path / "copy").mkdir()
+    dom = render(browser, with_axe(page, script, tmp_path / "copy"), tmp_path / "shot.png")
+    result = axe_results(dom)
+    assert result and result["axe"] == AXE_VERSION, result
+    assert {v["id"] for v in result["violations"]} == {"image-alt", "link-name", "color-contrast"}, result
