@@ -6,22 +6,31 @@ Layout of the output folder ``DIR``::
     DIR/grades.csv                                   one row per student found in SUBMISSIONS
     DIR/gradebook.db                                 nbgrader gradebook (unless --db-url points elsewhere)
     DIR/feedback/<student>/<assignment>/<notebook>.html
+    DIR/report.html, DIR/history.csv                 the class report and the regrade history (report.py)
     DIR/.autograder/<assignment>/<student>.json      the full result and its content hash (reruns reuse it)
+
+A ``crashed`` or ``timeout`` result is stored (the report and ``--retry-failed`` read it) but never reused as a
+cached result: a rerun grades it again.
 """
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import fcntl
 import json
 import os
 from pathlib import Path
 
+from .scores import CellScore, GradebookView, Row
 from .tasks import GradeResult
 
 __all__ = ["Store", "CSV_COLUMNS", "StoreLocked", "GradebookMismatch", "normalize_db_url"]
 
 CSV_COLUMNS = ["student", "assignment", "score", "max_score", "status", "reason", "tests_passed", "tests_total",
-               "seconds"]
+               "seconds", "notebook", "submitted_at", "minutes_late", "late_penalty", "raw_score", "manual_pending",
+               "comments", "flags"]
+#: results that are stored but never reused: a rerun (or --retry-failed) grades them again
+RETRIED_STATUSES = ("crashed", "timeout")
 
 
 class StoreLocked(RuntimeError):
@@ -62,6 +71,7 @@ class Store:
         except OSError:
             raise StoreLocked(f"another grading run is writing to {self.out}; wait for it to finish") from None
         self._gradebook = None
+        self._order: list[str] = []    # grade ids in the source's order (set by prepare_assignment)
 
     def close(self) -> None:
         if self._gradebook is not None:
@@ -73,25 +83,43 @@ class Store:
     def _result_path(self, student: str) -> Path:
         return self.results_dir / f"{_safe_name(student)}.json"
 
-    def cached(self, student: str, submission_hash: str) -> GradeResult | None:
-        """The stored result for ``student`` if it was computed from exactly the same inputs."""
+    def stored(self, student: str) -> GradeResult | None:
+        """The last stored result for ``student``, whatever it was computed from (``None``: none readable)."""
         path = self._result_path(student)
         try:
             data = json.loads(path.read_text())
             result = GradeResult.from_json(data)
         except (OSError, ValueError, TypeError, KeyError):
             return None
-        return result if result.submission_hash == submission_hash and result.student == student else None
+        return result if result.student == student else None
+
+    def cached(self, student: str, submission_hash: str) -> GradeResult | None:
+        """The stored result for ``student`` if it was computed from exactly the same inputs and is final (a
+        ``crashed`` or ``timeout`` result is not: it is graded again)."""
+        result = self.stored(student)
+        if result is None or result.submission_hash != submission_hash or result.status in RETRIED_STATUSES:
+            return None
+        return result
 
     def save(self, result: GradeResult) -> None:
-        """Store the result, write the feedback page and record the grades in the gradebook."""
+        """Store the result, write the feedback page and record the grades in the gradebook (the final page,
+        with manual scores and lateness, is written by :meth:`write_feedback` at the end of the run)."""
         tmp = self._result_path(result.student).with_suffix(".part")
         tmp.write_text(json.dumps(result.to_json()))
         os.replace(tmp, self._result_path(result.student))
         page = self.feedback_path(result.student)
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(result.feedback_html, encoding="utf-8")
-        self.record(result)
+        self.record(result, fresh=True)
+
+    def write_feedback(self, row: Row) -> Path:
+        from .feedback import render
+        page = self.feedback_path(row.student)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        tmp = page.with_suffix(".part")
+        tmp.write_text(render(row.result, row), encoding="utf-8")
+        os.replace(tmp, page)
+        return page
 
     def feedback_path(self, student: str) -> Path:
         return self.out / "feedback" / _safe_name(student) / self.assignment / f"{self.notebook_name}.html"
@@ -112,7 +140,8 @@ class Store:
 
         ``blob`` (a prepared SQLite gradebook of the assignment) becomes the gradebook when the default SQLite
         file does not exist yet."""
-        from .course import populate_gradebook
+        from .course import populate_gradebook, source_info
+        self._order = [gid for gid, _ in source_info(source).grade_cells]
         default = self.out / "gradebook.db"
         if blob and self._gradebook is None and self.db_url == f"sqlite:///{default}" and not default.exists():
             tmp = default.with_suffix(".part")
@@ -129,9 +158,13 @@ class Store:
                 f"{self.assignment} ({exc}); grade into a new --out folder or --db-url") from None
         gb.db.expire_all()
 
-    def record(self, result: GradeResult) -> None:
+    def record(self, result: GradeResult, fresh: bool = False) -> None:
         """Scores into the gradebook. A notebook that did not run gets no score and is flagged for manual
-        grading (``needs_manual_grade``), so nbgrader's own views never show it as a silent 0."""
+        grading (``needs_manual_grade``), so nbgrader's own views never show it as a silent 0.
+
+        Manual scores and comments entered with nbgrader's tools are never overwritten. ``fresh`` (the result was
+        computed in this run, not reused): nbgrader's own rule for a regraded submission applies -- a cell with
+        a manual score is flagged for review, as ``nbgrader autograde`` flags it."""
         from nbgrader.api import MissingEntry
         gb = self.gradebook()
         gb.update_or_create_student(result.student)
@@ -145,26 +178,82 @@ class Store:
         points = {t.grade_id: t.points for t in result.tests}
         submission = gb.find_submission_notebook(self.notebook_name, self.assignment, result.student)
         for grade in submission.grades:
-            if result.status == "graded" and grade.name in points:
-                grade.auto_score = points[grade.name]
-                grade.needs_manual_grade = False
-            else:
-                grade.auto_score = None
-                grade.needs_manual_grade = True
+            auto = points.get(grade.name) if result.status == "graded" else None
+            if not fresh and grade.auto_score == auto and (
+                    auto is not None or grade.needs_manual_grade or grade.manual_score is not None):
+                continue        # unchanged: leave the instructor's flags and scores alone
+            grade.auto_score = auto
+            grade.needs_manual_grade = auto is None or grade.manual_score is not None
         gb.db.commit()
 
+    def record_lateness(self, student: str, submitted: dt.datetime | None, due: dt.datetime | None,
+                        penalty: float | None) -> None:
+        """The due time, the submission time and the penalty, where nbgrader keeps them (``Assignment.duedate``,
+        ``SubmittedAssignment.timestamp``, ``SubmittedNotebook.late_submission_penalty``), as nbgrader's
+        ``AssignLatePenalties`` writes them."""
+        from nbgrader.api import MissingEntry
+        gb = self.gradebook()
+        assignment = gb.find_assignment(self.assignment)
+        if due is not None and assignment.duedate != due:   # without --due, nbgrader's own due date stays
+            assignment.duedate = due
+        try:
+            submission = gb.find_submission(self.assignment, student)
+            notebook = gb.find_submission_notebook(self.notebook_name, self.assignment, student)
+        except MissingEntry:
+            gb.db.commit()
+            return
+        submission.timestamp = submitted
+        notebook.late_submission_penalty = penalty if penalty else None
+        gb.db.commit()
+
+    def extension(self, student: str) -> dt.timedelta | None:
+        """The student's extension recorded in the gradebook (``nbgrader``'s ``SubmittedAssignment.extension``)."""
+        from nbgrader.api import MissingEntry
+        try:
+            return self.gradebook().find_submission(self.assignment, student).extension
+        except MissingEntry:
+            return None
+
+    def view(self, student: str) -> GradebookView:
+        """What the gradebook holds for ``student`` now: every graded cell's autograded and manual score, its
+        flag and comment, and any extension."""
+        from nbgrader.api import MissingEntry
+        gb = self.gradebook()
+        gb.db.expire_all()
+        try:
+            submission = gb.find_submission(self.assignment, student)
+            notebook = gb.find_submission_notebook(self.notebook_name, self.assignment, student)
+        except MissingEntry:
+            return GradebookView()
+        comments = {c.name: (c.manual_comment or "").strip() for c in notebook.comments}
+        order = {name: i for i, name in enumerate(self._order)}
+        cells = tuple(CellScore(g.name, float(g.max_score), g.auto_score, g.manual_score, bool(g.needs_manual_grade),
+                                comments.get(g.name, ""))
+                      for g in sorted(notebook.grades, key=lambda g: (order.get(g.name, len(order)), g.name)))
+        return GradebookView(cells, submission.extension)
+
     # ---------------------------------------------------------------------------------------- grades.csv
-    def write_csv(self, results: list[GradeResult]) -> Path:
+    def write_csv(self, rows: list[Row]) -> Path:
+        """``grades.csv`` from the final rows (:mod:`autograder.grading.scores`)."""
         path = self.out / "grades.csv"
         tmp = path.with_suffix(".part")
         with open(tmp, "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(CSV_COLUMNS)
-            for r in sorted(results, key=lambda r: r.student):
-                writer.writerow([r.student, r.assignment, "" if r.score is None else f"{r.score:g}",
-                                 f"{r.max_score:g}", r.status, r.reason,
-                                 sum(t.passed for t in r.tests) if r.status == "graded" else "",
-                                 len(r.tests) if r.status == "graded" else "",
-                                 f"{r.timings.get('total_s', 0.0):.1f}"])
+            for row in sorted(rows, key=lambda r: r.student):
+                r, late = row.result, row.lateness
+                graded = r.status == "graded"
+                writer.writerow([r.student, r.assignment, _num(row.score), f"{r.max_score:g}", r.status, row.reason,
+                                 sum(t.passed for t in r.tests) if graded else "", len(r.tests) if graded else "",
+                                 f"{r.timings.get('total_s', 0.0):.1f}", row.notebook,
+                                 late.submitted.strftime("%Y-%m-%dT%H:%M:%SZ") if late.submitted else "",
+                                 "" if late.minutes_late is None else f"{late.minutes_late:.1f}",
+                                 _num(late.penalty), _num(row.raw_score), " ".join(row.manual_pending),
+                                 " | ".join(f"{gid}: {' '.join(text.split())}" for gid, text in row.comments),
+                                 "; ".join(row.flags)])
         os.replace(tmp, path)
         return path
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else f"{x:g}"
