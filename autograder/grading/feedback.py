@@ -76,18 +76,15 @@ def render(result: GradeResult, row: "Row | None" = None) -> str:
         cell = cells.get(test.grade_id)
         if cell is not None and cell.manual is not None and cell.manual != test.points:
             points = f"{_points(cell.manual)} (set by your instructor; autograded {_points(test.points)})"
-        comment = (f'<p class="comment">Instructor: {escape(cell.comment)}</p>'
-                   if cell is not None and cell.comment else "")
         rows.append(f'<tr><td><code>{escape(test.grade_id)}</code>{" (hidden tests)" if test.hidden else ""}</td>'
                     f'<td>{points} / {_points(test.max_points)}</td>'
-                    f'<td class="{css}">{escape(message)}{checks}{comment}</td></tr>')
+                    f'<td class="{css}">{escape(message)}{checks}</td></tr>')
     tested = {t.grade_id for t in result.tests}
     for cell in (c for c in (row.cells if row is not None else ()) if c.grade_id not in tested):
-        if cell.score is None and not cell.comment:
+        if cell.score is None:
             continue
-        comment = f'<p class="comment">Instructor: {escape(cell.comment)}</p>' if cell.comment else ""
         rows.append(f'<tr><td><code>{escape(cell.grade_id)}</code> (graded by your instructor)</td>'
-                    f'<td>{_points(cell.score)} / {_points(cell.max_points)}</td><td>{comment}</td></tr>')
+                    f'<td>{_points(cell.score)} / {_points(cell.max_points)}</td><td></td></tr>')
     table = ("<table><tr><th>test</th><th>points</th><th>result</th></tr>" + "".join(rows) + "</table>"
              if rows else "")
     score, reason, extra = result.score, result.reason, ""
@@ -98,6 +95,9 @@ def render(result: GradeResult, row: "Row | None" = None) -> str:
         if row.lateness.penalty:
             extra += (f"<p>Late penalty: &minus;{_points(row.lateness.penalty)} "
                       f"(before the penalty: {_points(row.raw_score)})</p>")
+        if row.comments:
+            items = "".join(f"<li><code>{escape(name)}</code>: {escape(text)}</li>" for name, text in row.comments)
+            extra += f'<div class="comment"><p>Comments from your instructor:</p><ul>{items}</ul></div>'
         if row.manual_pending:
             extra += "<p>Some cells are still to be graded by your instructor; this score may change.</p>"
     todo = _WHAT_TO_DO.get(result.status, "") if score is None else ""

@@ -34,7 +34,6 @@ class CellScore:
     auto: float | None
     manual: float | None
     needs_manual: bool
-    comment: str = ""
 
     @property
     def score(self) -> float | None:
@@ -43,9 +42,11 @@ class CellScore:
 
 @dataclass(frozen=True)
 class GradebookView:
-    """What the gradebook holds for one student's submission (``cells`` empty: no submission there)."""
+    """What the gradebook holds for one student's submission (``cells`` empty: no submission there).
+    ``comments``: ``(cell name, text)`` for every non-empty comment (nbgrader keeps them on answer cells)."""
     cells: tuple[CellScore, ...] = ()
     extension: dt.timedelta | None = None
+    comments: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Row:
     score: float | None = None              # the final score: raw_score - late penalty, never below 0
     lateness: Lateness = field(default_factory=lambda: Lateness(None, None, None))
     cells: tuple[CellScore, ...] = ()
+    comments: tuple[tuple[str, str], ...] = ()   # the instructor's comments: (cell name, text)
     manual_pending: tuple[str, ...] = ()    # grade ids flagged for manual grading and not yet graded by hand
     hand_scored: bool = False               # a manual score changed the result
     notes: list[str] = field(default_factory=list)
@@ -78,16 +80,12 @@ class Row:
     def reason(self) -> str:
         return "; ".join(x for x in [self.result.reason, *self.notes] if x)
 
-    @property
-    def comments(self) -> list[tuple[str, str]]:
-        return [(c.grade_id, c.comment) for c in self.cells if c.comment]
-
 
 def build_row(result: GradeResult, view: GradebookView, lateness_of, notebook: str = "",
               pick_note: str = "") -> Row:
     """The final row of one student. ``lateness_of(raw_score)`` returns the :class:`Lateness` for that score
     (see :func:`autograder.grading.lateness.assess`)."""
-    row = Row(result, notebook=notebook, cells=view.cells)
+    row = Row(result, notebook=notebook, cells=view.cells, comments=view.comments)
     if pick_note:
         row.notes.append(pick_note)
     cells = {c.grade_id: c for c in view.cells}

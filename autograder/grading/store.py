@@ -140,8 +140,8 @@ class Store:
 
         ``blob`` (a prepared SQLite gradebook of the assignment) becomes the gradebook when the default SQLite
         file does not exist yet."""
-        from .course import populate_gradebook, source_info
-        self._order = [gid for gid, _ in source_info(source).grade_cells]
+        from .course import populate_gradebook
+        self._order = _cell_order(source)
         default = self.out / "gradebook.db"
         if blob and self._gradebook is None and self.db_url == f"sqlite:///{default}" and not default.exists():
             tmp = default.with_suffix(".part")
@@ -225,12 +225,13 @@ class Store:
             notebook = gb.find_submission_notebook(self.notebook_name, self.assignment, student)
         except MissingEntry:
             return GradebookView()
-        comments = {c.name: (c.manual_comment or "").strip() for c in notebook.comments}
         order = {name: i for i, name in enumerate(self._order)}
-        cells = tuple(CellScore(g.name, float(g.max_score), g.auto_score, g.manual_score, bool(g.needs_manual_grade),
-                                comments.get(g.name, ""))
+        cells = tuple(CellScore(g.name, float(g.max_score), g.auto_score, g.manual_score, bool(g.needs_manual_grade))
                       for g in sorted(notebook.grades, key=lambda g: (order.get(g.name, len(order)), g.name)))
-        return GradebookView(cells, submission.extension)
+        comments = tuple((c.name, c.manual_comment.strip())
+                         for c in sorted(notebook.comments, key=lambda c: (order.get(c.name, len(order)), c.name))
+                         if c.manual_comment and c.manual_comment.strip())
+        return GradebookView(cells, submission.extension, comments)
 
     # ---------------------------------------------------------------------------------------- grades.csv
     def write_csv(self, rows: list[Row]) -> Path:
@@ -253,6 +254,13 @@ class Store:
                                  "; ".join(row.flags)])
         os.replace(tmp, path)
         return path
+
+
+def _cell_order(source: bytes) -> list[str]:
+    """Every nbgrader cell name (grade_id) of the source, in notebook order."""
+    nb = json.loads(source.decode("utf-8"))
+    return [c["metadata"]["nbgrader"]["grade_id"] for c in nb.get("cells", [])
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")]
 
 
 def _num(x: float | None) -> str:
