@@ -162,3 +162,12 @@ def test_a_disguised_copy_of_the_solution_matches_the_solution(corpus):
 def test_flags_name_both_classmates():
     pairs = [sim.Pair("ann", "bob", 0.931), sim.Pair("cy", sim.SOLUTION_FLAG, 0.97)]
     assert sim.flags_by_student(pairs) == {"ann": ["bob 93%"], "bob": ["ann 93%"], "cy": ["matches-solution 97%"]}
+
+
+def test_the_readme_states_these_settings_and_figures():
+    text = " ".join((ROOT / "README.md").read_text().split())
+    n = len(AUTHORS)
+    words = {6: "six"}
+    assert f"{sim.K}-token shingles" in text and f"at least {sim.THRESHOLD:g}" in text
+    assert f"at least {sim.MIN_SHARED} shared" in text
+    assert f"{words[n]} independently written right answers" in text and f"none of the {n * (n - 1) // 2} pairs" in text
