@@ -85,3 +85,21 @@ def test_the_nbgrader_plugin_applies_the_same_rule():
     plugin = lateness.PerStartedHourPenalty(percent_per_hour=10.0, max_score=10.0)
     assert plugin.late_submission_penalty("ann", 9.0, 3601) == 2.0
     assert plugin.late_submission_penalty("ann", 9.0, 0) is None
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--due", "friday"], "--due 'friday' is not an ISO 8601 time"),
+    (["--due", "2026-11-05T12:00"], "has no time zone"),
+    (["--late-penalty-per-hour", "5"], "--late-penalty-per-hour needs --due"),
+    (["--due", "2026-11-05T12:00Z", "--late-penalty-per-hour", "-1"], "between 0 and 100"),
+    (["--retry-failed", "--force"], "contradict"),
+    (["--export", "canvas", "--roster", "no-such-roster.csv"], "--roster no-such-roster.csv: no such file"),
+    (["--canvas-column", "X"], "--canvas-column is for --export canvas"),
+])
+def test_bad_grading_options_are_one_line_errors(tmp_path, capsys, extra, words):
+    from autograder.grading import cli
+    (tmp_path / "sub" / "ann").mkdir(parents=True)
+    code = cli.main([str(tmp_path / "sub"), "--assignment", "grading-fixture", "--out", str(tmp_path / "out"), *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and words in err and "\n" not in err
+    assert not (tmp_path / "out" / "grades.csv").exists()
