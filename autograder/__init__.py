@@ -1,15 +1,7 @@
-"""Course package: reference implementations, the checks that assignment test cells call, timing helpers,
-benchmarks and the instructor grading command (``python -m autograder grade ...``).
+"""Course package: reference implementations (:mod:`autograder.reference`), the judges (:mod:`autograder.checks`),
+the code that runs in a student's kernel (:mod:`autograder.student`), timing helpers, benchmarks and the instructor
+grading command (``python -m autograder grade ...``).
 
-``autograder.numpy_ref`` and ``autograder.torch_ref`` are loaded on first use, so commands that need no PyTorch
-(``python -m autograder --help``, ``release``) start without importing it.
+This file imports nothing: it is one of the few files of the package copied into the grading sandbox (see
+:func:`autograder.student.sandbox_tree`), where only :mod:`autograder.student` and ``autograder/data`` exist.
 """
-import importlib
-
-__all__ = ["numpy_ref", "torch_ref"]
-
-
-def __getattr__(name: str):
-    if name in __all__:
-        return importlib.import_module(f"autograder.reference.{name}")
-    raise AttributeError(f"module 'autograder' has no attribute {name!r}")

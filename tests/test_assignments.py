@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from autograder.checks import core
-from autograder.checks.student import check
+from autograder.student import check, registry, run_checks
 from autograder.reference import numpy_ref, torch_ref
 from test_assignments_mistakes import MISTAKES, Mistake
 
@@ -62,14 +62,16 @@ REFERENCE_NAMESPACE = {**vars(numpy_ref), "TokenPositionEmbedding": torch_ref.To
                        "EmbeddingFunction": torch_ref.EmbeddingFunction}
 
 
-def failures(assignment: str, namespace: dict, *, function: str | None = None, hidden: bool | None = None):
+def failures(assignment: str, namespace: dict, *, function: str | None = None, hidden: bool | None = None,
+             seed: int = core.LOCAL_HIDDEN_SEED):
+    """``[(group, check name, message)]`` of the failing checks, hidden ones probed and judged with ``seed``."""
     out = []
     for group_name, checks in core.groups(assignment).items():
         if function is not None and checks[0].function != function:
             continue
         if hidden is not None and checks[0].hidden != hidden:
             continue
-        out += [(group_name, name, message) for name, ok, message in core.verdicts(assignment, group_name, namespace) if not ok]
+        out += [(group_name, name, message) for name, ok, message in core.verdicts(assignment, group_name, namespace, seed) if not ok]
     return out
 
 
@@ -88,33 +90,30 @@ def test_groups_are_consistent(assignment):
 
 def test_a_group_without_checks_fails_loudly():
     with pytest.raises(KeyError, match="no checks registered"):
-        core.run_checks("backprop", "no_such_group", {})
+        run_checks("backprop", "no_such_group", {})
 
 
 # ------------------------------------------------------------------------------------------------ references and solutions pass
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_reference_implementations_pass_every_group(assignment, seed, monkeypatch):
-    monkeypatch.setenv("AUTOGRADER_SEED", str(seed))
-    assert failures(assignment, REFERENCE_NAMESPACE) == []
+def test_reference_implementations_pass_every_group(assignment, seed):
+    assert failures(assignment, REFERENCE_NAMESPACE, seed=seed) == []
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_solution_notebooks_pass_every_group(assignment, seed, monkeypatch):
-    monkeypatch.setenv("AUTOGRADER_SEED", str(seed))
-    assert failures(assignment, solution_namespace(assignment)) == []
+def test_solution_notebooks_pass_every_group(assignment, seed):
+    assert failures(assignment, solution_namespace(assignment), seed=seed) == []
 
 
-def test_hidden_inputs_change_with_the_grading_seed(monkeypatch):
+def test_hidden_inputs_change_with_the_grading_seed():
     """Hidden groups draw new inputs at grading time; visible ones never change."""
     ns = REFERENCE_NAMESPACE
-    monkeypatch.setenv("AUTOGRADER_SEED", "1")
-    hidden_1 = core.encode(core.probe_group("token-embeddings", "embedding_forward_hidden", ns))
-    visible_1 = core.encode(core.probe_group("token-embeddings", "embedding_forward", ns))
-    monkeypatch.setenv("AUTOGRADER_SEED", "2")
-    assert core.encode(core.probe_group("token-embeddings", "embedding_forward_hidden", ns)) != hidden_1
-    assert core.encode(core.probe_group("token-embeddings", "embedding_forward", ns)) == visible_1
+
+    def probed(group, seed):
+        return core.encode(registry.probe_group("token-embeddings", group, ns, seed))
+    assert probed("embedding_forward_hidden", 2) != probed("embedding_forward_hidden", 1)
+    assert probed("embedding_forward", 2) == probed("embedding_forward", 1)
 
 
 # ------------------------------------------------------------------------------------------------ mistakes are caught
@@ -131,7 +130,7 @@ def test_mistake_table_covers_every_graded_function():
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")   # overflowing mistakes warn, as they would for a student
 @pytest.mark.parametrize("mistake", MISTAKES, ids=[m.id for m in MISTAKES])
-def test_mistake_is_caught(mistake, monkeypatch):
+def test_mistake_is_caught(mistake):
     namespace = _with_mistake(mistake)
     visible = failures(mistake.assignment, namespace, function=mistake.function, hidden=False)
     if mistake.caught_by == "visible":
@@ -141,8 +140,7 @@ def test_mistake_is_caught(mistake, monkeypatch):
         assert visible == [], f"{mistake.id} should pass the visible checks (it is the hidden ones' job): {visible}"
         caught = []
         for seed in SEEDS:
-            monkeypatch.setenv("AUTOGRADER_SEED", str(seed))
-            hidden = failures(mistake.assignment, namespace, function=mistake.function, hidden=True)
+            hidden = failures(mistake.assignment, namespace, function=mistake.function, hidden=True, seed=seed)
             assert hidden, f"the hidden checks miss {mistake.id} at grading seed {seed}"
             caught += hidden
     for group_name, name, message in caught:
@@ -261,7 +259,7 @@ def test_notebook_structure_and_totals(assignment, kind):
     # every graded function has an answer cell, a self-check cell and the import of `check`
     functions = {cs[0].function for cs in core.groups(assignment).values()}
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
-    assert any("from autograder.checks.student import check" in s for s in sources)
+    assert any("from autograder.student import check, run_checks" in s for s in sources)
     for function in functions:
         assert f"check({function})" in sources
         assert any(re.search(rf"^(def|class) {function}\b", s, re.M) and nb_meta(c).get("solution")

@@ -1,7 +1,6 @@
-"""Checks that assignment test cells call and that the grader re-runs in a trusted process.
+"""The judges of the assignment checks (trusted side; never copied into the grading sandbox).
 
-Student-facing entry points: :func:`run_checks` (what a test cell calls) and :func:`check` (a one-line self-check
-of one function, e.g. ``check(embedding_forward)``). See :mod:`autograder.checks.core` for the design.
+:mod:`autograder.checks.core` joins each judge to its probe (:mod:`autograder.student.registry`);
+``autograder.checks.<assignment>`` hold the judges; :mod:`autograder.checks.compare` the verdict helpers. What a
+student's notebook calls is :mod:`autograder.student` (``run_checks``, ``check``).
 """
-from .core import (Check, CheckFailed, Raised, call, decode, encode, group, groups, judge_group, probe_group,  # noqa: F401
-                   run_checks, grading_seed)

@@ -1,78 +1,31 @@
-"""Building blocks of the assignment checks: input cases, one-line verdicts, and cross-checked references.
+"""Building blocks of the judges: one-line verdicts, comparators and cross-checked references.
 
-A check built with :func:`case_check` runs the student's function on a list of :class:`Case` inputs (the probe,
-in the student's process) and compares each result with **both** reference implementations (the judge, in a
-trusted process): the NumPy one in :mod:`autograder.reference.numpy_ref` and the PyTorch one in
-:mod:`autograder.reference.torch_ref`. The judge rebuilds the inputs itself from the seed the probe reports, so
-nothing the student's code returned is used as an input to the references.
+A case check's judge (:func:`case_judges`) rebuilds the check's :class:`~autograder.student.cases.Case` inputs
+itself, from the seed **its caller** (the grader) passes, with the same builder the probe used; it reads only the
+student's *outputs* from the probe data (results, exceptions, which arguments were modified) and compares each with
+**both** reference implementations: the NumPy one in :mod:`autograder.reference.numpy_ref` and the PyTorch one in
+:mod:`autograder.reference.torch_ref`. No input (ids, shapes, sizes, seeds, labels) is ever taken from probe data.
 
-Every failure is a :class:`~autograder.checks.core.CheckFailed` with one line a student can act on: the call that
-went wrong, then the shape, dtype, first mismatching index or exception that was expected and what came back.
+Every failure is a :class:`~autograder.student.verdict.CheckFailed` with one line a student can act on: the call
+that went wrong, then the shape, dtype, first mismatching index or exception that was expected and what came back.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
-from .core import Check, CheckFailed, Raised, add, call, grading_seed
+from autograder.student import registry
+from autograder.student.cases import Case, torch_ids
+from autograder.student.describe import describe, show_array
+from autograder.student.transport import Raised, call
+from autograder.student.verdict import CheckFailed
 
+from .core import add_judge
 
-def torch_ids(ids):
-    """``ids`` (any integer array-like) as the ``torch.long`` tensor the PyTorch references take."""
-    import torch  # only the judges that consult torch_ref need it
-    return torch.from_numpy(np.asarray(ids).astype(np.int64))
-
-__all__ = ["Case", "case_check", "describe", "expect_array", "expect_int", "expect_number", "expect_raises",
-           "references_agree", "arrays", "integer", "VISIBLE_SEED"]
-
-#: visible checks always use this seed: the student sees exactly the inputs that are graded
-VISIBLE_SEED = 0
-
-
-@dataclass
-class Case:
-    """One call of the student's function: ``fn(*args, **kwargs)``.
-
-    ``label`` describes the inputs to the student (``"weight (6, 4) float32, ids [[0 5 2] [2 2 1]]"``).
-    ``raises`` is the exception class the contract demands for these inputs (``None``: a result is expected);
-    ``hint`` is appended to the failure message (the usual cause of that mistake).
-    """
-    label: str
-    args: tuple
-    kwargs: dict = field(default_factory=dict)
-    raises: type[BaseException] | None = None
-    hint: str = ""
-
-
-# ------------------------------------------------------------------------------------------------ describing
-def describe(value: Any) -> str:
-    """A short one-line phrase for what the student's code produced: ``an array of shape (2, 3) float64``."""
-    if isinstance(value, Raised):
-        if value.type == "NotImplementedError" and not value.message:
-            return "it raised NotImplementedError (replace `raise NotImplementedError()` with your code)"
-        return f"it raised {value.type}" + (f": {_one_line(value.message)[:160]}" if value.message else "")
-    if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape} {value.dtype}"
-    if type(value).__module__ == "torch" and hasattr(value, "shape"):
-        return f"a tensor of shape {tuple(value.shape)} {value.dtype}"
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)} items"
-    if value is None:
-        return "None (did you forget `return`?)"
-    return f"{type(value).__name__} {_one_line(repr(value))[:60]}"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def show_array(a: np.ndarray, limit: int = 60) -> str:
-    """A compact one-line rendering of a small array, for case labels."""
-    text = np.array2string(np.asarray(a), threshold=12, separator=" ", max_line_width=10_000).replace("\n", "")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+__all__ = ["case_judges", "describe", "expect_array", "expect_int", "expect_number", "expect_raises",
+           "references_agree", "arrays", "integer", "show_array", "torch_ids"]
 
 
 def show_value(x: Any) -> str:
@@ -200,56 +153,37 @@ def integer() -> Comparator:
     return compare
 
 
-# ------------------------------------------------------------------------------------------------ checks
-def _snapshot(args: Sequence[Any]) -> list[Any]:
-    return [a.copy() if isinstance(a, np.ndarray) else None for a in args]
+# ------------------------------------------------------------------------------------------------ case judges
+def case_judges(assignment: str, group: str, *, numpy_ref: Callable | None, torch_ref: Callable | None,
+                compare: Comparator, arg_names: tuple[str, ...] = (),
+                mutation_hint: str = "compute a new array instead (e.g. `x + y`, not `x += y`)") -> None:
+    """Register the judge of every case probe of ``group`` (see :func:`autograder.student.registry.case_probes`).
 
-
-def _mutated(args: Sequence[Any], before: list[Any]) -> list[int]:
-    changed = []
-    for i, (a, b) in enumerate(zip(args, before)):
-        if b is None:
-            continue
-        same = a.shape == b.shape and (np.array_equal(a, b, equal_nan=True)
-                                       if np.issubdtype(b.dtype, np.inexact) else np.array_equal(a, b))
-        if not same:
-            changed.append(i)
-    return changed
-
-
-def case_check(assignment: str, group: str, name: str, function: str, *,
-               cases: Callable[[int], list[Case]],
-               numpy_ref: Callable | None,
-               torch_ref: Callable | None,
-               compare: Comparator,
-               seeded: bool = False,
-               arg_names: Sequence[str] = (),
-               mutation_hint: str = "compute a new array instead (e.g. `x + y`, not `x += y`)") -> Check:
-    """Register a check that calls ``function`` on ``cases(seed)`` and compares with both references.
-
-    ``numpy_ref(*args, **kwargs)`` and ``torch_ref(*args, **kwargs)`` take the case's NumPy inputs (the torch
-    one converts them itself) and return NumPy data. ``seeded``: hidden checks draw their inputs from
-    :func:`grading_seed`, so they differ at grading time; visible ones always use :data:`VISIBLE_SEED`.
-    Every case also fails if the student's function modified one of its array arguments in place.
+    Each judge rebuilds its cases with the probe's own builder (``probe.cases(seed)``, ``seed`` from the grader)
+    and compares the student's result for each with ``numpy_ref(*args, **kwargs)`` and ``torch_ref(...)`` (both
+    return NumPy data; the torch one converts the inputs itself). A case also fails if the student's function
+    modified one of its array arguments in place.
     """
-    def probe(fn):
-        seed = grading_seed() if seeded else VISIBLE_SEED
-        out = []
-        for case in cases(seed):
-            before = _snapshot(case.args)
-            got = call(fn, *case.args, **case.kwargs)
-            out.append({"got": got, "mutated": _mutated(case.args, before)})
-        return {"seed": seed, "cases": out}
+    probes = [p for p in registry.group(assignment, group) if p.cases is not None]
+    if not probes:
+        raise RuntimeError(f"internal error: {assignment}/{group} has no case probes to judge")
+    for probe in probes:
+        add_judge(assignment, group, probe.name, _case_judge(probe.function, probe.cases, numpy_ref, torch_ref,
+                                                             compare, arg_names, mutation_hint))
 
-    def judge(result):
-        built = cases(int(result["seed"]))
+
+def _case_judge(function, cases, numpy_ref, torch_ref, compare, arg_names, mutation_hint):
+    def judge(result, seed):
+        built = cases(seed)
         results = result["cases"]
         if len(results) != len(built):
             raise CheckFailed(f"{function}: expected {len(built)} results, got {len(results)}")
         for case, record in zip(built, results):
             where = f"{function}({case.label})"
-            if record["mutated"]:
-                which = ", ".join(arg_names[i] if i < len(arg_names) else f"argument {i}" for i in record["mutated"])
+            mutated = record["mutated"]
+            if mutated:
+                which = ", ".join(arg_names[i] if isinstance(i, int) and 0 <= i < len(arg_names) else f"argument {i}"
+                                  for i in mutated)
                 raise CheckFailed(f"{where}: modified its input {which} in place; {mutation_hint}")
             got = record["got"]
             if case.raises is not None:
@@ -261,38 +195,4 @@ def case_check(assignment: str, group: str, name: str, function: str, *,
             ref_np = numpy_ref(*case.args, **case.kwargs) if numpy_ref is not None else None
             ref_torch = torch_ref(*case.args, **case.kwargs) if torch_ref is not None else None
             compare(got, ref_np, ref_torch, where, case)
-
-    return add(Check(assignment, group, name, function, probe, judge, hidden=seeded))
-
-
-def custom_check(assignment: str, group: str, name: str, function: str, *, probe: Callable[[Callable, int], Any],
-                 judge: Callable[[Any, int], None], seeded: bool = False) -> Check:
-    """Register a check with its own probe ``probe(fn, seed) -> data`` and judge ``judge(data, seed)``.
-
-    The seed is chosen in the probe (:func:`grading_seed` when ``seeded``) and handed to the judge, which
-    rebuilds every input from it.
-    """
-    def probe_(fn):
-        seed = grading_seed() if seeded else VISIBLE_SEED
-        return {"seed": seed, "data": probe(fn, seed)}
-
-    def judge_(result):
-        judge(result["data"], int(result["seed"]))
-
-    return add(Check(assignment, group, name, function, probe_, judge_, hidden=seeded))
-
-
-def case_checks(assignment: str, group: str, function: str, *, cases: Callable[[int], list[Case]],
-                results_name: str, error_names: dict[type, str] | None = None, **kwargs) -> list[Check]:
-    """Register one :func:`case_check` for the cases that expect a result and one per expected exception class,
-    so the student sees a PASS/FAIL line for each (e.g. "values and shape", "negative ids raise IndexError")."""
-    kinds: list[type | None] = []
-    for case in cases(VISIBLE_SEED):
-        if case.raises not in kinds:
-            kinds.append(case.raises)
-    checks = []
-    for kind in kinds:
-        name = results_name if kind is None else (error_names or {}).get(kind, f"bad input raises {kind.__name__}")
-        checks.append(case_check(assignment, group, name, function,
-                                 cases=lambda seed, kind=kind: [c for c in cases(seed) if c.raises is kind], **kwargs))
-    return checks
+    return judge

@@ -1,82 +1,27 @@
-"""Checks of the ``memory-scaling`` assignment: ``embedding_parameters``, ``tensor_bytes``, ``training_bytes``,
+"""Judges of the ``memory-scaling`` assignment: ``embedding_parameters``, ``tensor_bytes``, ``training_bytes``,
 ``lookup_bytes``.
 
 Every expected count comes from both references: :mod:`~autograder.reference.numpy_ref` (arithmetic) and
 :mod:`~autograder.reference.torch_ref` (``nbytes`` of real ``meta`` tensors and the state a real ``torch.optim``
-optimizer allocates). Groups: ``<function>`` (visible) and ``<function>_hidden`` (seeded at grading time).
+optimizer allocates). The inputs are rebuilt from the caller's seed by
+:mod:`autograder.student.probes.memory_scaling`; probe data supplies only the student's results.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from autograder.reference import numpy_ref as N, torch_ref as T
+from autograder.student.probes import memory_scaling as P
 
-from .compare import Case, case_checks, integer
+from .compare import case_judges, integer
 
-A = "memory-scaling"
-
-INT4_HINT = "int4 packs two values into a byte: round up, e.g. 7 values need 4 bytes"
-DTYPE_HINT = "only float32, float16, bfloat16, int8 and int4 are known: raise ValueError for anything else"
-MIXED_HINT = ("weights and gradients in dtype, optimizer state in float32 (sgd 0, momentum 1, adam 2 values per "
-              "parameter), plus a float32 master copy of the weights when dtype is not float32")
+A = P.A
 
 
-def _label(args, kwargs):
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
-    return ", ".join(parts)
-
-
-def _case(*args, raises=None, hint="", **kwargs):
-    return Case(_label(args, kwargs), args, kwargs, raises=raises, hint=hint)
-
-
-# ------------------------------------------------------------------------------------------------ embedding_parameters
 def _torch_parameters(vocab_size, dim):
     return torch.nn.Embedding(vocab_size, dim, device="meta").weight.numel()
 
 
-def _params_cases_visible(seed):
-    return [_case(50257, 768), _case(30522, 768), _case(10, 3)]
-
-
-def _params_cases_hidden(seed):
-    rng = np.random.default_rng(seed)
-    return [_case(1, 1), _case(128256, 4096), _case(int(rng.integers(1000, 300_000)), int(rng.integers(64, 16_384)))]
-
-
-case_checks(A, "embedding_parameters", "embedding_parameters", results_name="V * D for GPT-2, BERT and a small table",
-            cases=_params_cases_visible, numpy_ref=N.embedding_parameters, torch_ref=_torch_parameters, compare=integer())
-case_checks(A, "embedding_parameters_hidden", "embedding_parameters", results_name="1 x 1, Llama 3 and random tables",
-            cases=_params_cases_hidden, numpy_ref=N.embedding_parameters, torch_ref=_torch_parameters,
-            compare=integer(), seeded=True)
-
-
-# ------------------------------------------------------------------------------------------------ tensor_bytes
-def _tensor_cases_visible(seed):
-    return [*(_case(10, d) for d in ("float32", "float16", "bfloat16", "int8", "int4")),
-            _case(7, "int4", hint=INT4_HINT),
-            _case(10, "float64", raises=ValueError, hint=DTYPE_HINT)]
-
-
-def _tensor_cases_hidden(seed):
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(10**9, 10**10)) | 1            # odd, and beyond int32
-    return [*(_case(0, d) for d in ("float32", "int4")), _case(1, "int4", hint=INT4_HINT),
-            *(_case(n, d, hint=INT4_HINT if d == "int4" else "") for d in ("float32", "bfloat16", "int8", "int4")),
-            _case(2**31, "float32", hint="use Python ints: 2**31 * 4 overflows int32"),
-            *(_case(10, d, raises=ValueError, hint=DTYPE_HINT) for d in ("fp8", "int2", "float")),]
-
-
-case_checks(A, "tensor_bytes", "tensor_bytes", results_name="bytes per dtype, int4 rounded up",
-            error_names={ValueError: "unknown dtype raises ValueError"}, cases=_tensor_cases_visible,
-            numpy_ref=N.tensor_bytes, torch_ref=T.tensor_bytes, compare=integer())
-case_checks(A, "tensor_bytes_hidden", "tensor_bytes", results_name="0 and 1 elements, billions of elements",
-            error_names={ValueError: "more unknown dtypes raise ValueError"}, cases=_tensor_cases_hidden,
-            numpy_ref=N.tensor_bytes, torch_ref=T.tensor_bytes, compare=integer(), seeded=True)
-
-
-# ------------------------------------------------------------------------------------------------ training_bytes
 def _torch_training(n_params, dtype="float32", optimizer="adam"):
     """The PyTorch reference allocates real optimizer state, so beyond a million parameters it is scaled up from
     a 1000-parameter run (exact for the byte-aligned dtypes used there)."""
@@ -86,51 +31,11 @@ def _torch_training(n_params, dtype="float32", optimizer="adam"):
     return T.training_bytes(1000, dtype, optimizer) * n_params // 1000
 
 
-def _training_cases_visible(seed):
-    return [_case(1000, "float32", "adam"),
-            _case(1000, "bfloat16", "adam", hint="bfloat16 + Adam is 16 bytes per parameter: " + MIXED_HINT),
-            _case(1000, "float16", "sgd", hint=MIXED_HINT),
-            _case(1000, "float32", "momentum", hint=MIXED_HINT),
-            _case(1000, hint="defaults: dtype='float32', optimizer='adam'"),
-            _case(1000, "float32", "adagrad", raises=ValueError, hint="raise ValueError for an unknown optimizer")]
-
-
-def _training_cases_hidden(seed):
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(10**9, 10**10))
-    return [_case(0, "bfloat16", "adam"), _case(1, "bfloat16", "momentum", hint=MIXED_HINT),
-            _case(int(rng.integers(1000, 100_000)), "float16", "adam", hint=MIXED_HINT),
-            _case(n, "bfloat16", "adam", hint=MIXED_HINT), _case(n, "float32", "sgd", hint=MIXED_HINT),
-            _case(1234, optimizer="momentum", hint="default dtype='float32'"),
-            _case(4321, "bfloat16", hint="default optimizer='adam'"),
-            _case(1000, "bfloat16", "rmsprop", raises=ValueError, hint="raise ValueError for an unknown optimizer"),
-            _case(1000, "float64", "adam", raises=ValueError, hint=DTYPE_HINT)]
-
-
-case_checks(A, "training_bytes", "training_bytes", results_name="weights, gradients, optimizer state, master copy",
-            error_names={ValueError: "unknown optimizer raises ValueError"}, cases=_training_cases_visible,
-            numpy_ref=N.training_bytes, torch_ref=_torch_training, compare=integer())
-case_checks(A, "training_bytes_hidden", "training_bytes", results_name="0, 1 and billions of parameters, mixed precision",
-            error_names={ValueError: "unknown optimizer or dtype raises ValueError"}, cases=_training_cases_hidden,
-            numpy_ref=N.training_bytes, torch_ref=_torch_training, compare=integer(), seeded=True)
-
-
-# ------------------------------------------------------------------------------------------------ lookup_bytes
-def _lookup_cases_visible(seed):
-    return [_case(2048, 4096, "bfloat16"), _case(10, 768, "float32"),
-            _case(3, 4096, "int4", hint="each token reads one row of dim values")]
-
-
-def _lookup_cases_hidden(seed):
-    rng = np.random.default_rng(seed)
-    return [_case(0, 768, "float32"), _case(1, 1, "int8"),
-            _case(int(rng.integers(10**5, 10**6)), 5120, "float16", hint="each token reads one row of dim values"),
-            _case(7, 2 * int(rng.integers(64, 4096)), "int4", hint="each token reads one row of dim values"),
-            _case(4, 8, "float64", raises=ValueError, hint=DTYPE_HINT)]
-
-
-case_checks(A, "lookup_bytes", "lookup_bytes", results_name="one row of dim values per token",
-            cases=_lookup_cases_visible, numpy_ref=N.lookup_bytes, torch_ref=T.lookup_bytes, compare=integer())
-case_checks(A, "lookup_bytes_hidden", "lookup_bytes", results_name="0 and 1 tokens, long batches, int4",
-            error_names={ValueError: "unknown dtype raises ValueError"}, cases=_lookup_cases_hidden,
-            numpy_ref=N.lookup_bytes, torch_ref=T.lookup_bytes, compare=integer(), seeded=True)
+for _group in ("embedding_parameters", "embedding_parameters_hidden"):
+    case_judges(A, _group, numpy_ref=N.embedding_parameters, torch_ref=_torch_parameters, compare=integer())
+for _group in ("tensor_bytes", "tensor_bytes_hidden"):
+    case_judges(A, _group, numpy_ref=N.tensor_bytes, torch_ref=T.tensor_bytes, compare=integer())
+for _group in ("training_bytes", "training_bytes_hidden"):
+    case_judges(A, _group, numpy_ref=N.training_bytes, torch_ref=_torch_training, compare=integer())
+for _group in ("lookup_bytes", "lookup_bytes_hidden"):
+    case_judges(A, _group, numpy_ref=N.lookup_bytes, torch_ref=T.lookup_bytes, compare=integer())

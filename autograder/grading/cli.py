@@ -124,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
                         "last_name, email, section, canvas_id, sis_user_id, sis_login_id")
     p.add_argument("--canvas-column", default=None, metavar="NAME",
                    help="the Canvas assignment column, e.g. 'Token embeddings (123456)' (default: the assignment id)")
-    p.add_argument("--seed", type=int, default=0, help="AUTOGRADER_SEED for the hidden tests' inputs")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the hidden tests' inputs (the grader gives it to the probes and to the judge)")
     p.add_argument("--source", default=None, help="the nbgrader source notebook (default: solutions/ID/ID.ipynb)")
     p.add_argument("--checks-module", action="append", default=[], metavar="MODULE",
                    help="extra module to import that registers the assignment's checks (repeatable)")

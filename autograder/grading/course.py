@@ -56,6 +56,7 @@ def warm_up() -> None:
     import nbgrader.preprocessors  # noqa: F401
     import numpy  # noqa: F401
     from autograder.checks import core  # noqa: F401
+    from autograder.student import registry  # noqa: F401
     from . import execute, sandbox  # noqa: F401
 
 
@@ -218,15 +219,15 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
     checked = _checked_groups(task, info)
     probe_dir = os.path.join(workdir, "probe")
     os.makedirs(probe_dir)
-    spec = {"assignment": task.assignment, "groups": checked, "check_modules": list(task.check_modules),
-            "skip_grade_ids": [c.grade_id for c in info.test_cells],
+    spec = {"assignment": task.assignment, "groups": checked, "hidden_seed": int(task.seed),
+            "probe_modules": probe_modules(task), "skip_grade_ids": [c.grade_id for c in info.test_cells],
             "notebook": os.path.join(workdir, "submitted", PRIVATE_STUDENT, task.assignment, nb_file)}
     with open(os.path.join(probe_dir, "spec.json"), "w") as fh:
         json.dump(spec, fh)
     jupyter_dir = os.path.join(workdir, "jupyter")
     os.makedirs(jupyter_dir)
     limits = Limits(memory_bytes=task.memory_bytes,
-                    env={"AUTOGRADER_SEED": str(task.seed), "JUPYTER_CONFIG_DIR": jupyter_dir,
+                    env={"JUPYTER_CONFIG_DIR": jupyter_dir,
                          "JUPYTER_RUNTIME_DIR": os.path.join(jupyter_dir, "runtime"),
                          "IPYTHONDIR": os.path.join(workdir, "ipython"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
     import sys
@@ -252,6 +253,21 @@ def _checked_groups(task: GradeTask, info: SourceInfo) -> list[str]:
     for module in task.check_modules:
         importlib.import_module(module)
     return checked_groups(task.assignment, info.test_cells)
+
+
+def probe_modules(task: GradeTask) -> list[str]:
+    """The modules outside ``autograder.student`` that register probes of ``task``'s assignment (imported by the
+    probe process before the student's code runs): those of the task's check modules, e.g. the test fixture's."""
+    from autograder.checks import core
+    import importlib
+    for module in task.check_modules:
+        importlib.import_module(module)
+    return core.probe_modules(task.assignment)
+
+
+def shipped_modules(task: GradeTask) -> list[str]:
+    """Modules outside the package that grading ``task`` imports: its check modules and their probe modules."""
+    return sorted({*task.check_modules, *probe_modules(task)})
 
 
 def checked_groups(assignment: str, test_cells) -> list[str]:
@@ -410,6 +426,7 @@ def _judge(task, checked, probe) -> tuple[dict[str, list], str]:
     verdicts = {}
     for gid in checked:
         results = data.get(gid) if isinstance(data, dict) else None
-        if isinstance(results, dict):
-            verdicts[gid] = [(n, bool(ok), str(m)) for n, ok, m in core.judge_group(task.assignment, gid, results)]
+        if isinstance(results, dict):      # judged with the grader's own seed, never one the probe reported
+            verdicts[gid] = [(n, bool(ok), str(m))
+                             for n, ok, m in core.judge_group(task.assignment, gid, results, seed=task.seed)]
     return verdicts, "no results for this test cell"

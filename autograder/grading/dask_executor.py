@@ -337,7 +337,8 @@ class DaskExecutor:
         if self.ship_package:
             from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value
             register_by_value()
-            extra = sorted({m for task in tasks for m in getattr(task, "check_modules", ())})
+            from autograder.grading.course import shipped_modules
+            extra = sorted({m for task in tasks for m in shipped_modules(task)})
             try:
                 bundle = package_zip(extra_modules=extra)
             except ModuleNotFoundError as exc:

@@ -1,10 +1,12 @@
 """The trusted re-run's untrusted half: execute a submission's own code cells and run the probes on them.
 
-:func:`run` executes in a forked, limited child (see :mod:`autograder.grading.limits`). It imports the checks
-*before* any student code runs, executes the submitted notebook's code cells except the test cells (in an IPython
-shell, so magics work), then calls :func:`autograder.checks.core.probe_group` for every checked test cell and
-writes the results with :func:`autograder.checks.core.encode` (JSON + npz; the grader decodes them without
-unpickling and judges them in its own process). Nothing this process says is believed, only measured.
+:func:`run` executes in a forked, limited child (see :mod:`autograder.grading.limits`). It imports the probes
+(:mod:`autograder.student.registry` and the spec's ``probe_modules``) *before* any student code runs, executes the
+submitted notebook's code cells except the test cells (in an IPython shell, so magics work), then calls
+:func:`autograder.student.registry.probe_group` with the spec's ``hidden_seed`` for every checked test cell and
+writes the results with :func:`autograder.student.transport.encode` (JSON + npz; the grader decodes them without
+unpickling and judges them in its own process, with its own seed). It never imports a judge. Nothing this process
+says is believed, only measured.
 
 The results leave through this process's original stdout, a pipe only the grader reads, after a marker line; what
 the student's code prints goes to ``/dev/null``. The process is made non-dumpable first, so that the student's
@@ -67,11 +69,11 @@ def run(spec_path: str) -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)     # what the student's code prints is not needed here
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    from autograder.checks import core
-    for module in spec["check_modules"]:
+    from autograder.student import registry, transport
+    for module in spec["probe_modules"]:
         importlib.import_module(module)
     for group in spec["groups"]:
-        core.group(spec["assignment"], group)          # load every check before student code runs
+        registry.group(spec["assignment"], group)          # load every probe before student code runs
     with open(spec["notebook"], encoding="utf-8") as fh:
         notebook = json.load(fh)
     from IPython.core.interactiveshell import InteractiveShell
@@ -79,8 +81,9 @@ def run(spec_path: str) -> int:
     for source in code_cells(notebook, set(spec["skip_grade_ids"])):
         shell.run_cell(source, store_history=False)
     namespace = shell.user_ns
-    results = {group: core.probe_group(spec["assignment"], group, namespace) for group in spec["groups"]}
-    blob = core.encode(results)
+    results = {group: registry.probe_group(spec["assignment"], group, namespace, spec["hidden_seed"])
+               for group in spec["groups"]}
+    blob = transport.encode(results)
     with os.fdopen(results_fd, "wb") as out:
         out.write(MARKER + len(blob).to_bytes(8, "little") + blob)
     return 0

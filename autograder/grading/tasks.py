@@ -45,7 +45,7 @@ class GradeTask:
     timeout_s: float = 120.0                 # wall-clock limit for the whole notebook (and for the probe re-run)
     memory_bytes: int = 4 << 30              # RLIMIT_AS of the autograde process, inherited by the kernel
     output_chars: int = 200_000              # printed output kept per notebook; the rest is dropped
-    seed: int = 0                            # AUTOGRADER_SEED for the kernel and the probes
+    seed: int = 0                            # the hidden seed: given to the probes and to the judge
     check_modules: tuple[str, ...] = ()      # extra modules that register this assignment's checks
     grader_fingerprint: str = ""             # hash of the grader, checks and references (see code_fingerprint)
 
