@@ -5,7 +5,7 @@ The class (grading-fixture, 5 points): ann and cy solved it (identical notebooks
 other notebooks are variants of the same solution, so they are flagged too), bob
 renamed his notebook and left a newer ``Untitled.ipynb`` beside it and is two hours late, dee's kernel dies
 (retried once, never cached), eve has two candidate notebooks, fay's timestamp is in the future, gus submitted
-nothing.
+nothing, hal's unit() passes one of its two checks (partial credit).
 """
 from __future__ import annotations
 
@@ -69,6 +69,9 @@ def week(tmp_path_factory):
     _put(sub / "eve" / A, "copy-2.ipynb", synthetic.variant(source, "renamed"), None)
     _put(sub / "fay" / A, f"{A}.ipynb", solved, "2099-01-01 00:00:00 UTC")
     (sub / "gus").mkdir()
+    half = solved.replace(b'raise ValueError(\\"zero vector\\")', b'return np.zeros_like(np.asarray(v, dtype=float))')
+    assert half != solved
+    _put(sub / "hal" / A, f"{A}.ipynb", half, on_time)
     roster = root / "roster.csv"
     roster.write_text("id,name,email,section\nann,Ann Lee,ann@uni.edu,S1\nbob,Bob Ray,bob@uni.edu,S2\n")
     out = root / "out"
@@ -82,7 +85,7 @@ def test_the_first_run(week):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {s: r["status"] for s, r in rows.items()} == {
         "ann": "graded", "bob": "graded", "cy": "graded", "dee": "crashed", "eve": "graded", "fay": "graded",
-        "gus": "missing"}
+        "gus": "missing", "hal": "graded"}
     assert "1 retried once after a crash or timeout" in proc.stdout
 
 
@@ -118,9 +121,39 @@ def test_picking_names_the_file_graded(week):
     assert f"Notebook graded: <code>{A} (1).ipynb</code>" in page
 
 
+def test_partial_credit_inside_a_test_cell(week):
+    from nbgrader.api import Gradebook
+    hal = week["rows"]["hal"]
+    assert hal["score"] == "3.5" and hal["tests_passed"] == "1"      # test_scale 2 + half of test_unit's 3
+    stored = json.loads((week["out"] / ".autograder" / A / "hal.json").read_text())
+    unit = next(t for t in stored["tests"] if t["grade_id"] == "test_unit")
+    assert unit["points"] == 1.5 and [c[1] for c in unit["checks"]] == [True, False]
+    with Gradebook(f"sqlite:///{week['out'] / 'gradebook.db'}") as gb:
+        assert gb.find_grade("test_unit", A, A, "hal").auto_score == 1.5
+        assert gb.find_submission(A, "hal").score == 3.5
+
+
+def test_autograded_notebooks_in_nbgraders_layout_and_generate_feedback(week):
+    out = week["out"]
+    for student in ("ann", "bob", "hal"):
+        nb = json.loads((out / "autograded" / student / A / f"{A}.ipynb").read_text())
+        assert any(c.get("outputs") for c in nb["cells"])                  # executed
+    assert not (out / "autograded" / "dee").exists() and not (out / "autograded" / "gus").exists()
+    nbgrader = Path(sys.executable).with_name("nbgrader")
+    proc = subprocess.run([str(nbgrader), "generate_feedback", A, "--force"], cwd=out, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    page = (out / "nbgrader-feedback" / "hal" / A / f"{A}.html").read_text()
+    assert "HIDDEN-FIXTURE-SENTINEL" not in page and "3.5" in page
+    ours = (out / "feedback" / "hal" / A / f"{A}.html").read_text()
+    assert "HIDDEN-FIXTURE-SENTINEL" not in ours and "Score: 3.5 / 5" in ours
+
+
 def test_crashes_are_retried_logged_and_explained(week):
     dee = week["rows"]["dee"]
     assert dee["score"] == "" and "retried once, failed again (first run: crashed" in dee["reason"]
+    log = (week["out"] / "logs" / A / "dee.log").read_text()
+    assert "=== first run ===" in log and "=== retry ===" in log and "autograde" in log
     page = (week["out"] / "feedback" / "dee" / A / f"{A}.html").read_text()
     assert "What to do:" in page and "Restart the kernel and run all cells" in page
     assert "Traceback" not in page and "[AutogradeApp" not in page
@@ -147,7 +180,7 @@ def test_report_and_canvas_export(week):
     by_id = {line[2]: line for line in lines[1:]}
     assert by_id["ann"] == ["Ann Lee", "", "ann", "ann@uni.edu", "S1", rows["ann"]["score"]]
     assert by_id["bob"][-1] == "1.5" and by_id["dee"][-1] == "" and by_id["gus"][-1] == ""
-    assert "the roster" in week["first"].stderr and "lacks 5 students (cy, dee, eve, fay, gus)" in week["first"].stderr
+    assert "the roster" in week["first"].stderr and "lacks 6 students (cy, dee, eve, fay, gus and 1 more)" in week["first"].stderr
 
 
 def test_manual_grades_flow_into_every_output_and_reruns_retry_failures(week):

@@ -267,6 +267,7 @@ def _grade(args) -> int:
             raise UsageError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - e.g. a PostgreSQL server that went away
             raise gradebook_error(exc) from None
+        store.write_course_config()
         for result in cached_results:
             results[result.student] = result
             if result.status == "invalid-notebook" and not store.cached(result.student, result.submission_hash):
@@ -308,7 +309,8 @@ def _retry_failures(tasks: list[GradeTask], args, store, results: dict[str, Grad
             note = f"retried once, failed again ({note})"
         else:
             note = f"graded on the second try ({note})"
-        return replace(result, reason="; ".join(x for x in (result.reason, note) if x)[:1000])
+        log = f"=== first run ===\n{before.log}\n=== retry ===\n{result.log}" if before.log else result.log
+        return replace(result, reason="; ".join(x for x in (result.reason, note) if x)[:1000], log=log)
 
     _run(again, args, store, results, _executor(args, len(again)), transform=annotate,
          desc=f"retrying {len(again)} failed")
@@ -344,7 +346,7 @@ def _similarity_flags(source: bytes, answers: dict[str, bytes]) -> dict[str, lis
     from . import similarity
     try:
         template, solution, reference = similarity.course_fingerprints(source)
-    except Exception as exc:  # noqa: BLE001 - flags are leads; a source they cannot read loses only the flags
+    except Exception as exc:   # flags are leads: a source they cannot read loses only the flags
         print(f"warning: no similarity flags: the source's answer cells are unreadable ({type(exc).__name__})",
               file=sys.stderr)
         return {}

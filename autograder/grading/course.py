@@ -21,6 +21,7 @@ __all__ = ["warm_up", "notebook_problem", "SourceInfo", "source_info", "max_scor
 
 HIDDEN_MARK = "BEGIN HIDDEN TESTS"
 PROBE_RESULTS_LIMIT = 256 << 20      # bytes of encoded probe results accepted from the probe process
+LOG_CHARS = 200_000                  # characters of nbgrader's and the kernel's log kept per submission
 # The student's id inside a private course directory, which holds one student: any real id (spaces, brackets that
 # nbgrader would read as glob patterns) is only ever a key in the grader's own results.
 PRIVATE_STUDENT = "student"
@@ -327,12 +328,16 @@ def _kernel_scores(db_url: str, task: GradeTask) -> dict[str, float]:
 
 
 def _collect(workdir, db_url, task, info, checked, outcomes, result) -> None:
+    from autograder.checks import core
     if os.environ.get("AUTOGRADER_DEBUG"):    # print what each child wrote (nbgrader's log, tracebacks)
         for o in outcomes.values():
             print(f"--- {o.name} rc={o.returncode} timed_out={o.timed_out} wall={o.wall_s:.2f}\n{o.output}")
     autograde = outcomes["autograde"]
     probe = outcomes.get("probe")
     limit = f"{task.timeout_s:g} s"
+    # nbgrader's and the kernel's log, for the instructor only (never in the feedback page)
+    result.log = "\n".join(f"--- {o.name}: exit status {o.returncode}{' (timed out)' if o.timed_out else ''}, "
+                           f"{o.wall_s:.1f} s\n{o.output}" for o in outcomes.values())[-LOG_CHARS:]
     if autograde.timed_out or (probe is not None and probe.timed_out):
         which = "the notebook" if autograde.timed_out else "the trusted re-run of the checks"
         result.status = "timeout"
@@ -349,6 +354,8 @@ def _collect(workdir, db_url, task, info, checked, outcomes, result) -> None:
         return
     kernel = _kernel_scores(db_url, task)
     errors, error_names, truncated = _cell_errors(autograded)
+    with open(autograded, encoding="utf-8") as fh:   # kept in --out/autograded/ for the formgrader
+        result.autograded = fh.read()
     verdicts, probe_problem = _judge(task, checked, probe)
     tests, notes = [], []
     for cell in info.test_cells:
@@ -364,8 +371,9 @@ def _collect(workdir, db_url, task, info, checked, outcomes, result) -> None:
                 checks = tuple(cell_verdicts)
                 trusted_ok = all(ok for _, ok, _ in cell_verdicts)
                 failures = "; ".join(f"{n}: {m}" for n, ok, m in cell_verdicts if not ok)
-                if not trusted_ok:
-                    points, passed = 0.0, False
+                if not trusted_ok:     # partial credit: the passed checks' share of the points, by weight
+                    points = core.cell_points(task.assignment, cell.grade_id, cell_verdicts, cell.points)
+                    passed = False
                     message = failures
                     if kernel_passed:
                         message = ("the notebook's own test passed, but the trusted re-run of its checks failed "

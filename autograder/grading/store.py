@@ -7,6 +7,9 @@ Layout of the output folder ``DIR``::
     DIR/gradebook.db                                 nbgrader gradebook (unless --db-url points elsewhere)
     DIR/feedback/<student>/<assignment>/<notebook>.html
     DIR/report.html, DIR/history.csv                 the class report and the regrade history (report.py)
+    DIR/autograded/<student>/<assignment>/<notebook>.ipynb   the autograded notebooks, in nbgrader's course layout
+    DIR/nbgrader_config.py                           makes DIR an nbgrader course: formgrader, generate_feedback
+    DIR/logs/<assignment>/<student>.log              nbgrader's and the kernel's log of a crashed or timed-out run
     DIR/.autograder/<assignment>/<student>.json      the full result and its content hash (reruns reuse it)
 
 A ``crashed`` or ``timeout`` result is stored (the report and ``--retry-failed`` read it) but never reused as a
@@ -31,6 +34,28 @@ CSV_COLUMNS = ["student", "assignment", "score", "max_score", "status", "reason"
                "comments", "flags"]
 #: results that are stored but never reused: a rerun (or --retry-failed) grades them again
 RETRIED_STATUSES = ("crashed", "timeout")
+
+
+_COURSE_CONFIG = '''\
+"""The nbgrader course of these grading results (written once by python -m autograder grade; edit freely).
+
+Run nbgrader from this folder: `nbgrader formgrader` shows the autograded notebooks in autograded/ and takes manual
+scores and comments into the gradebook (the next `grade` run carries them into grades.csv and every export);
+`nbgrader generate_feedback ASSIGNMENT` writes nbgrader's own pages to nbgrader-feedback/, hidden tests cleared.
+"""
+import os
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
+root = os.path.dirname(os.path.abspath(__file__))
+c = get_config()
+c.CourseDirectory.root = root
+c.CourseDirectory.db_url = {db_expr}
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "nbgrader-feedback"
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+'''
 
 
 class StoreLocked(RuntimeError):
@@ -103,14 +128,54 @@ class Store:
 
     def save(self, result: GradeResult) -> None:
         """Store the result, write the feedback page and record the grades in the gradebook (the final page,
-        with manual scores and lateness, is written by :meth:`write_feedback` at the end of the run)."""
+        with manual scores and lateness, is written by :meth:`write_feedback` at the end of the run); keep the
+        autograded notebook for nbgrader's tools and, for a failed run, the log."""
+        self._keep_files(result)
+        data = result.to_json()
+        data["log"] = data["autograded"] = ""     # kept as files, not in the stored result
         tmp = self._result_path(result.student).with_suffix(".part")
-        tmp.write_text(json.dumps(result.to_json()))
+        tmp.write_text(json.dumps(data))
         os.replace(tmp, self._result_path(result.student))
         page = self.feedback_path(result.student)
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(result.feedback_html, encoding="utf-8")
         self.record(result, fresh=True)
+
+    def autograded_path(self, student: str) -> Path:
+        """Where nbgrader looks for the autograded notebook (``CourseDirectory.directory_structure``)."""
+        return self.out / "autograded" / student / self.assignment / f"{self.notebook_name}.ipynb"
+
+    def log_path(self, student: str) -> Path:
+        return self.out / "logs" / _safe_name(self.assignment) / f"{_safe_name(student)}.log"
+
+    def _keep_files(self, result: GradeResult) -> None:
+        """The autograded notebook of a graded result (a stale one goes when the new result has none, so the
+        formgrader never shows an older notebook) and the log of a crashed or timed-out run."""
+        notebook = self.autograded_path(result.student)
+        if result.autograded and notebook.parent.resolve().is_relative_to(self.out / "autograded"):
+            notebook.parent.mkdir(parents=True, exist_ok=True)
+            tmp = notebook.with_suffix(".part")
+            tmp.write_text(result.autograded, encoding="utf-8")
+            os.replace(tmp, notebook)
+        elif notebook.exists() and notebook.resolve().is_relative_to(self.out / "autograded"):
+            notebook.unlink()
+        log = self.log_path(result.student)
+        if result.status in RETRIED_STATUSES and result.log:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(result.log, encoding="utf-8")
+        elif log.exists():
+            log.unlink()
+
+    def write_course_config(self) -> Path:
+        """``DIR/nbgrader_config.py`` (unless one exists): DIR becomes the nbgrader course of these results, so
+        ``nbgrader formgrader`` and ``nbgrader generate_feedback`` run from DIR. nbgrader's feedback pages go to
+        ``nbgrader-feedback/`` (never over the grader's own), with hidden tests cleared (nbgrader #917)."""
+        path = self.out / "nbgrader_config.py"
+        if not path.exists():
+            db = "sqlite:///" + "{root}/gradebook.db" if self.default_db else self.db_url
+            path.write_text(_COURSE_CONFIG.format(db_expr=(f'f"{db}"' if self.default_db else repr(db))),
+                            encoding="utf-8")
+        return path
 
     def write_feedback(self, row: Row) -> Path:
         from .feedback import render

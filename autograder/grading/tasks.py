@@ -76,6 +76,8 @@ class GradeResult:
     feedback_html: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     submission_hash: str = ""
+    log: str = ""                            # nbgrader's and the kernel's output: for the instructor, never the student
+    autograded: str = ""                     # the autograded notebook (JSON text), for nbgrader's formgrader
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
