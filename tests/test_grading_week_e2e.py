@@ -215,6 +215,6 @@ def test_a_wrong_assignment_id_warns_in_one_line(week, tmp_path):
     proc = _grade(week["sub"], tmp_path / "other", assignment="grading-fixtur")
     assert proc.returncode == 0
     warning = [line for line in proc.stderr.splitlines() if line.startswith("warning: every")]
-    assert warning == ["warning: every one of the 7 students is missing: no notebook in "
+    assert warning == ["warning: every one of the 8 students is missing: no notebook in "
                        "SUBMISSIONS/<student>/grading-fixtur/; their folders hold grading-fixture/: "
                        "is --assignment right?"]

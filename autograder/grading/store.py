@@ -48,13 +48,15 @@ import os
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
+from autograder.grading.nbgrader_feedback import ClearHiddenTestOutputs
+
 root = os.path.dirname(os.path.abspath(__file__))
 c = get_config()
 c.CourseDirectory.root = root
 c.CourseDirectory.db_url = {db_expr}
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "nbgrader-feedback"
-c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [ClearHiddenTestOutputs, ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
 '''
 
 
@@ -169,7 +171,8 @@ class Store:
     def write_course_config(self) -> Path:
         """``DIR/nbgrader_config.py`` (unless one exists): DIR becomes the nbgrader course of these results, so
         ``nbgrader formgrader`` and ``nbgrader generate_feedback`` run from DIR. nbgrader's feedback pages go to
-        ``nbgrader-feedback/`` (never over the grader's own), with hidden tests cleared (nbgrader #917)."""
+        ``nbgrader-feedback/`` (never over the grader's own), with hidden tests and their outputs cleared (nbgrader
+        #917; see :mod:`autograder.grading.nbgrader_feedback`)."""
         path = self.out / "nbgrader_config.py"
         if not path.exists():
             db = "sqlite:///" + "{root}/gradebook.db" if self.default_db else self.db_url
