@@ -207,6 +207,11 @@ def jaccard(a: Fingerprint, b: Fingerprint) -> tuple[float, int]:
 
 
 def flagged(a: Fingerprint, b: Fingerprint) -> tuple[bool, float]:
+    """``(flag?, Jaccard similarity)``; pairs whose sizes alone rule out the threshold are not intersected
+    (Jaccard is at most the ratio of the smaller set to the larger), and report that bound instead."""
+    small, large = sorted((len(a), len(b)))
+    if small < MIN_SHARED or small < THRESHOLD * large:
+        return False, (small / large if large else 0.0)
     similarity, shared = jaccard(a, b)
     return similarity >= THRESHOLD and shared >= MIN_SHARED, similarity
 
