@@ -198,9 +198,6 @@ def _grade(args) -> int:
         raise UsageError(f"{source_path} has malformed nbgrader metadata: {exc}") from None
     picks = find_submissions(Path(args.submissions), args.assignment, notebook_name, grade_ids_in(source_path))
     _warn_unchecked(args, source)
-    warning = all_missing_warning(Path(args.submissions), args.assignment, picks)
-    if warning:
-        print(warning, file=sys.stderr)
 
     try:
         store = Store(args.out, args.assignment, notebook_name, args.db_url)
@@ -288,6 +285,9 @@ def _grade(args) -> int:
     finally:
         store.close()
     _summary(rows, len(todo), retried, kept_stale, elapsed, args, path, store, outputs)
+    warning = all_missing_warning(Path(args.submissions), args.assignment, picks)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 
