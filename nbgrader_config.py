@@ -1,5 +1,8 @@
-"""nbgrader configuration of the course directory (this repository's root)."""
-c = get_config()  # noqa: F821  (provided by nbgrader)
+"""nbgrader configuration of the course directory (this repository's root).
+
+traitlets runs this file with ``get_config`` already defined (ruff is told so in ``pyproject.toml``).
+"""
+c = get_config()
 
 c.CourseDirectory.root = "."
 c.CourseDirectory.source_directory = "solutions"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from .checks.core import ASSIGNMENTS
+from .student.registry import ASSIGNMENTS
 
 __all__ = ["ASSIGNMENTS", "main", "release_notebooks", "normalise"]
 

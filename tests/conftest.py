@@ -30,8 +30,8 @@ def built_site() -> BuiltSite:
     html = ROOT / "_build" / "html"
     if os.environ.get("SITE_PREBUILT") == "1" and (html / "index.html").exists():
         return BuiltSite(0, "(prebuilt: SITE_PREBUILT=1)", 0.0, html)
-    from autograder import bench
-    bench.sync_book_cache(ROOT / "_build")  # re-run the Measurements page when the committed results changed
+    from autograder.measure import embedding_bench
+    embedding_bench.sync_book_cache(ROOT / "_build")  # re-run the Measurements page when the committed results changed
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", ".", "-W", "-n",
                "--keep-going"]

@@ -31,7 +31,10 @@ def test_sparse_sgd_equals_dense_sgd_and_rejects_repeats():
 
 def test_finite_difference_errors_show_truncation_and_round_off():
     x = np.array([0.3, -1.2, 2.0])
-    f = lambda v: float(np.sum(np.sin(v) * v))  # noqa: E731
+
+    def f(v):
+        return float(np.sum(np.sin(v) * v))
+
     exact = np.cos(x) * x + np.sin(x)
     eps = np.array([1e-1, 1e-5, 1e-12])
     err = B.finite_difference_errors(f, x, exact, eps, N.numerical_gradient)
@@ -43,7 +46,7 @@ def test_markov_corpus_is_deterministic_and_in_range():
     assert a.dtype == np.int64 and a.min() >= 0 and a.max() < 20
     np.testing.assert_array_equal(a, B.markov_corpus(20, 500, np.random.default_rng(3)))
     # each token has at most `branching` successors
-    pairs = {(int(u), int(v)) for u, v in zip(a[:-1], a[1:])}
+    pairs = {(int(u), int(v)) for u, v in zip(a[:-1], a[1:], strict=True)}
     assert max(sum(1 for p in pairs if p[0] == u) for u in range(20)) <= 3
 
 

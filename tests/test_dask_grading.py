@@ -21,13 +21,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask
+import distributed  # pinned in requirements.txt: a missing install must fail here, not skip
 import pytest
 
-distributed = pytest.importorskip("distributed")
-import dask  # noqa: E402
-
-from autograder.grading.dask_executor import DaskExecutor, SchedulerError, _with_retries  # noqa: E402
-from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value  # noqa: E402
+from autograder.grading.dask_executor import DaskExecutor, SchedulerError, _with_retries
+from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value
 
 
 # ------------------------------------------------------------------------------------------------ stand-ins
@@ -326,3 +325,14 @@ def test_a_worker_without_the_course_environment_is_named_with_what_differs():
     problems = _environment_problems(here, there)
     assert "torch missing" in " ".join(problems) and any(p.startswith("numpy 1.26.4 (here") for p in problems)
     assert any("no 'python3' Jupyter kernel" in p for p in problems)
+
+
+def test_a_worker_that_cannot_sandbox_is_refused_unless_the_opt_out_is_given():
+    from autograder.grading.dask_executor import _environment_problems, worker_environment
+    here = worker_environment()
+    there = {**here, "sandbox": {"ok": False, "detail": "bwrap (bubblewrap) is not on PATH: apt-get install bubblewrap"}}
+    [problem] = _environment_problems(here, there)
+    assert problem.startswith("no sandbox (bwrap") and "apt-get install bubblewrap" in problem
+    assert "--unsafe-no-sandbox" in problem
+    assert _environment_problems(here, there, require_sandbox=False) == []
+    assert _environment_problems(here, {k: v for k, v in here.items() if k != "sandbox"})    # silent: refused

@@ -1,6 +1,7 @@
 """Fast tests of the grader's pieces (no nbgrader kernels): limits, notebook checks, feedback, store, CLI errors."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pickle
@@ -8,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from autograder.grading import cli, course, feedback, limits, sandbox, synthetic
@@ -109,11 +109,15 @@ def test_source_info_reads_test_cells_points_and_hidden_tests():
     assert info.max_score == 5.0
 
 
-def test_sandbox_skips_test_cells_and_keeps_answer_cells():
-    nb = json.loads(SOURCE.read_text())
-    sources = sandbox.code_cells(nb, {"test_scale", "test_unit"})
-    assert len(sources) == 2 and all("run_checks" not in s for s in sources)
-    assert any("def scale" in s for s in sources) and any("def unit" in s for s in sources)
+def test_the_sandbox_package_copy_holds_no_judge_and_no_reference(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    lib = Path(sandbox.build_libdir(str(tmp_path / "lib"), ("grading_fixture_probes",)))
+    files = sorted(str(p.relative_to(lib)) for p in lib.rglob("*") if p.is_file())
+    assert "autograder/__init__.py" in files and "grading_fixture_probes.py" in files
+    assert any(f.startswith("autograder/student/") for f in files)
+    assert not any(f.startswith(("autograder/checks", "autograder/reference", "autograder/grading"))
+                   or "grading_fixture_checks" in f for f in files)
+    assert all(oct(p.stat().st_mode & 0o777) == "0o644" for p in lib.rglob("*") if p.is_file())
 
 
 def test_synthetic_variants_change_what_they_say():
@@ -238,7 +242,7 @@ def test_help_shows_only_defaults_worth_showing(capsys):
         cli.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())     # undo argparse's line wrapping
     assert "(default: None)" not in out and "(default: False)" not in out and "``" not in out
-    assert "(default: 120.0)" in out and "(default: 0)" in out
+    assert "(default: 120.0)" in out and "(default: 200000)" in out and "--unsafe-no-sandbox" in out
 
 
 def test_students_are_found_with_renamed_and_missing_notebooks(tmp_path):
@@ -254,27 +258,79 @@ def test_students_are_found_with_renamed_and_missing_notebooks(tmp_path):
     assert found["ann"].note == "" and "a1 (1).ipynb" in found["bob"].note
 
 
-def test_probe_results_are_judged_here_and_only_from_a_probe_that_exited_cleanly(monkeypatch):
+def _payload(groups: dict) -> str:
+    import base64
+    from autograder.student import transport
+    return base64.b64encode(transport.encode(groups)).decode()
+
+
+def test_the_payload_is_judged_here_with_the_graders_seed(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(FIXTURES))
-    import grading_fixture_checks  # noqa: F401
-    from autograder.student import registry, transport
+    importlib.import_module("grading_fixture_checks")  # registers the fixture assignment's probes and judges
+    from autograder.student import registry
     ns: dict = {}
     exec("import numpy as np\ndef scale(x, f):\n    return np.ones_like(x)\n", ns)
-    blob = transport.encode({"test_scale": registry.probe_group("grading-fixture", "test_scale", ns, seed=0)})
-    output = b"noise before" + sandbox.MARKER + len(blob).to_bytes(8, "little") + blob
-    assert sandbox.read_results(output) == blob
-    assert sandbox.read_results(output[:-1]) is None          # cut short: not believed
-    task = _task(check_modules=("grading_fixture_checks",))
-
-    def outcome(code):
-        return limits.ChildOutcome("probe", code, False, 0.0, "", output)
-
-    verdicts, _ = course._judge(task, ["test_scale"], outcome(0))
+    task = _task(check_modules=("grading_fixture_checks",), hidden_seed=7)
+    emitted = tmp_path / "probes.b64"
+    emitted.write_text(_payload({"test_scale": registry.probe_group("grading-fixture", "test_scale", ns, seed=7)}))
+    verdicts, _ = course._judge(task, ["test_scale"], str(emitted))
     [(name, ok, message)] = verdicts["test_scale"]
     assert name == "scales a vector" and not ok and "differ" in message
-    for code in (1, -9, None):         # crashed, killed or still running: whatever it wrote is ignored
-        verdicts, problem = course._judge(task, ["test_scale"], outcome(code))
-        assert verdicts == {} and "no results" in problem
+    for forged in ("not base64 !", _payload({"test_scale": "every check passed"}), ""):
+        emitted.write_text(forged)
+        verdicts, problem = course._judge(task, ["test_scale"], str(emitted))
+        assert "test_scale" not in verdicts or not all(ok for _, ok, _ in verdicts["test_scale"]), forged
+    verdicts, problem = course._judge(task, ["test_scale"], str(tmp_path / "absent"))
+    assert verdicts == {} and "no probe payload" in problem
+
+
+def test_hidden_seeds_come_from_the_secret_and_the_student(tmp_path):
+    from autograder.grading import secret
+    path = tmp_path / "out" / secret.SECRET_NAME
+    key = secret.load_or_create(path)
+    assert oct(path.stat().st_mode & 0o777) == "0o600" and secret.load_or_create(path) == key
+    a, b = secret.hidden_seed(key, "a1", "ann"), secret.hidden_seed(key, "a1", "bob")
+    assert a != b and a == secret.hidden_seed(key, "a1", "ann") and 0 <= a < 2**32
+    other = secret.load_or_create(tmp_path / "other")
+    assert secret.hidden_seed(other, "a1", "ann") != a and secret.fingerprint(other) != secret.fingerprint(key)
+    assert key.decode() not in secret.fingerprint(key)
+    task = _task(hidden_seed=a, secret_id=secret.fingerprint(key))
+    from dataclasses import replace
+    assert content_hash(task) != content_hash(replace(task, secret_id=secret.fingerprint(other)))
+    path.chmod(0o644)
+    with pytest.raises(secret.SecretError, match="chmod 600"):
+        secret.load_or_create(path)
+    with pytest.raises(secret.SecretError, match="no such file"):
+        secret.load_or_create(tmp_path / "nope", create=False)
+
+
+def test_grading_fails_closed_without_the_sandbox(tmp_path, monkeypatch):
+    """No bwrap on PATH: one line that says why and how to fix it, exit status 2, nothing graded."""
+    import subprocess
+    (tmp_path / "subs" / "ann" / "grading-fixture").mkdir(parents=True)
+    (tmp_path / "subs" / "ann" / "grading-fixture" / "grading-fixture.ipynb").write_bytes(SOURCE.read_bytes())
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable),
+           "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "autograder", "grade", str(tmp_path / "subs"), "--assignment", "grading-fixture",
+           "--out", str(tmp_path / "out"), "--source", str(SOURCE), "--checks-module", "grading_fixture_checks",
+           "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert "bwrap" in line and "apt-get install bubblewrap" in line
+    assert not (tmp_path / "out" / "grades.csv").exists()
+
+
+def test_sandbox_availability_says_why_and_how_to_fix(monkeypatch):
+    monkeypatch.setattr(sandbox, "_bwrap", lambda: None)
+    sandbox.availability.cache_clear()
+    try:
+        found = sandbox.availability()
+        assert not found.ok and found.isolation == sandbox.ISOLATION_NONE and "apt-get install bubblewrap" in found.detail
+        with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap"):
+            sandbox.require()
+    finally:
+        sandbox.availability.cache_clear()
 
 
 def test_children_do_not_see_credentials(tmp_path, monkeypatch):

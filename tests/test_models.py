@@ -5,10 +5,10 @@ import csv
 import dataclasses
 
 import pytest
+from torch import nn
 
 from autograder import models
-from autograder.models import (ROUNDED_REPORTS, get_model, load_model_configs, parameter_breakdown,
-                               total_parameters)
+from autograder.models import ROUNDED_REPORTS, get_model, load_model_configs, parameter_breakdown, total_parameters
 
 CONFIGS = load_model_configs()
 
@@ -19,7 +19,7 @@ def test_architecture_reproduces_reported_parameters(cfg):
     if cfg.model in ROUNDED_REPORTS:
         assert abs(computed / cfg.reported_params - 1) <= ROUNDED_REPORTS[cfg.model], (computed, cfg.reported_params)
     else:
-        assert computed == cfg.reported_params, f"{cfg.model}: computed {computed:,} != reported {cfg.reported_params:,}"
+        assert computed == cfg.reported_params, f"{cfg.model}: {computed:,} computed, {cfg.reported_params:,} reported"
 
 
 def test_table_covers_every_family_and_both_tying_choices():
@@ -55,11 +55,65 @@ def test_tied_versus_untied_embeddings():
     assert qwen.embedding_params == qwen.token_embedding_params == 151936 * 896
 
 
-def test_breakdown_parts_are_non_negative_and_sum_to_total():
-    for cfg in CONFIGS:
-        parts = parameter_breakdown(cfg)
-        assert all(v >= 0 for v in parts.values())
-        assert sum(parts.values()) == cfg.total_params
+def _torch_model(cfg) -> dict[str, nn.Module]:
+    """``cfg``'s architecture built from PyTorch modules on the ``meta`` device (shapes only, no memory), one
+    module per part of :func:`parameter_breakdown`, following the families' own module lists (Hugging Face
+    ``GPT2Model``, ``BertModel``, ``LlamaModel``/``Qwen2Model``: which layers have biases, which norms exist)."""
+    V, D, L, F, P = cfg.vocab_size, cfg.d_model, cfg.n_layers, cfg.d_ff, cfg.max_positions
+    q, kv = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
+    meta = {"device": "meta"}
+
+    def layers(make):
+        return nn.ModuleList(make() for _ in range(L))
+
+    token = nn.Embedding(V, D, **meta)
+    if cfg.family == "gpt2":  # c_attn (fused q, k, v), c_proj; c_fc, c_proj; ln_1, ln_2 per block and ln_f
+        position = nn.Embedding(P, D, **meta)
+        attention = layers(lambda: nn.ModuleList([nn.Linear(D, 3 * q, **meta), nn.Linear(q, D, **meta)]))
+        mlp = layers(lambda: nn.Sequential(nn.Linear(D, F, **meta), nn.GELU(), nn.Linear(F, D, **meta)))
+        norms = nn.ModuleList(nn.LayerNorm(D, **meta) for _ in range(2 * L + 1))
+        other = nn.ModuleList()
+    elif cfg.family == "bert":  # query, key, value, attention output; intermediate, output; pooler
+        position = nn.Embedding(P, D, **meta)
+        attention = layers(lambda: nn.ModuleList([*(nn.Linear(D, q, **meta) for _ in range(3)),
+                                                  nn.Linear(q, D, **meta)]))
+        mlp = layers(lambda: nn.Sequential(nn.Linear(D, F, **meta), nn.GELU(), nn.Linear(F, D, **meta)))
+        norms = nn.ModuleList(nn.LayerNorm(D, **meta) for _ in range(2 * L + 1))  # embeddings' LayerNorm too
+        other = nn.ModuleList([nn.Embedding(2, D, **meta), nn.Linear(D, D, **meta)])  # token types, pooler
+    else:  # llama, gemma, qwen2: q_proj, k_proj, v_proj, o_proj; gate, up, down; two RMSNorms per layer, norm
+        bias = cfg.family == "qwen2"
+        position = nn.ModuleList()  # RoPE: nothing learned
+        attention = layers(lambda: nn.ModuleList([nn.Linear(D, q, bias=bias, **meta),
+                                                  nn.Linear(D, kv, bias=bias, **meta),
+                                                  nn.Linear(D, kv, bias=bias, **meta),
+                                                  nn.Linear(q, D, bias=False, **meta)]))
+        mlp = layers(lambda: nn.ModuleList([nn.Linear(D, F, bias=False, **meta), nn.Linear(D, F, bias=False, **meta),
+                                            nn.Linear(F, D, bias=False, **meta)]))
+        norms = nn.ModuleList(nn.RMSNorm(D, **meta) for _ in range(2 * L + 1))
+        other = nn.ModuleList()
+    if cfg.family == "bert":
+        output = nn.ModuleList()  # BertModel is an encoder: no output table
+    else:
+        output = nn.Linear(D, V, bias=False, **meta)
+        if cfg.tied_embeddings:
+            output.weight = token.weight  # the LM head shares the token table's parameter
+    return {"token_embedding": token, "position_embedding": position, "output_embedding": output,
+            "attention": attention, "mlp": mlp, "norms": norms, "other": other}
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[c.model for c in CONFIGS])
+def test_breakdown_matches_a_pytorch_model_of_the_same_architecture(cfg):
+    """Each part and the total against ``p.numel()`` of PyTorch modules, each shared parameter counted once (as
+    ``Module.parameters()`` does): an independent count, not the breakdown's own sum."""
+    parts, seen = {}, set()
+    for name, module in _torch_model(cfg).items():  # the token table first: a tied head adds nothing after it
+        fresh = [p for p in module.parameters() if id(p) not in seen]
+        seen.update(id(p) for p in fresh)
+        parts[name] = sum(p.numel() for p in fresh)
+    assert parameter_breakdown(cfg) == parts
+    model = nn.ModuleDict(_torch_model(cfg))
+    assert total_parameters(cfg) == cfg.total_params == sum(p.numel() for p in model.parameters())
+    assert all(v >= 0 for v in parameter_breakdown(cfg).values())
 
 
 def test_gpt3_table_is_a_third_of_a_percent_not_a_fifth():

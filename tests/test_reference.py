@@ -6,10 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from autograder.reference import numpy_ref as N, torch_ref as T
+from autograder.reference import numpy_ref as N
+from autograder.reference import torch_ref as T
 
 settings.register_profile("course", deadline=None, max_examples=40, derandomize=True)
 settings.load_profile("course")
@@ -116,6 +118,55 @@ def test_sinusoidal_matches_torch_and_formula(max_len, dim, base):
     np.testing.assert_array_equal(pe[0, 1::2], 1.0)
 
 
+def _sinusoidal_by_hand(max_len: int, dim: int, base: float) -> np.ndarray:
+    """The contract's formula entry by entry in plain Python floats: ``PE[p, 2i] = sin(p / base**(2i/D))``,
+    ``PE[p, 2i+1] = cos(p / base**(2i/D))``."""
+    table = np.empty((max_len, dim))
+    for p in range(max_len):
+        for i in range(dim // 2):
+            table[p, 2 * i] = math.sin(p / base ** (2 * i / dim))
+            table[p, 2 * i + 1] = math.cos(p / base ** (2 * i / dim))
+    return table
+
+
+def _rope_by_hand(x: np.ndarray, positions: np.ndarray, base: float) -> np.ndarray:
+    """The contract's rotation pair by pair in plain Python floats: ``(x[..., t, 2i], x[..., t, 2i+1])`` turned by
+    ``positions[t] * base**(-2i/D)``."""
+    out = np.empty(x.shape)
+    dim = x.shape[-1]
+    for index in np.ndindex(x.shape[:-1]):
+        angle_per_pair = [float(positions[index[-1]]) * base ** (-2 * i / dim) for i in range(dim // 2)]
+        for i, angle in enumerate(angle_per_pair):
+            a, b = float(x[index + (2 * i,)]), float(x[index + (2 * i + 1,)])
+            out[index + (2 * i,)] = a * math.cos(angle) - b * math.sin(angle)
+            out[index + (2 * i + 1,)] = a * math.sin(angle) + b * math.cos(angle)
+    return out
+
+
+BASES = st.sampled_from([10.0, 100.0, 500.0, 10000.0, 500000.0])
+
+
+@given(st.integers(1, 40), st.integers(1, 12).map(lambda h: 2 * h), BASES)
+def test_sinusoidal_equals_the_formula_at_every_position_and_pair(max_len, dim, base):
+    """Both references against the formula evaluated entry by entry (not only at one position or one pair)."""
+    expected = _sinusoidal_by_hand(max_len, dim, base)
+    np.testing.assert_allclose(N.sinusoidal_positions(max_len, dim, base), expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(T.sinusoidal_positions(max_len, dim, base).numpy(), expected, atol=1e-6, rtol=0)
+
+
+@given(st.integers(1, 6), st.integers(1, 8).map(lambda h: 2 * h), st.integers(0, 2), BASES, st.data())
+def test_rope_rotates_every_pair_by_its_own_frequency(seq_len, dim, batch_dims, base, data):
+    """Both references against the rotation computed pair by pair: a frequency wrong at any pair other than pair 0
+    (where every exponent is 0) fails here, even when the two references share the mistake."""
+    shape = (2,) * batch_dims + (seq_len, dim)
+    x = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(-5, 5)))
+    pos = data.draw(hnp.arrays(np.int64, (seq_len,), elements=st.integers(0, 5000)))
+    expected = _rope_by_hand(x, pos, base)
+    np.testing.assert_allclose(N.apply_rope(x, pos, base), expected, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(T.apply_rope(torch.from_numpy(x), torch.from_numpy(pos), base).numpy(), expected,
+                               atol=1e-9, rtol=0)
+
+
 @pytest.mark.parametrize("args", [(10, 7), (0, 4), (4, 0), (-1, 4)])
 def test_sinusoidal_rejects_odd_or_non_positive(args):
     with pytest.raises(ValueError):
@@ -145,20 +196,25 @@ def test_rope_matches_complex_torch_reference(seq_len, dim, batch_dims, data):
     assert out.shape == x.shape and out.dtype == x.dtype
     np.testing.assert_allclose(out, T.apply_rope(torch.from_numpy(x), torch.from_numpy(pos)).numpy(), atol=1e-9)
     # a rotation preserves each pair's length
-    np.testing.assert_allclose(np.hypot(out[..., 0::2], out[..., 1::2]), np.hypot(x[..., 0::2], x[..., 1::2]), atol=1e-9)
+    np.testing.assert_allclose(np.hypot(out[..., 0::2], out[..., 1::2]), np.hypot(x[..., 0::2], x[..., 1::2]),
+                               atol=1e-9)
 
 
 @given(st.integers(0, 3000), st.integers(0, 3000), st.integers(-500, 500))
 def test_rope_score_depends_only_on_offset(m, n, shift):
     rng = np.random.default_rng(0)
     q, k = rng.normal(size=(1, 16)), rng.normal(size=(1, 16))
-    score = lambda a, b: float(N.apply_rope(q, [a])[0] @ N.apply_rope(k, [b])[0])
+
+    def score(a, b):
+        return float(N.apply_rope(q, [a])[0] @ N.apply_rope(k, [b])[0])
+
     m2, n2 = m + abs(shift), n + abs(shift)
     assert score(m, n) == pytest.approx(score(m2, n2), abs=1e-8)
 
 
 def test_rope_interleaved_not_half_split_and_errors():
-    x = np.zeros((1, 4)); x[0, 0] = 1.0
+    x = np.zeros((1, 4))
+    x[0, 0] = 1.0
     out = N.apply_rope(x, [1])
     np.testing.assert_allclose(out[0], [math.cos(1), math.sin(1), 0, 0], atol=1e-12)  # pair (0, 1) rotates
     with pytest.raises(ValueError):
@@ -230,7 +286,8 @@ def test_training_bytes_matches_real_optimizer_state(optimizer, dtype):
 
 
 def test_training_bytes_per_parameter_table():
-    per = {(d, o): N.training_bytes(10**6, d, o) / 10**6 for d in ("float32", "bfloat16") for o in ("sgd", "momentum", "adam")}
+    per = {(d, o): N.training_bytes(10**6, d, o) / 10**6
+           for d in ("float32", "bfloat16") for o in ("sgd", "momentum", "adam")}
     assert per == {("float32", "sgd"): 8, ("float32", "momentum"): 12, ("float32", "adam"): 16,
                    ("bfloat16", "sgd"): 8, ("bfloat16", "momentum"): 12, ("bfloat16", "adam"): 16}
     # Llama 3.1 8B with Adam in mixed precision: about 128 GB before activations
@@ -266,7 +323,8 @@ def test_embedding_backward_matches_autograd_and_accumulates(case):
 def test_duplicate_ids_accumulate_where_fancy_assignment_loses_updates():
     ids = np.array([3, 3, 3, 1])
     g = np.ones((4, 2))
-    wrong = np.zeros((5, 2)); wrong[ids] += g
+    wrong = np.zeros((5, 2))
+    wrong[ids] += g
     right = N.embedding_backward(g, ids, 5)
     assert right[3].tolist() == [3.0, 3.0] and wrong[3].tolist() == [1.0, 1.0]
 

@@ -174,7 +174,8 @@ def test_grading_mode_prints_one_line_never_raises_and_emits_one_payload(grading
     run_checks("token-embeddings", "no_such_group", ns)                               # not in the spec: nothing kept
     check(ns["embedding_forward"])
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 3 and "judged" in out[0] and "grader" in out[2] and "PASS" not in " ".join(out)
+    assert len(out) == 3 and "judged by the grader" in out[0] and "not part of this grading run" in out[1]
+    assert "self-checks do not run while grading" in out[2] and "PASS" not in " ".join(out)
     published = []
     monkeypatch.setattr("IPython.display.publish_display_data", lambda data, *a, **k: published.append(data))
     monkeypatch.setattr(grading, "_kernel_namespace", lambda: ns)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import timing
-from autograder.timing import Bandwidth, Timing
+from autograder.measure import timing
+from autograder.measure.timing import Bandwidth, Timing
 
 
 class FakeClock:
@@ -214,6 +214,19 @@ def test_measure_bandwidth_without_memory_copy_and_bad_bytes():
     for bad in (0, -5, 1.5):
         with pytest.raises(ValueError, match="bytes_moved"):
             timing.measure_bandwidth("x", lambda: None, bad, device="cpu")
+
+
+def test_memory_copy_buffers_are_capped_on_request(monkeypatch):
+    copied = []
+    monkeypatch.setattr(timing, "_copy_fn", lambda n_bytes, device: copied.append(n_bytes) or (lambda: None))
+    monkeypatch.setattr(timing, "last_level_cache_bytes", lambda device=None: 2**20)
+    assert timing.memory_copy_baseline(device="cpu", warmup=0, repeats=1)[0] == 2 * 4 * 2**20
+    assert timing.memory_copy_baseline(device="cpu", max_buffer_bytes=3 * 2**20, warmup=0, repeats=1)[0] == 6 * 2**20
+    assert timing.memory_copy_baseline(device="cpu", max_buffer_bytes=2**30, warmup=0, repeats=1)[0] == 8 * 2**20
+    assert copied == [4 * 2**20, 3 * 2**20, 4 * 2**20]
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="max_buffer_bytes"):
+            timing.memory_copy_baseline(device="cpu", max_buffer_bytes=bad)
 
 
 def test_copy_baseline_really_copies():

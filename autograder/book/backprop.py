@@ -1,4 +1,5 @@
-"""Helpers for the backpropagation chapter: a sort-based scatter-add, row-sparse SGD, finite-difference error
+"""Helpers for the backpropagation chapter: a sort-based scatter-add (re-exported from
+:mod:`autograder.measure.scatter`, where the benchmark times it too), row-sparse SGD, finite-difference error
 sweeps, and one tiny next-token model trained twice -- by hand in NumPy and with PyTorch's autograd.
 
 The gradients the hand-written model uses are the reference ones (``numpy_ref.softmax_cross_entropy`` and
@@ -14,29 +15,11 @@ import torch
 from torch import nn
 
 from autograder.book.tiny_models import one_thread
+from autograder.measure.scatter import scatter_add_sorted
 from autograder.reference.numpy_ref import embedding_backward, embedding_forward, softmax_cross_entropy
 
 __all__ = ["scatter_add_sorted", "sgd_rows_", "finite_difference_errors", "markov_corpus", "BigramParams",
            "init_bigram", "bigram_loss_and_grads", "train_numpy", "train_torch"]
-
-
-def scatter_add_sorted(grad_out: np.ndarray, ids: np.ndarray, vocab_size: int) -> np.ndarray:
-    """Dense ``(V, D)`` gradient of a lookup by sorting: sort the ``N`` ids, sum each run of equal ids with
-    ``np.add.reduceat``, write one row per distinct id. Same result as ``np.add.at`` (up to summation order).
-
-    ``grad_out``: ``ids.shape + (D,)`` floating; ``ids``: integers in ``[0, V)``.
-    """
-    dim = grad_out.shape[-1]
-    flat_ids = np.asarray(ids).reshape(-1)
-    flat_grad = np.asarray(grad_out).reshape(-1, dim)
-    grad = np.zeros((vocab_size, dim), dtype=flat_grad.dtype)
-    if flat_ids.size == 0:
-        return grad
-    order = np.argsort(flat_ids, kind="stable")
-    sorted_ids = flat_ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    grad[sorted_ids[starts]] = np.add.reduceat(flat_grad[order], starts, axis=0)
-    return grad
 
 
 def sgd_rows_(weight: np.ndarray, unique_ids: np.ndarray, row_grads: np.ndarray, lr: float) -> np.ndarray:

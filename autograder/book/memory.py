@@ -1,51 +1,27 @@
 """Helpers for the memory-scaling chapter: token streams, gradient footprints, arithmetic intensity, HTML tables.
 
-The byte counts themselves come from the reference (``numpy_ref.tensor_bytes`` and friends); this module only
-combines them into the quantities the chapter plots.
+The byte counts themselves come from the reference (``numpy_ref.tensor_bytes`` and friends) through
+:mod:`autograder.measure.embedding_bytes`, and the Zipf token streams from :mod:`autograder.measure.zipf` (the
+benchmark uses both too); this module re-exports them for the chapters and combines them into the quantities the
+chapter plots.
 """
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
-import numpy as np
+from autograder.measure.embedding_bytes import INDEX_BYTES, dense_gradient_bytes, sparse_gradient_bytes
+from autograder.measure.zipf import zipf_token_ids
+from autograder.reference.numpy_ref import lookup_bytes, tensor_bytes
 
-from autograder.reference.numpy_ref import tensor_bytes
-
-__all__ = ["zipf_token_ids", "dense_gradient_bytes", "sparse_gradient_bytes", "lookup_intensity",
+__all__ = ["zipf_token_ids", "INDEX_BYTES", "dense_gradient_bytes", "sparse_gradient_bytes", "lookup_intensity",
            "matmul_intensity", "html_table"]
-
-INDEX_BYTES = 8  # one int64 row index per stored row, as in torch's sparse COO gradients
-
-
-def zipf_token_ids(vocab_size: int, n_tokens: int, rng: np.random.Generator, exponent: float = 1.0) -> np.ndarray:
-    """int64 ``(n_tokens,)`` ids in ``[0, vocab_size)`` drawn with ``P(id = r) ∝ 1 / (r + 1) ** exponent``.
-
-    Natural-language token frequencies fall off roughly like this (Zipf's law), so a batch touches far fewer
-    distinct rows than it has tokens. Raises ``ValueError`` for non-positive sizes or exponent.
-    """
-    if vocab_size <= 0 or n_tokens < 0 or exponent <= 0:
-        raise ValueError(f"need vocab_size > 0, n_tokens >= 0, exponent > 0; got {vocab_size}, {n_tokens}, {exponent}")
-    weights = 1.0 / np.arange(1, vocab_size + 1, dtype=np.float64) ** exponent
-    cdf = np.cumsum(weights / weights.sum())
-    ids = np.searchsorted(cdf, rng.random(n_tokens), side="right")
-    return np.minimum(ids, vocab_size - 1).astype(np.int64)
-
-
-def dense_gradient_bytes(vocab_size: int, dim: int, dtype: str = "float32") -> int:
-    """Bytes of a dense ``(V, D)`` gradient: the whole table's size, however few rows the batch touched."""
-    return tensor_bytes(vocab_size * dim, dtype)
-
-
-def sparse_gradient_bytes(n_rows: int, dim: int, dtype: str = "float32", index_bytes: int = INDEX_BYTES) -> int:
-    """Bytes of a row-sparse gradient holding ``n_rows`` rows: ``(n_rows, D)`` values plus one index per row."""
-    return tensor_bytes(n_rows * dim, dtype) + n_rows * index_bytes
 
 
 def lookup_intensity(n_tokens: int, dim: int, dtype: str = "float32") -> float:
     """Arithmetic intensity (FLOPs per byte moved) of an embedding lookup: it copies ``n_tokens`` rows and does no
     arithmetic, so the answer is ``0.0`` for any size; bytes moved = rows read + rows written."""
-    bytes_moved = 2 * n_tokens * tensor_bytes(dim, dtype)
+    bytes_moved = 2 * lookup_bytes(n_tokens, dim, dtype)
     flops = 0
     return flops / bytes_moved if bytes_moved else 0.0
 

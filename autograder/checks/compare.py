@@ -132,7 +132,8 @@ def references_agree(a: Any, b: Any, what: str, *, atol: float = 1e-6) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ comparators
-Comparator = Callable[[Any, Any, str, Case], None]
+#: ``compare(got, numpy reference result, torch reference result or None, where, case)``
+Comparator = Callable[[Any, Any, Any, str, Case], None]
 
 
 def arrays(*, rtol: float = 1e-6, atol: float = 1e-6, dtype: Any = "expected",

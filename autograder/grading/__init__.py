@@ -1,11 +1,17 @@
 """Instructor grading: ``python -m autograder grade SUBMISSIONS --assignment ID --out DIR``.
 
-* :mod:`.tasks` -- :class:`GradeTask` / :class:`GradeResult` and :func:`grade_submission` (one student, anywhere)
+* :mod:`.records` -- :class:`GradeTask` / :class:`GradeResult` / :class:`TestRecord`: plain data, no grading steps
+* :mod:`.tasks` -- :func:`grade_submission` (one student, anywhere) and the result cache's hash
 * :mod:`.executors` -- where tasks run: :class:`LocalExecutor` (a process pool); the parent alone writes
 * :mod:`.limits` -- child processes under a deadline, ``RLIMIT_AS`` and output caps, killed as a whole tree
-* :mod:`.course` -- the private nbgrader course directory, ``nbgrader autograde`` and the trusted re-run
-* :mod:`.sandbox` -- the probe process of the trusted re-run; :mod:`.execute` -- the output cap in the kernel client
+* :mod:`.course` -- the private nbgrader course directory, ``nbgrader autograde``, judging the probe payload
+* :mod:`.sandbox` -- the bubblewrap sandbox (and the check that it works here); :mod:`.kernel` -- the kernel manager
+  that starts the kernel in it; :mod:`.execute` -- the output cap and the probe payload in the kernel client
+* :mod:`.secret` -- the course secret and the hidden seeds drawn from it
 * :mod:`.feedback` -- the student's feedback page (no test sources); :mod:`.store` -- gradebook, results, grades.csv
 * :mod:`.cli` -- the command; :mod:`.bench` -- the grading benchmark
 """
-from .tasks import STATUSES, GradeResult, GradeTask, TestRecord, grade_submission  # noqa: F401
+from .records import STATUSES, GradeResult, GradeTask, TestRecord
+from .tasks import grade_submission
+
+__all__ = ["STATUSES", "GradeResult", "GradeTask", "TestRecord", "grade_submission"]

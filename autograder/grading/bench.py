@@ -1,11 +1,14 @@
-"""Grading benchmark: ``python -m autograder.grading.bench [--n 16] [--assignment ID]``.
+"""Grading benchmark: ``python -m autograder.grading.bench [--n 20] [--assignment ID] [--broken] [--serial]``.
 
-Grades one synthetic class (``--n`` solved copies of the assignment's source notebook plus one each of the cheap
-broken kinds: exit, segfault, memory bomb, renamed function, monkeypatched checks, truncated JSON), side by side in
-one run:
+Grades one synthetic class (``--n`` solved copies of the assignment's source notebook; with ``--broken`` also one
+each of the cheap broken kinds: exit, segfault, memory bomb, renamed function, monkeypatched checks, truncated
+JSON), side by side in one run:
 
-* ``grade --jobs 1`` and ``grade --jobs 2`` (the whole command, as an instructor runs it, in a fresh --out);
-* plain ``nbgrader autograde ID`` over the same class (one batch process, after ``generate_assignment``);
+* ``grade --jobs 2`` with the sandbox (the whole command, as an instructor runs it, in a fresh --out);
+* ``grade --jobs 2 --unsafe-no-sandbox`` on the same class: the sandbox's own cost per notebook;
+* plain ``nbgrader autograde ID`` over the same class (one serial batch process, after ``generate_assignment``):
+  the speed-up of the grader;
+* with ``--serial``, ``grade --jobs 1`` as well;
 * the floor: executing the solved notebook once with nbclient (kernel start, imports, the cells), and a bare
   kernel start with ``import numpy``, median of ``--floor-repeats`` runs.
 
@@ -62,14 +65,25 @@ def _limited(memory_gib: float):
     return apply
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process's waited-for children so far, grandchildren included."""
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+CPU: dict[str, float] = {}      # CPU seconds per timed run (a figure the machine's other load does not inflate)
+
+
 def _grade(submissions: Path, out: Path, assignment: str, jobs: int, extra, env, timeout: float,
            memory_gib: float) -> float:
     cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", assignment,
            "--out", str(out), "--jobs", str(jobs), "--timeout", str(timeout), "--memory", str(memory_gib),
            "--no-progress", *extra]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     elapsed = time.perf_counter() - t0
+    CPU[str(out)] = _cpu() - c0
     if proc.returncode != 0:
         sys.exit(f"error: grading failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
     return elapsed
@@ -91,9 +105,10 @@ def _plain_nbgrader(submissions: Path, work: Path, assignment: str, source: Path
     nbgrader = [sys.executable, "-m", "nbgrader"]
     subprocess.run(nbgrader + ["generate_assignment", assignment, "--force"], cwd=course, env=environ,
                    capture_output=True, check=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     subprocess.run(nbgrader + ["autograde", assignment], cwd=course, env=environ, capture_output=True,
                    preexec_fn=_limited(memory_gib))
+    CPU["plain"] = _cpu() - c0
     return time.perf_counter() - t0
 
 
@@ -123,7 +138,9 @@ print(json.dumps([[run_notebook() for _ in range({repeats})], [kernel_only() for
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder.grading.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=16, help="solved notebooks in the class")
+    p.add_argument("--n", type=int, default=20, help="solved notebooks in the class")
+    p.add_argument("--broken", action="store_true", help="add one notebook of each cheap broken kind")
+    p.add_argument("--serial", action="store_true", help="also time grade --jobs 1")
     p.add_argument("--assignment", default=None, help="assignment id (default: the first in solutions/, else the "
                                                       "grader's fixture)")
     p.add_argument("--timeout", type=float, default=120.0)
@@ -135,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     assignment, source, extra, env = _pick(args)
     source_nb = json.loads(source.read_text())
-    kinds = {f"solved-{i:03d}": "solved" for i in range(args.n)} | {f"broken-{k}": k for k in BROKEN}
+    broken = BROKEN if args.broken else ()
+    kinds = {f"solved-{i:03d}": "solved" for i in range(args.n)} | {f"broken-{k}": k for k in broken}
     n = len(kinds)
-    print(f"grading benchmark: {assignment}, {n} notebooks ({args.n} solved + {len(BROKEN)} broken: "
-          f"{', '.join(BROKEN)}); {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    print(f"grading benchmark: {assignment}, {n} notebooks ({args.n} solved + {len(broken)} broken"
+          f"{': ' + ', '.join(broken) if broken else ''}); {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
     with tempfile.TemporaryDirectory(prefix="grade-bench-") as tmp:
         work = Path(tmp)
         synthetic.write_class(source, work / "submitted", assignment, kinds)
@@ -147,10 +166,15 @@ def main(argv: list[str] | None = None) -> int:
                                          args.memory)
         rows.append(("floor: run the solved notebook once (nbclient)", floor_full, None))
         rows.append(("floor: kernel start + import numpy", floor_bare, None))
-        t1 = _grade(work / "submitted", work / "out1", assignment, 1, extra, env, args.timeout, args.memory)
-        rows.append(("grade --jobs 1", t1, n))
+        t1 = None
+        if args.serial:
+            t1 = _grade(work / "submitted", work / "out1", assignment, 1, extra, env, args.timeout, args.memory)
+            rows.append(("grade --jobs 1 (sandbox)", t1, n))
         t2 = _grade(work / "submitted", work / "out2", assignment, 2, extra, env, args.timeout, args.memory)
-        rows.append(("grade --jobs 2", t2, n))
+        rows.append(("grade --jobs 2 (sandbox)", t2, n))
+        tu = _grade(work / "submitted", work / "out3", assignment, 2, [*extra, "--unsafe-no-sandbox"], env,
+                    args.timeout, args.memory)
+        rows.append(("grade --jobs 2 --unsafe-no-sandbox", tu, n))
         tp = None
         if not args.skip_plain:
             tp = _plain_nbgrader(work / "submitted", work, assignment, source, env, args.timeout, args.memory)
@@ -160,15 +184,26 @@ def main(argv: list[str] | None = None) -> int:
             for line in fh.readlines()[1:]:
                 status = line.split(",")[4]
                 statuses[status] = statuses.get(status, 0) + 1
-    print(f"{'what':<48}{'total s':>9}{'s / notebook':>14}")
+    print(f"{'what':<48}{'total s':>9}{'s / notebook':>14}{'CPU s / notebook':>18}")
+    cpu_of = {"grade --jobs 1 (sandbox)": "out1", "grade --jobs 2 (sandbox)": "out2",
+              "grade --jobs 2 --unsafe-no-sandbox": "out3", "plain nbgrader autograde (one batch)": "plain"}
+    cpu = {name: CPU.get(key if key == "plain" else str(work / key)) for name, key in cpu_of.items()}
     for name, total, count in rows:
         per = total / count if count else total
-        print(f"{name:<48}{total:>9.1f}{per:>14.2f}")
-    print(f"statuses (--jobs 2): {statuses}")
-    print(f"ratio --jobs 2 / --jobs 1: {t2 / t1:.2f}")
+        used = cpu.get(name)
+        print(f"{name:<48}{total:>9.1f}{per:>14.2f}" + (f"{used / count:>18.2f}" if used and count else ""))
+    print(f"statuses (--jobs 2, sandbox): {statuses}")
+    print(f"sandbox cost: --jobs 2 with the sandbox / without it: {t2 / tu:.3f} "
+          f"({(t2 - tu) / n:+.2f} s per notebook; target <= 1.10)")
     if tp:
-        print(f"ratio --jobs 1 / plain nbgrader: {t1 / tp:.2f};  --jobs 2 / plain nbgrader: {t2 / tp:.2f}")
-    print(f"--jobs 1 per notebook / floor (solved notebook run once): {t1 / n / floor_full:.2f}")
+        print(f"speed-up: plain serial nbgrader / grade --jobs 2 with the sandbox: {tp / t2:.2f}x (target >= 2)")
+        c2, cp = cpu["grade --jobs 2 (sandbox)"], cpu["plain nbgrader autograde (one batch)"]
+        if c2 and cp:
+            print(f"CPU per notebook, plain nbgrader / grade with the sandbox: {cp / c2:.2f} (the speed-up --jobs 2 "
+                  f"reaches on 2 idle cores is about 2x this; wall-clock ratios need idle cores)")
+    if t1:
+        print(f"ratio --jobs 2 / --jobs 1: {t2 / t1:.2f}")
+    print(f"--jobs 2 per notebook / floor (solved notebook run once): {t2 / n / floor_full:.2f}")
     print(f"load average at end {os.getloadavg()[0]:.2f} (other work on this machine inflates every figure)")
     return 0
 

@@ -2,8 +2,10 @@
 
 Grades every student folder of an nbgrader submitted layout (``SUBMISSIONS/<student>/<assignment>/*.ipynb``) in
 parallel, one kernel per submission, and writes ``DIR/grades.csv``, ``DIR/feedback/`` and the gradebook. A rerun
-regrades only submissions whose notebook (or the assignment's source, or the limits) changed; ``--force`` regrades
-all. Exit status 0 whenever grading ran; 2 with a one-line message for a usage error.
+regrades only submissions whose notebook (or the assignment's source, the limits or the course secret) changed;
+``--force`` regrades all. Each notebook's kernel runs in a bubblewrap sandbox; where none can be set up, grading
+stops with a one-line reason and fix unless ``--unsafe-no-sandbox`` is given. Exit status 0 whenever grading ran;
+2 with a one-line message for a usage error.
 """
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from pathlib import Path
 
 from .dask_executor import SchedulerError, check_address
 from .picking import Pick, grade_ids_in, pick_notebook
-from .tasks import STATUSES, GradeResult, GradeTask, code_fingerprint, content_hash
+from .sandbox import ISOLATION_NONE, SandboxUnavailable
+from .secret import SecretError
+from .records import STATUSES, GradeResult, GradeTask
+from .tasks import code_fingerprint, content_hash
 
 __all__ = ["main", "find_submissions", "source_notebook", "UsageError", "all_missing_warning"]
 
@@ -124,11 +129,17 @@ def _parser() -> argparse.ArgumentParser:
                         "last_name, email, section, canvas_id, sis_user_id, sis_login_id")
     p.add_argument("--canvas-column", default=None, metavar="NAME",
                    help="the Canvas assignment column, e.g. 'Token embeddings (123456)' (default: the assignment id)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the hidden tests' inputs (the grader gives it to the probes and to the judge)")
+    p.add_argument("--secret-file", default=None, metavar="PATH",
+                   help="the course secret the hidden tests' inputs are drawn from (default: OUT/course-secret, "
+                        "created on first use, mode 0600; keep it out of the repository)")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="run kernels without the bubblewrap sandbox (student code can then read the answer key "
+                        "and write anywhere this user can): only for machines without user namespaces, on trusted "
+                        "submissions; grades.csv says so per row")
     p.add_argument("--source", default=None, help="the nbgrader source notebook (default: solutions/ID/ID.ipynb)")
     p.add_argument("--checks-module", action="append", default=[], metavar="MODULE",
                    help="extra module to import that registers the assignment's checks (repeatable)")
+
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
                    help="grade on the Dask cluster of this scheduler instead of local processes (--jobs is then "
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _grade(args)
-    except (UsageError, SchedulerError) as exc:
+    except (UsageError, SchedulerError, SandboxUnavailable, SecretError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -198,6 +209,7 @@ def _grade(args) -> int:
         raise UsageError(f"{source_path} has malformed nbgrader metadata: {exc}") from None
     picks = find_submissions(Path(args.submissions), args.assignment, notebook_name, grade_ids_in(source_path))
     _warn_unchecked(args, source)
+    secret = _secret(args)
 
     try:
         store = Store(args.out, args.assignment, notebook_name, args.db_url)
@@ -209,18 +221,21 @@ def _grade(args) -> int:
         cached_results: list[GradeResult] = []
         answers: dict[str, bytes] = {}
         kept_stale = 0
+        from .secret import fingerprint, hidden_seed
         base = dict(assignment=args.assignment, notebook_name=notebook_name, source_notebook=source,
                     timeout_s=float(args.timeout), memory_bytes=int(args.memory * 2**30),
-                    output_chars=int(args.output_chars), seed=int(args.seed),
+                    output_chars=int(args.output_chars), secret_id=fingerprint(secret),
                     check_modules=tuple(args.checks_module),
-                    grader_fingerprint=code_fingerprint(*args.checks_module))
+                    sandbox=not args.unsafe_no_sandbox,
+                    grader_fingerprint=code_fingerprint(*args.checks_module, *_probe_modules(args)))
         for student, pick in picks.items():
             path = pick.path
             too_big = path is not None and path.stat().st_size > MAX_NOTEBOOK_BYTES
             data = None if path is None else (b"" if too_big else path.read_bytes())
             if data:
                 answers[student] = data
-            task = GradeTask(student=student, submission=data, **base)
+            task = GradeTask(student=student, submission=data,
+                             hidden_seed=hidden_seed(secret, args.assignment, student), **base)
             if too_big:
                 result = GradeResult(student, args.assignment, "invalid-notebook", None, max_score(source),
                                      reason=f"the notebook is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB",
@@ -254,6 +269,9 @@ def _grade(args) -> int:
         executor = None
         if todo:
             if not args.scheduler:   # import nbgrader here once: local workers are forked from this process with it
+                if not args.unsafe_no_sandbox:
+                    from .sandbox import require
+                    require()        # fail closed: no sandbox, no grading (one line: why, and the fix)
                 warm_up()
             executor = _executor(args, len(todo))
         started = time.perf_counter()
@@ -371,6 +389,19 @@ def _write_outputs(args, store, rows, roster) -> list[Path]:
     return paths
 
 
+def _probe_modules(args) -> list[str]:
+    """The probe modules of the assignment outside the package (registered by its --checks-module modules)."""
+    from autograder.checks import core
+    return core.probe_modules(args.assignment)
+
+
+def _secret(args) -> bytes:
+    from .secret import SECRET_NAME, load_or_create
+    if args.secret_file:
+        return load_or_create(args.secret_file, create=False)
+    return load_or_create(Path(args.out) / SECRET_NAME)
+
+
 def _with_blob(task: GradeTask, blob: bytes) -> GradeTask:
     from dataclasses import replace
     return replace(task, gradebook_blob=blob)
@@ -397,7 +428,7 @@ def _executor(args, n_tasks: int):
     """Local worker processes, or the Dask cluster of ``--scheduler``; started (connected) now."""
     if args.scheduler:
         from .dask_executor import DaskExecutor
-        return DaskExecutor(args.scheduler).start()
+        return DaskExecutor(args.scheduler, require_sandbox=not args.unsafe_no_sandbox).start()
     from .executors import LocalExecutor
     return LocalExecutor(min(args.jobs, n_tasks)).start()
 
@@ -442,6 +473,10 @@ def _summary(rows, regraded: int, retried: int, kept_stale: int, elapsed: float,
     if kept_stale:
         lines.append(f"  {kept_stale} changed notebooks kept their stored result (--retry-failed); "
                      "rerun without it to grade them")
+    isolation = Counter(r.result.isolation or "not run" for r in rows)
+    lines.append("  isolation: " + ", ".join(f"{name}: {count}" for name, count in sorted(isolation.items())))
+    if any(r.result.isolation == ISOLATION_NONE for r in rows):
+        lines.append("  warning: kernels ran WITHOUT the sandbox (--unsafe-no-sandbox): see the isolation column")
     failed = sorted((r for r in rows if r.status != "graded"), key=lambda r: r.student)
     for r in failed[:20]:
         lines.append(f"  {r.student}: {r.status}: {r.reason}")

@@ -1,8 +1,11 @@
 """The nbgrader side of grading one submission: a private course directory, its gradebook, ``nbgrader autograde``
-in a limited child process, and the trusted re-run of the probes.
+in a limited child process whose kernel runs in the sandbox, and the judging of what that kernel published.
 
-Everything here runs in a grading worker (trusted code); student code only ever runs in the children started by
-:func:`autograder.grading.limits.run_children`.
+Everything here runs in a grading worker (trusted code). The student's code runs exactly once, in the sandboxed
+kernel (:mod:`autograder.grading.kernel`): its test cells only *probe* (the grading spec says so), and after the last
+cell the kernel publishes the probe data (:mod:`autograder.grading.execute`). The judges run here, with the hidden
+seed fixed here, and decide every checked test cell's points; the kernel's own verdict can only take points away
+(a cell that raised, e.g. on a plain hidden ``assert``), never give them.
 """
 from __future__ import annotations
 
@@ -14,13 +17,15 @@ import textwrap
 from dataclasses import dataclass
 
 from .limits import Child, Limits, run_children
-from .tasks import GradeResult, GradeTask, TestRecord
+from .records import GradeResult, GradeTask, TestRecord
 
 __all__ = ["warm_up", "notebook_problem", "SourceInfo", "source_info", "max_score", "populate_gradebook",
-           "prepare_gradebook_blob", "grade_in"]
+           "prepare_gradebook_blob", "grade_in", "isolation_of", "EMIT_CODE"]
 
 HIDDEN_MARK = "BEGIN HIDDEN TESTS"
-PROBE_RESULTS_LIMIT = 256 << 20      # bytes of encoded probe results accepted from the probe process
+PROBE_RESULTS_LIMIT = 256 << 20      # characters of the encoded probe payload accepted from the kernel
+#: what the grader runs in the kernel after the notebook's last cell (the payload of autograder.student.grading)
+EMIT_CODE = "import autograder.student.grading as _autograder_grading; _autograder_grading.emit()"
 LOG_CHARS = 200_000                  # characters of nbgrader's and the kernel's log kept per submission
 # The student's id inside a private course directory, which holds one student: any real id (spaces, brackets that
 # nbgrader would read as glob patterns) is only ever a key in the grader's own results.
@@ -59,6 +64,14 @@ def warm_up() -> None:
     from autograder.checks import core  # noqa: F401
     from autograder.student import registry  # noqa: F401
     from . import execute, sandbox  # noqa: F401
+    import importlib
+    importlib.import_module("autograder.grading.kernel")    # the kernel manager of every autograde child
+
+
+def isolation_of(task: GradeTask) -> str:
+    """The isolation the kernel of ``task`` gets (the ``isolation`` column of grades.csv)."""
+    from .sandbox import ISOLATION_BWRAP, ISOLATION_NONE
+    return ISOLATION_BWRAP if task.sandbox else ISOLATION_NONE
 
 
 # ------------------------------------------------------------------------------------------------ the source
@@ -162,6 +175,7 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
                                     SaveAutoGrades)
 from autograder.grading.execute import LimitedExecute
+from autograder.grading.kernel import SandboxedKernelManager
 
 c = get_config()  # noqa: F821
 c.CourseDirectory.root = {root!r}
@@ -175,6 +189,18 @@ c.OverwriteCells.add_missing_cells = True
 c.Execute.timeout = {cell_timeout}
 c.Execute.iopub_timeout = {cell_timeout}    # a flood of output must not look like a dead kernel
 c.LimitedExecute.output_chars = {output_chars}
+c.LimitedExecute.kernel_manager_class = SandboxedKernelManager
+c.LimitedExecute.emit_code = {emit_code!r}
+c.LimitedExecute.emit_file = {emit_file!r}
+c.LimitedExecute.emit_bytes = {emit_bytes}
+c.SandboxedKernelManager.sandboxed = {sandboxed!r}
+c.SandboxedKernelManager.runtime_dir = {runtime_dir!r}
+c.SandboxedKernelManager.libdir = {libdir!r}
+c.SandboxedKernelManager.spec_file = {spec_file!r}
+c.SandboxedKernelManager.spec_env = {spec_env!r}
+c.SandboxedKernelManager.scratch_dir = {scratch_dir!r}
+c.SandboxedKernelManager.scratch_bytes = {scratch_bytes}
+c.SandboxedKernelManager.nproc = {nproc}
 c.Autograde.autograde_preprocessors = [LimitedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 '''
@@ -194,11 +220,15 @@ def _autograde_main(assignment: str, student: str) -> int:
 
 
 def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
-    """Grade ``task`` inside the empty directory ``workdir``; fills ``result`` in place."""
+    """Grade ``task`` inside the empty directory ``workdir`` (mode 0700, never visible in the sandbox); fills
+    ``result`` in place."""
     import time
     from functools import partial
-    from . import sandbox
+
+    from autograder.student import grading
+    from .sandbox import build_libdir, write_spec
     t0 = time.perf_counter()
+    os.chmod(workdir, 0o700)
     info = source_info(task.source_notebook)
     db_path = os.path.join(workdir, "gradebook.db")
     db_url = f"sqlite:///{db_path}"
@@ -213,38 +243,35 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
         os.makedirs(folder)
         with open(os.path.join(folder, nb_file), "wb") as fh:
             fh.write(data)
+    checked = _checked_groups(task, info)       # decided here, in the trusted process
+    spec_file = write_spec(os.path.join(workdir, "grading-spec.json"),
+                           {"assignment": task.assignment, "groups": checked, "hidden_seed": int(task.hidden_seed),
+                            "probe_modules": probe_modules(task)})
+    scratch = os.path.join(workdir, "scratch")      # the kernel's cwd without the sandbox only
+    os.makedirs(scratch)
+    emit_file = os.path.join(workdir, "probes.b64")
+    libdir = build_libdir(os.path.join(workdir, "lib"), tuple(probe_modules(task)))   # read-only inside
     with open(os.path.join(workdir, "nbgrader_config.py"), "w") as fh:
         fh.write(_CONFIG.format(root=workdir, db_url=db_url, cell_timeout=int(task.timeout_s) + 30,
-                                output_chars=int(task.output_chars)))
-    # the trusted re-run: which groups have registered checks, decided here, in the trusted process
-    checked = _checked_groups(task, info)
-    probe_dir = os.path.join(workdir, "probe")
-    os.makedirs(probe_dir)
-    spec = {"assignment": task.assignment, "groups": checked, "hidden_seed": int(task.seed),
-            "probe_modules": probe_modules(task), "skip_grade_ids": [c.grade_id for c in info.test_cells],
-            "notebook": os.path.join(workdir, "submitted", PRIVATE_STUDENT, task.assignment, nb_file)}
-    with open(os.path.join(probe_dir, "spec.json"), "w") as fh:
-        json.dump(spec, fh)
+                                output_chars=int(task.output_chars), emit_code=EMIT_CODE, emit_file=emit_file,
+                                emit_bytes=PROBE_RESULTS_LIMIT, sandboxed=bool(task.sandbox),
+                                runtime_dir=os.path.join(workdir, "runtime"), libdir=libdir,
+                                spec_file=spec_file, spec_env=grading.SPEC_ENV, scratch_dir=scratch,
+                                scratch_bytes=int(task.scratch_bytes), nproc=int(task.nproc)))
     jupyter_dir = os.path.join(workdir, "jupyter")
     os.makedirs(jupyter_dir)
     limits = Limits(memory_bytes=task.memory_bytes,
-                    env={"JUPYTER_CONFIG_DIR": jupyter_dir,
-                         "JUPYTER_RUNTIME_DIR": os.path.join(jupyter_dir, "runtime"),
+                    env={"JUPYTER_CONFIG_DIR": jupyter_dir, "JUPYTER_RUNTIME_DIR": os.path.join(jupyter_dir, "runtime"),
                          "IPYTHONDIR": os.path.join(workdir, "ipython"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
     import sys
-    spec_path = os.path.join(probe_dir, "spec.json")
     children = [Child("autograde", workdir, target=partial(_autograde_main, task.assignment, PRIVATE_STUDENT),
                       argv=[sys.executable, "-m", "nbgrader", "autograde", task.assignment,
                             "--student", PRIVATE_STUDENT, "--force"])]
-    if checked:
-        children.append(Child("probe", probe_dir, target=partial(sandbox.run, spec_path),
-                              argv=[sys.executable, "-m", "autograder.grading.sandbox", spec_path],
-                              capture_bytes=PROBE_RESULTS_LIMIT))
     result.timings["setup_s"] = time.perf_counter() - t0
     outcomes = run_children(children, limits, task.timeout_s)
     result.timings["run_s"] = max(o.wall_s for o in outcomes.values())
     t1 = time.perf_counter()
-    _collect(workdir, db_url, task, info, checked, outcomes, result)
+    _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result)
     result.timings["collect_s"] = time.perf_counter() - t1
 
 
@@ -259,15 +286,18 @@ def _checked_groups(task: GradeTask, info: SourceInfo) -> list[str]:
 def probe_modules(task: GradeTask) -> list[str]:
     """The modules outside ``autograder.student`` that register probes of ``task``'s assignment (imported by the
     probe process before the student's code runs): those of the task's check modules, e.g. the test fixture's."""
-    from autograder.checks import core
     import importlib
+    from autograder.checks import core
     for module in task.check_modules:
         importlib.import_module(module)
     return core.probe_modules(task.assignment)
 
 
-def shipped_modules(task: GradeTask) -> list[str]:
-    """Modules outside the package that grading ``task`` imports: its check modules and their probe modules."""
+def shipped_modules(task) -> list[str]:
+    """Modules outside the package that grading ``task`` imports: its check modules and their probe modules.
+    Empty for a task that is not a :class:`GradeTask` (the Dask executor also runs other picklable tasks)."""
+    if not isinstance(task, GradeTask):
+        return []
     return sorted({*task.check_modules, *probe_modules(task)})
 
 
@@ -327,21 +357,18 @@ def _kernel_scores(db_url: str, task: GradeTask) -> dict[str, float]:
         return {grade.name: float(grade.auto_score or 0.0) for grade in submission.grades}
 
 
-def _collect(workdir, db_url, task, info, checked, outcomes, result) -> None:
+def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) -> None:
     from autograder.checks import core
     if os.environ.get("AUTOGRADER_DEBUG"):    # print what each child wrote (nbgrader's log, tracebacks)
         for o in outcomes.values():
             print(f"--- {o.name} rc={o.returncode} timed_out={o.timed_out} wall={o.wall_s:.2f}\n{o.output}")
     autograde = outcomes["autograde"]
-    probe = outcomes.get("probe")
-    limit = f"{task.timeout_s:g} s"
     # nbgrader's and the kernel's log, for the instructor only (never in the feedback page)
     result.log = "\n".join(f"--- {o.name}: exit status {o.returncode}{' (timed out)' if o.timed_out else ''}, "
                            f"{o.wall_s:.1f} s\n{o.output}" for o in outcomes.values())[-LOG_CHARS:]
-    if autograde.timed_out or (probe is not None and probe.timed_out):
-        which = "the notebook" if autograde.timed_out else "the trusted re-run of the checks"
+    if autograde.timed_out:
         result.status = "timeout"
-        result.reason = (f"{which} did not finish within the {limit} time limit (--timeout); "
+        result.reason = (f"the notebook did not finish within the {task.timeout_s:g} s time limit (--timeout); "
                          "every process it started was killed")
         return
     autograded = os.path.join(workdir, "autograded", PRIVATE_STUDENT, task.assignment,
@@ -356,39 +383,32 @@ def _collect(workdir, db_url, task, info, checked, outcomes, result) -> None:
     errors, error_names, truncated = _cell_errors(autograded)
     with open(autograded, encoding="utf-8") as fh:   # kept in --out/autograded/ for the formgrader
         result.autograded = fh.read()
-    verdicts, probe_problem = _judge(task, checked, probe)
+    verdicts, probe_problem = _judge(task, checked, emit_file)
     tests, notes = [], []
     for cell in info.test_cells:
         got = kernel.get(cell.grade_id, 0.0)
         kernel_passed = got >= cell.points and cell.grade_id not in errors
-        if cell.grade_id in checked:
-            cell_verdicts = verdicts.get(cell.grade_id)
-            if cell_verdicts is None:
-                points, passed = 0.0, False
-                message = f"the trusted re-run of the checks failed: {probe_problem}"
-                checks = ()
-            else:
-                checks = tuple(cell_verdicts)
-                trusted_ok = all(ok for _, ok, _ in cell_verdicts)
-                failures = "; ".join(f"{n}: {m}" for n, ok, m in cell_verdicts if not ok)
-                if not trusted_ok:     # partial credit: the passed checks' share of the points, by weight
-                    points = core.cell_points(task.assignment, cell.grade_id, cell_verdicts, cell.points)
-                    passed = False
-                    message = failures
-                    if kernel_passed:
-                        message = ("the notebook's own test passed, but the trusted re-run of its checks failed "
-                                   "(were the checks or numpy changed in the notebook?): " + failures)
-                        notes.append(f"{cell.grade_id}: passed in the kernel, failed the trusted re-run")
-                elif kernel_passed:
-                    points, passed, message = got, True, "passed"
-                else:
-                    points, passed = got, False
-                    message = _kernel_message(cell, errors)
-        else:
-            checks = ()
-            points, passed = got, kernel_passed
+        checks: tuple = ()
+        if cell.grade_id not in checked:
+            kind = "passed" if kernel_passed else "kernel-only"
+            points, passed = (got, kernel_passed)
             message = "passed" if passed else _kernel_message(cell, errors)
-        tests.append(TestRecord(cell.grade_id, float(points), cell.points, passed, message[:500], cell.hidden, checks))
+        elif cell.grade_id not in verdicts:
+            kind, points, passed = "no-results", 0.0, False
+            message = f"no probe results for this test cell: {probe_problem}"
+        else:
+            checks = tuple(verdicts[cell.grade_id])
+            if not all(ok for _, ok, _ in checks):
+                kind, passed = "wrong", False      # partial credit: the passed checks' share, by weight
+                points = core.cell_points(task.assignment, cell.grade_id, list(checks), cell.points)
+                message = "; ".join(f"{n}: {m}" for n, ok, m in checks if not ok)
+            elif cell.grade_id in errors:
+                kind, points, passed = "kernel-error", 0.0, False
+                message = _kernel_message(cell, errors)
+            else:
+                kind, points, passed, message = "passed", cell.points, True, "passed"
+        tests.append(TestRecord(cell.grade_id, float(points), cell.points, passed, message[:500], cell.hidden,
+                                checks, kind))
     if "MemoryError" in error_names:
         notes.append(f"a cell raised MemoryError (memory limit {_gib(task.memory_bytes)})")
     if truncated:
@@ -413,28 +433,30 @@ def _kernel_message(cell, errors: dict[str, str]) -> str:
     return f"failed: {error}" if error else "failed"
 
 
-def _judge(task, checked, probe) -> tuple[dict[str, list], str]:
-    """Decode the probe data (JSON + npz, never pickle) and judge it here, in the trusted process.
+def _judge(task, checked, emit_file) -> tuple[dict[str, list], str]:
+    """Decode the kernel's probe payload (base64 of JSON + npz, never pickle) and judge it here.
 
-    Only a probe process that exited normally counts; its results come through its own pipe, never a file that
-    the student's kernel could have written."""
+    The payload is untrusted output: the judges fix every input themselves (the hidden seed is ``task``'s, never
+    one the kernel reports) and only compare. Returns ``({grade_id: verdicts}, why a cell has none)``."""
     from autograder.checks import core
-    from .sandbox import read_results
+    from autograder.student import grading
     if not checked:
         return {}, ""
-    blob = read_results(probe.data) if probe is not None and probe.returncode == 0 else None
-    if blob is None:
-        why = (f"killed by {probe.signal_name}" if probe is not None and probe.signal_name
-               else f"exit status {probe.returncode}" if probe is not None else "not run")
-        return {}, f"the probe process produced no results ({why})"
     try:
-        data = core.decode(blob)
-    except Exception as exc:  # noqa: BLE001 - a corrupted or forged file is the submission's failure
-        return {}, f"unreadable probe results ({type(exc).__name__})"
+        with open(emit_file, encoding="utf-8") as fh:
+            text = fh.read(PROBE_RESULTS_LIMIT + 1)
+    except OSError:
+        return {}, "the kernel published no probe payload after the last cell (it died, or emitted two)"
+    if len(text) > PROBE_RESULTS_LIMIT:
+        return {}, "the probe payload is too large"
+    try:
+        data = grading.decode_emitted(text)
+    except Exception as exc:   # a corrupted or forged payload is the submission's failure
+        return {}, f"unreadable probe payload ({type(exc).__name__})"
     verdicts = {}
     for gid in checked:
         results = data.get(gid) if isinstance(data, dict) else None
-        if isinstance(results, dict):      # judged with the grader's own seed, never one the probe reported
-            verdicts[gid] = [(n, bool(ok), str(m))
-                             for n, ok, m in core.judge_group(task.assignment, gid, results, seed=task.seed)]
-    return verdicts, "no results for this test cell"
+        if isinstance(results, dict):
+            verdicts[gid] = [(str(n), bool(ok), str(m)) for n, ok, m in
+                             core.judge_group(task.assignment, gid, results, seed=task.hidden_seed)]
+    return verdicts, "the payload has no results for this cell"

@@ -94,13 +94,22 @@ def worker_environment() -> dict[str, Any]:
         kernels = sorted(find_kernel_specs())
     except Exception as exc:  # noqa: BLE001 - report, don't crash the check
         kernels = [f"<cannot list kernels: {exc}>"]
+    try:
+        from autograder.grading.sandbox import availability
+        found = availability()
+        sandbox = {"ok": found.ok, "detail": found.detail}
+    except Exception as exc:   # report, don't crash the check
+        sandbox = {"ok": False, "detail": f"cannot check the sandbox: {type(exc).__name__}: {exc}"}
     return {"python": ".".join(map(str, sys.version_info[:2])),
             "packages": {name: _version(name) for name in COMPARED_PACKAGES},
-            "kernels": kernels}
+            "kernels": kernels, "sandbox": sandbox}
 
 
-def _environment_problems(here: dict[str, Any], there: dict[str, Any]) -> list[str]:
+def _environment_problems(here: dict[str, Any], there: dict[str, Any], require_sandbox: bool = True) -> list[str]:
     problems = []
+    sandbox = there.get("sandbox") or {"ok": False, "detail": "the worker did not report its sandbox"}
+    if require_sandbox and not sandbox["ok"]:
+        problems.append(f"no sandbox ({sandbox['detail']}; or pass --unsafe-no-sandbox)")
     if there["python"] != here["python"]:
         problems.append(f"Python {there['python']} (here {here['python']})")
     for name, want in here["packages"].items():
@@ -282,8 +291,9 @@ class DaskExecutor:
                  grade: Callable[[Any], Any] | None = None,
                  crashed: Callable[[Any, str], Any] | None = None,
                  prepare_process: Callable[[], None] | None | object = _DEFAULT, ship_package: bool = True,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, require_sandbox: bool = True):
         self.address = check_address(address)
+        self.require_sandbox = require_sandbox
         self.retries = retries
         if connect_timeout_s is None:               # Dask's own setting (30 s unless configured)
             import dask.config
@@ -353,10 +363,11 @@ class DaskExecutor:
         for worker, there in client.run(worker_environment, on_error="return").items():
             if isinstance(there, BaseException):      # the worker left meanwhile: nothing to check
                 continue
-            problems = _environment_problems(here, there)
+            problems = _environment_problems(here, there, self.require_sandbox)
             if problems:
                 raise SchedulerError(f"worker {worker} does not have the course environment: {'; '.join(problems)}. "
-                                     "Install the pinned requirements.txt there and restart `dask worker`")
+                                     "Install the pinned requirements.txt (and bubblewrap) there and restart "
+                                     "`dask worker`")
         self.stats.ship_s = time.perf_counter() - start
         info = client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
         self.stats.workers = len(info["workers"])

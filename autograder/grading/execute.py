@@ -1,16 +1,22 @@
-"""nbgrader's ``Execute`` preprocessor with a cap on printed output, applied while the kernel runs.
+"""nbgrader's ``Execute`` preprocessor with a cap on printed output, and the probe payload collected at the end.
 
 nbgrader's own ``LimitOutput`` trims a notebook *after* execution, by which time gigabytes of printed output have
 already been collected in the grading process. :class:`LimitedExecute` counts the characters of every output
 message as it arrives and drops them past ``output_chars`` for the whole notebook, leaving one note in the cell
 where it happened. Error messages (tracebacks) always pass, and so does the first 200 characters of a cell's
 stderr, because nbgrader fails a test cell that wrote to stderr: the cap changes no verdict.
+
+After the notebook's last cell, :meth:`LimitedExecute.collect_probes` executes ``emit_code`` in the same kernel
+and keeps the one ``display_data`` of ``emit_mime`` that this request (and no earlier cell) published, outside the
+notebook and outside the output cap, up to ``emit_bytes``; it writes the payload's text to ``emit_file`` (in the
+trusted course directory, which the sandboxed kernel cannot see) or nothing. Two payloads in one request (a
+student's thread publishing a forged one) count as none.
 """
 from __future__ import annotations
 
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
-from traitlets import Integer
+from traitlets import Float, Integer, Unicode
 
 __all__ = ["LimitedExecute", "TRUNCATION_NOTE"]
 
@@ -20,10 +26,48 @@ TRUNCATION_NOTE = "\n[... output truncated by the grader: more than {limit:,} ch
 class LimitedExecute(Execute):
     output_chars = Integer(200_000, help="characters of output kept per notebook; the rest is dropped").tag(config=True)
 
+    emit_code = Unicode("", help="code run after the last cell to publish the probe payload").tag(config=True)
+    emit_mime = Unicode("application/vnd.autograder.probes+base64").tag(config=True)
+    emit_file = Unicode("", help="where the payload's text is written").tag(config=True)
+    emit_bytes = Integer(256 << 20, help="largest payload accepted").tag(config=True)
+    emit_timeout = Float(120.0, help="seconds the payload may take").tag(config=True)
+
     def preprocess(self, nb, resources=None, km=None):
         self._printed = 0
         self._noted_cells: set[int] = set()
         return super().preprocess(nb, resources, km)
+
+    def preprocess_cell(self, cell, resources, index):
+        out = super().preprocess_cell(cell, resources, index)
+        if index == len(self.nb.cells) - 1 and self.emit_code and self.emit_file:
+            self.collect_probes()
+        return out
+
+    def collect_probes(self) -> None:
+        """Run ``emit_code`` and write the single payload it published to ``emit_file`` (see the module doc)."""
+        import time
+
+        from jupyter_core.utils import run_sync
+        msg_id = self.kc.execute(self.emit_code, silent=False, store_history=False, allow_stdin=False)
+        deadline = time.monotonic() + self.emit_timeout
+        payloads, size, idle = [], 0, False
+        while not idle and time.monotonic() < deadline:
+            try:
+                msg = run_sync(self.kc.get_iopub_msg)(timeout=max(0.01, deadline - time.monotonic()))
+            except Exception:   # queue.Empty (the kernel went quiet or died), or a closed channel
+                break
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg.get("msg_type"), msg.get("content", {})
+            if kind == "status" and content.get("execution_state") == "idle":
+                idle = True
+            elif kind in ("display_data", "execute_result") and self.emit_mime in content.get("data", {}):
+                text = content["data"][self.emit_mime]
+                size += len(text) if isinstance(text, str) else 0
+                payloads.append(text if size <= self.emit_bytes else None)   # too big: kept as a refusal
+        if idle and len(payloads) == 1 and isinstance(payloads[0], str):
+            with open(self.emit_file, "w") as fh:
+                fh.write(payloads[0])
 
     def output(self, outs, msg, display_id, cell_index):
         if msg.get("msg_type") == "error":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
-from .tasks import GradeResult
+from .records import GradeResult
 
 if TYPE_CHECKING:
     from .scores import Row
@@ -64,9 +64,10 @@ def render(result: GradeResult, row: "Row | None" = None) -> str:
         css = "pass" if test.passed else "fail"
         checks, message = "", test.message
         if test.checks:   # the checks' own lines say what failed; the summary only says how the cell ended
-            message = "passed" if test.passed else (
-                "failed: the notebook's own run of this test passed, but the grader's re-run of its checks failed"
-                if "trusted re-run" in test.message else "failed")
+            message = "passed" if test.passed else {
+                "kernel-error": "failed: the checks passed, but the cell itself raised an error",
+                "no-results": "failed: the grader received no results for this cell (did the notebook end early?)",
+            }.get(test.kind, "failed")
             items = "".join(
                 f'<li class="{"pass" if ok else "fail"}">{"&#10003;" if ok else "&#10007;"} {escape(name)}'
                 + ("" if ok else f": {escape(message)}") + "</li>"

@@ -20,7 +20,7 @@ from html import escape
 from pathlib import Path
 
 from .scores import Row, class_stats
-from .tasks import STATUSES
+from .records import STATUSES
 
 __all__ = ["write_report", "update_history", "read_history", "check_stats", "cell_stats", "HISTORY_COLUMNS"]
 

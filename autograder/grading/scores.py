@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from .lateness import Lateness
-from .tasks import GradeResult
+from .records import GradeResult
 
 __all__ = ["CellScore", "GradebookView", "Row", "build_row", "class_stats", "ClassStats"]
 

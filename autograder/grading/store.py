@@ -24,14 +24,14 @@ import json
 import os
 from pathlib import Path
 
+from .records import GradeResult
 from .scores import CellScore, GradebookView, Row
-from .tasks import GradeResult
 
 __all__ = ["Store", "CSV_COLUMNS", "StoreLocked", "GradebookMismatch", "normalize_db_url"]
 
 CSV_COLUMNS = ["student", "assignment", "score", "max_score", "status", "reason", "tests_passed", "tests_total",
                "seconds", "notebook", "submitted_at", "minutes_late", "late_penalty", "raw_score", "manual_pending",
-               "comments", "flags"]
+               "comments", "flags", "isolation"]
 #: results that are stored but never reused: a rerun (or --retry-failed) grades them again
 RETRIED_STATUSES = ("crashed", "timeout")
 
@@ -319,7 +319,7 @@ class Store:
                                  "" if late.minutes_late is None else f"{late.minutes_late:.1f}",
                                  _num(late.penalty), _num(row.raw_score), " ".join(row.manual_pending),
                                  " | ".join(f"{gid}: {' '.join(text.split())}" for gid, text in row.comments),
-                                 "; ".join(row.flags)])
+                                 "; ".join(row.flags), r.isolation])
         os.replace(tmp, path)
         return path
 

@@ -3,9 +3,9 @@
 :func:`grade_submission` is the whole job for one student and runs in any process where the course's Python
 environment is installed (a local worker process, a Dask worker): it builds a private temporary nbgrader course
 directory with its own SQLite gradebook, runs ``nbgrader autograde`` there in a child process under limits (its
-own process group, a wall-clock deadline, ``RLIMIT_AS`` inherited by the kernel, truncated output), re-runs every
-test cell's probes in a second sandboxed child, judges the probe data here with the trusted reference code, and
-returns a :class:`GradeResult`. It writes nothing outside its temporary directory and never raises because of a
+own process group, a wall-clock deadline, ``RLIMIT_AS`` inherited by the kernel, truncated output) whose kernel runs
+in the sandbox of :mod:`autograder.grading.sandbox` -- the student's code runs once --, judges the probe data that
+kernel published here with the trusted reference code, and returns a :class:`GradeResult`. It writes nothing outside its temporary directory and never raises because of a
 submission: every failure becomes a status and a reason.
 """
 from __future__ import annotations
@@ -17,78 +17,11 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
-__all__ = ["STATUSES", "GradeTask", "GradeResult", "TestRecord", "grade_submission", "content_hash",
-           "code_fingerprint"]
+from .records import STATUSES, TEST_KINDS, GradeResult, GradeTask, TestRecord
 
-#: Every status a result can carry. Only ``graded`` has a score.
-STATUSES = ("graded", "timeout", "crashed", "invalid-notebook", "missing")
-
-
-@dataclass(frozen=True)
-class GradeTask:
-    """Everything needed to grade one student's notebook for one assignment, as bytes and numbers.
-
-    ``source_notebook`` is the nbgrader *source* notebook (``solutions/<id>/<id>.ipynb``: solutions, visible and
-    hidden tests). ``gradebook_blob``, when given, is a SQLite gradebook file already holding the assignment's
-    cells (see :func:`autograder.grading.course.prepare_gradebook_blob`); without it the worker builds one from
-    ``source_notebook`` itself. ``submission`` is ``None`` when the student has no notebook (status ``missing``).
-    """
-    student: str
-    assignment: str
-    notebook_name: str                       # the source notebook's file stem, e.g. "token-embeddings"
-    submission: bytes | None                 # the submitted .ipynb file's bytes
-    source_notebook: bytes
-    gradebook_blob: bytes | None = None
-    timeout_s: float = 120.0                 # wall-clock limit for the whole notebook (and for the probe re-run)
-    memory_bytes: int = 4 << 30              # RLIMIT_AS of the autograde process, inherited by the kernel
-    output_chars: int = 200_000              # printed output kept per notebook; the rest is dropped
-    seed: int = 0                            # the hidden seed: given to the probes and to the judge
-    check_modules: tuple[str, ...] = ()      # extra modules that register this assignment's checks
-    grader_fingerprint: str = ""             # hash of the grader, checks and references (see code_fingerprint)
-
-
-@dataclass(frozen=True)
-class TestRecord:
-    """One test cell's outcome. ``points`` is what the student gets after the trusted re-run."""
-    __test__ = False                         # not a pytest class, despite the name
-    grade_id: str
-    points: float
-    max_points: float
-    passed: bool
-    message: str
-    hidden: bool                             # the cell holds hidden tests (its source is never shown)
-    checks: tuple[tuple[str, bool, str], ...] = ()   # trusted verdicts: (check name, passed, message)
-
-
-@dataclass
-class GradeResult:
-    """What a worker sends back: plain data only (no nbgrader or student objects)."""
-    student: str
-    assignment: str
-    status: str
-    score: float | None
-    max_score: float
-    reason: str = ""
-    tests: list[TestRecord] = field(default_factory=list)
-    feedback_html: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
-    submission_hash: str = ""
-    log: str = ""                            # nbgrader's and the kernel's output: for the instructor, never the student
-    autograded: str = ""                     # the autograded notebook (JSON text), for nbgrader's formgrader
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tests"] = [asdict(t) for t in self.tests]
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "GradeResult":
-        data = dict(data)
-        tests = [TestRecord(**{**t, "checks": tuple(tuple(c) for c in t.get("checks", ()))}) for t in data.pop("tests", [])]
-        return cls(tests=tests, **data)
+__all__ = ["STATUSES", "TEST_KINDS", "GradeTask", "GradeResult", "TestRecord", "grade_submission",
+           "content_hash", "code_fingerprint"]
 
 
 def content_hash(task: GradeTask) -> str:
@@ -96,7 +29,8 @@ def content_hash(task: GradeTask) -> str:
     h = hashlib.sha256()
     for part in (task.submission or b"<missing>", task.source_notebook,
                  json.dumps([task.assignment, task.notebook_name, task.timeout_s, task.memory_bytes,
-                             task.output_chars, task.seed, list(task.check_modules),
+                             task.output_chars, task.hidden_seed, task.secret_id, list(task.check_modules),
+                             task.sandbox, task.scratch_bytes, task.nproc,
                              task.grader_fingerprint]).encode()):
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()
@@ -108,14 +42,14 @@ AFTER_GRADING = frozenset({"lateness.py", "picking.py", "scores.py", "similarity
 
 
 def code_fingerprint(*extra_modules: str) -> str:
-    """Hash of the code that decides a grade: ``autograder/{grading,checks,reference}/*.py`` and the files of
+    """Hash of the code that decides a grade: ``autograder/{grading,checks,reference,student}/**.py`` and the files of
     ``extra_modules``. A changed check or reference makes a rerun regrade everyone. The modules that only work
     on stored results (:data:`AFTER_GRADING`: lateness, scores, reports, exports) are left out: changing them
     rewrites the outputs without regrading anyone."""
     import importlib
     from pathlib import Path
     package = Path(__file__).resolve().parents[1]
-    files = sorted(p for sub in ("grading", "checks", "reference") for p in (package / sub).glob("*.py")
+    files = sorted(p for sub in ("grading", "checks", "reference", "student") for p in (package / sub).rglob("*.py")
                    if not (sub == "grading" and p.name in AFTER_GRADING))
     for name in extra_modules:
         spec = importlib.util.find_spec(name)
@@ -143,6 +77,7 @@ def grade_submission(task: GradeTask) -> GradeResult:
             result.status, result.reason = "invalid-notebook", problem
         else:
             workdir = tempfile.mkdtemp(prefix=f"grade-{_safe(task.student)}-")
+            result.isolation = course.isolation_of(task)
             try:
                 course.grade_in(workdir, task, result)
             except Exception as exc:  # noqa: BLE001 - a grader bug must not take the whole class down

@@ -94,8 +94,9 @@ def probe_cell(assignment: str, group: str, namespace: dict) -> str:
     encoded data; returns the one line the test cell prints. Never raises."""
     try:
         spec = load_spec()
-        if assignment == spec["assignment"] and group in spec["groups"]:
-            _probe(spec, group, namespace)
+        if assignment != spec["assignment"] or group not in spec["groups"]:
+            return f"{assignment}/{group}: not part of this grading run (nothing recorded)"
+        _probe(spec, group, namespace)
     except Exception as exc:  # never fail a cell while grading: emit() reports what is missing
         return f"{assignment}/{group}: not probed ({type(exc).__name__}: {exc}); the grader judges the submission"[:300]
     return f"{assignment}/{group}: checks recorded, to be judged by the grader after the notebook has run"

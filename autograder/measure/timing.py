@@ -1,4 +1,4 @@
-"""Timing helpers used by every chapter's timing cells and by ``python -m autograder.bench``.
+"""Timing helpers used by every chapter's timing cells and by :mod:`autograder.measure.embedding_bench`.
 
 How a function is timed (:func:`time_fn`):
 
@@ -33,9 +33,9 @@ import platform
 import re
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -140,7 +140,7 @@ def cpu_last_level_cache_bytes(sysfs: str | Path = "/sys/devices/system/cpu") ->
     return sum(size for (level, _), size in instances.items() if level == top)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _last_level_cache_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         size = int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 0)
@@ -244,7 +244,7 @@ def _time_rounds(fns, device: torch.device, warmup: int, repeats: int, clock) ->
         torch.cuda.synchronize(device)
         with torch.cuda.device(device):
             for _ in range(repeats):
-                for fn, out in zip(fns, samples):
+                for fn, out in zip(fns, samples, strict=True):
                     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     start.record()
                     fn()
@@ -255,7 +255,7 @@ def _time_rounds(fns, device: torch.device, warmup: int, repeats: int, clock) ->
     else:
         clock = clock or time.perf_counter
         for _ in range(repeats):
-            for fn, out in zip(fns, samples):
+            for fn, out in zip(fns, samples, strict=True):
                 t0 = clock()
                 fn()
                 out.append(clock() - t0)
@@ -296,15 +296,22 @@ def copy_baseline(n_bytes: int, *, device: torch.device | str | None = None, **k
     return time_fn(_copy_fn(n_bytes, device), device=device, **kwargs)
 
 
-def memory_copy_baseline(*, device: torch.device | str | None = None, **kwargs) -> tuple[int, Timing]:
+def memory_copy_baseline(*, device: torch.device | str | None = None, max_buffer_bytes: int | None = None,
+                         **kwargs) -> tuple[int, Timing]:
     """Time a copy that cannot run from cache: source and destination are each
     ``MEMORY_COPY_CACHE_MULTIPLE`` (4) times :func:`last_level_cache_bytes`.
 
+    ``max_buffer_bytes`` caps each buffer (a quick run on a machine with a large cache: 4 x 480 MiB takes tens of
+    seconds to fill); a capped copy may run from cache, so its GB/s is then no memory bandwidth.
     Returns ``(bytes_moved, timing)`` where ``bytes_moved`` counts the read plus the write (``2 * buffer``),
     so ``bytes_moved / timing.median_s`` is the memory bandwidth a streaming kernel can reach.
     """
     device = _as_device(device)
     buffer = MEMORY_COPY_CACHE_MULTIPLE * last_level_cache_bytes(device)
+    if max_buffer_bytes is not None:
+        if int(max_buffer_bytes) != max_buffer_bytes or max_buffer_bytes < 1:
+            raise ValueError(f"max_buffer_bytes must be a positive integer, got {max_buffer_bytes!r}")
+        buffer = min(buffer, int(max_buffer_bytes))
     return 2 * buffer, time_fn(_copy_fn(buffer, device), device=device, **kwargs)
 
 

@@ -1,4 +1,5 @@
-"""``python -m autograder.bench``: how fast are an embedding lookup and its gradient, next to a copy?
+"""``python -m autograder.measure.embedding_bench`` (``make bench``): how fast are an embedding lookup and its
+gradient, next to a copy?
 
 For each vocabulary size ``V`` and dimension ``D`` of a grid, a float32 table ``W (V, D)`` and ``n`` int64 token
 ids drawn from a Zipf distribution (rank ``r`` has probability proportional to ``1 / r``, the ranks shuffled over
@@ -11,11 +12,12 @@ the ids, as in natural text) are built once, then
   ``np.add.reduceat``, ``torch.Tensor.index_add_``, and ``nn.Embedding``'s backward with a dense gradient and
   with ``sparse=True`` (uncoalesced, and coalesced),
 
-are checked against each other, then timed with :func:`autograder.timing.measure_bandwidth` next to a copy of the
-same number of bytes. A copy past the last-level cache is timed at the start, middle and end of the run: the
+are checked against each other, then timed with :func:`autograder.measure.timing.measure_bandwidth` next to a copy
+of the same number of bytes. A copy past the last-level cache is timed at the start, middle and end of the run: the
 memory limit. NumPy variants run on the CPU only; on a CUDA run the torch variants run on the GPU.
 
-Bytes moved (what an ideal kernel must read plus write, each once; float32 values, int64 ids):
+Bytes moved (what an ideal kernel must read plus write, each once; float32 values, int64 ids) are counted by
+:mod:`autograder.measure.embedding_bytes`:
 
 * forward: ``8n`` (ids) + ``4nD`` (the rows read) + ``4nD`` (the output);
 * dense backward: ``8n + 4nD`` (ids and ``grad_out`` read) + ``4VD`` (the dense gradient written);
@@ -35,22 +37,26 @@ import json
 import platform
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import timing
-from .book.backprop import scatter_add_sorted
-from .book.memory import zipf_token_ids
+from autograder.reference import numpy_ref
 
-ROOT = Path(__file__).resolve().parent
-DATA_DIR = ROOT / "data" / "bench"
-QUICK_DIR = ROOT.parent / "_build" / "bench"
+from . import timing
+from .embedding_bytes import dense_backward_bytes, forward_bytes, sparse_backward_bytes, sparse_uncoalesced_bytes
+from .scatter import scatter_add_sorted
+from .zipf import zipf_ids
+
+PACKAGE = Path(__file__).resolve().parents[1]
+DATA_DIR = PACKAGE / "data" / "bench"
+QUICK_DIR = PACKAGE.parent / "_build" / "bench"
+COMMAND = "python -m autograder.measure.embedding_bench"
 SCHEMA = 1
 
 
@@ -63,47 +69,19 @@ class Grid:
     warmup: int
     repeats: int
     zipf_exponent: float = 1.0
+    #: cap on each buffer of the past-the-cache copy (None: four times the last-level cache, a memory bandwidth)
+    memory_copy_max_bytes: int | None = None
 
 
 #: GPT-2-small-like to Gemma-like vocabularies; a small and a large model's width; 4 sequences of 2048 tokens.
 FULL = Grid(vocabs=(1024, 32768, 262144), dims=(128, 1024), n_tokens=8192, warmup=2, repeats=11)
-QUICK = Grid(vocabs=(64, 1024), dims=(8,), n_tokens=256, warmup=1, repeats=3)
+#: seconds, for tests: the past-the-cache copy is capped at 8 MiB buffers (uncapped, a 480 MiB L3 means 2 x 1.9 GiB)
+QUICK = Grid(vocabs=(64, 1024), dims=(8,), n_tokens=256, warmup=1, repeats=3, memory_copy_max_bytes=8 * 2**20)
 
 
 # --------------------------------------------------------------------------------------------------------------
-# workload
+# workload (ids from .zipf, bytes from .embedding_bytes)
 # --------------------------------------------------------------------------------------------------------------
-def zipf_ids(n_tokens: int, vocab_size: int, rng: np.random.Generator, exponent: float = 1.0) -> np.ndarray:
-    """int64 ``(n_tokens,)`` ids in ``[0, V)``: rank ``r = 1..V`` drawn with probability ``r**-exponent / Z``,
-    ranks mapped to ids by a random permutation (frequent tokens are not neighbours in the table)."""
-    if n_tokens < 1 or vocab_size < 1:
-        raise ValueError(f"n_tokens and vocab_size must be positive, got {n_tokens} and {vocab_size}")
-    ranks = zipf_token_ids(vocab_size, n_tokens, rng, exponent)  # the book's sampler: rank r = id r
-    return rng.permutation(vocab_size)[ranks].astype(np.int64)
-
-
-def forward_bytes(n_tokens: int, dim: int, itemsize: int = 4, id_itemsize: int = 8) -> int:
-    """Bytes an ideal lookup moves: ids read, ``n`` rows read, ``n`` rows written."""
-    return n_tokens * id_itemsize + 2 * n_tokens * dim * itemsize
-
-
-def dense_backward_bytes(n_tokens: int, vocab_size: int, dim: int, itemsize: int = 4, id_itemsize: int = 8) -> int:
-    """Bytes an ideal dense scatter-add moves: ids and ``grad_out`` read, the ``(V, D)`` gradient written once."""
-    return n_tokens * id_itemsize + n_tokens * dim * itemsize + vocab_size * dim * itemsize
-
-
-def sparse_backward_bytes(n_tokens: int, n_rows: int, dim: int, itemsize: int = 4, id_itemsize: int = 8) -> int:
-    """Bytes an ideal coalesced row-sparse gradient moves: ids and ``grad_out`` read, ``n_rows`` (``U``) summed
-    rows and their indices written."""
-    return n_tokens * id_itemsize + n_tokens * dim * itemsize + n_rows * (dim * itemsize + id_itemsize)
-
-
-def sparse_uncoalesced_bytes(n_tokens: int, id_itemsize: int = 8) -> int:
-    """Bytes of ``nn.Embedding(sparse=True)``'s uncoalesced gradient: its values tensor *is* ``grad_out`` (a
-    view, nothing copied), so only the ids are read and written again as the ``(1, n)`` index tensor."""
-    return 2 * n_tokens * id_itemsize
-
-
 @dataclass
 class Case:
     """One grid point's data: ``weight (V, D)`` float32, ``ids (n,)`` int64, ``grad_out (n, D)`` float32, in NumPy
@@ -182,7 +160,8 @@ def variants(c: Case) -> list[tuple[str, str, str, Callable[[], object], int]]:
              lambda: torch.index_select(c.weight_t, 0, c.ids_t, out=out_t), fwd)]
     if on_cpu:
         out += [("backward", "numpy", "np.add.at (dense)", lambda: _np_add_at_backward(c), dense),
-                ("backward", "numpy", "sort + np.add.reduceat (dense)", lambda: scatter_add_sorted(c.grad_out, c.ids, c.vocab), dense)]
+                ("backward", "numpy", "sort + np.add.reduceat (dense)",
+                 lambda: scatter_add_sorted(c.grad_out, c.ids, c.vocab), dense)]
     out += [("backward", "torch", "torch index_add_ (dense)", lambda: _torch_index_add_backward(c), dense),
             ("backward", "torch", "nn.Embedding backward, dense", _module_backward(c, False, False), dense),
             ("backward", "torch", "nn.Embedding backward, sparse", _module_backward(c, True, False),
@@ -202,7 +181,6 @@ def _as_dense_numpy(result) -> np.ndarray:
 def check_variants(c: Case, vs: list | None = None) -> None:  # vs: variants(c), when the caller has them
     """Every variant must agree with the NumPy reference before it is timed (forward exactly, backward to float32
     rounding, since summation order differs). Raises ``AssertionError`` naming the variant that disagrees."""
-    from .reference import numpy_ref
     expected = {"forward": numpy_ref.embedding_forward(c.weight, c.ids),
                 "backward": numpy_ref.embedding_backward(c.grad_out, c.ids, c.vocab)}
     for kind, _, name, fn, _ in vs or variants(c):
@@ -217,7 +195,8 @@ def check_variants(c: Case, vs: list | None = None) -> None:  # vs: variants(c),
 # the run
 # --------------------------------------------------------------------------------------------------------------
 def _memory_copy(device: torch.device, grid: Grid) -> dict:
-    n_bytes, t = timing.memory_copy_baseline(device=device, warmup=grid.warmup, repeats=grid.repeats)
+    n_bytes, t = timing.memory_copy_baseline(device=device, max_buffer_bytes=grid.memory_copy_max_bytes,
+                                             warmup=grid.warmup, repeats=grid.repeats)
     return {"bytes": n_bytes, "gbps": n_bytes / t.median_s / 1e9, **t.to_dict()}
 
 
@@ -242,7 +221,7 @@ def _run(grid: Grid, device, *, quick: bool, progress: bool, command: str) -> di
     device = torch.device(device) if device is not None else timing.default_device()
     name = timing.device_name(device)
     cpu_name = timing.device_name("cpu")
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     points = [(v, d) for d in grid.dims for v in grid.vocabs]
     n_variants = len(variants(make_case(8, 2, Grid((8,), (2,), 4, 0, 1), device)))
     bar = tqdm(total=len(points) * n_variants + 3, desc="benchmark", unit="measurement", disable=not progress)
@@ -283,11 +262,12 @@ def _run(grid: Grid, device, *, quick: bool, progress: bool, command: str) -> di
     return {"schema": SCHEMA, "quick": quick, "command": command, "device": name, "device_type": device.type,
             "slug": timing.device_slug(name), "cpu": cpu_name,
             "date": started.strftime("%Y-%m-%d"), "started_utc": started.isoformat(timespec="seconds"),
-            "seconds": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
+            "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "cache_bytes": timing.last_level_cache_bytes(device),
             "grid": {"vocabs": list(grid.vocabs), "dims": list(grid.dims), "n_tokens": grid.n_tokens,
-                     "warmup": grid.warmup, "repeats": grid.repeats, "zipf_exponent": grid.zipf_exponent},
+                     "warmup": grid.warmup, "repeats": grid.repeats, "zipf_exponent": grid.zipf_exponent,
+                     "memory_copy_max_bytes": grid.memory_copy_max_bytes},
             "memory_copy_gbps": memory_gbps, "memory_copies": memory_copies, "results": records}
 
 
@@ -312,7 +292,7 @@ def load_results(folder: Path | str = DATA_DIR, *, include_quick: bool = False) 
         result = json.loads(path.read_text())
         if result.get("schema") != SCHEMA:
             raise ValueError(f"{path}: benchmark schema {result.get('schema')!r}, expected {SCHEMA}; "
-                             f"re-run python -m autograder.bench")
+                             f"re-run {COMMAND}")
         if include_quick or not result["quick"]:
             results.append(result)
     return sorted(results, key=lambda r: (r["device_type"] != "cpu", r["device"]))
@@ -352,6 +332,14 @@ def markdown_table(result: dict, kind: str) -> str:
     return "\n".join(rows)
 
 
+def _memory_copy_phrase(result: dict) -> str:
+    """What the results' memory copy was: past the cache, or (a quick run) capped and possibly from cache."""
+    cap = result["grid"].get("memory_copy_max_bytes")  # absent in files written before the cap existed
+    if cap is None:
+        return "a copy past the cache moves"
+    return f"a copy of buffers capped at {cap / 2**20:,.0f} MiB (perhaps from cache, no memory bandwidth) moves"
+
+
 def summarize(result: dict) -> str:
     """A Markdown paragraph of the headline figures of one results file (any device), every number from it."""
     vocabs, dims = result["grid"]["vocabs"], result["grid"]["dims"]
@@ -361,7 +349,7 @@ def summarize(result: dict) -> str:
     bd = min(dense, key=lambda r: r["median_s"])
     sparse = lookup(result, kind="backward", vocab=large[0], dim=large[1],
                     op="nn.Embedding backward, sparse + coalesce")
-    return (f"On **{result['device']}** ({result['date']}, torch {result['torch']}): a copy past the cache moves "
+    return (f"On **{result['device']}** ({result['date']}, torch {result['torch']}): {_memory_copy_phrase(result)} "
             f"{result['memory_copy_gbps']:,.1f} GB/s. The fastest lookup of {result['grid']['n_tokens']:,} tokens "
             f"from a {small[0]:,} x {small[1]:,} table is `{fs['op']}` at {fs['gbps']:,.1f} GB/s "
             f"({fs['fraction_of_copy']:.0%} of a copy of the same bytes); from a {large[0]:,} x {large[1]:,} table "
@@ -385,7 +373,7 @@ def _plot_panels(result: dict, kind: str, height: float, title: str, ylabel: str
                              layout="constrained")
     ops = list(dict.fromkeys(r["op"] for r in select(result, kind=kind)))
     markers = _styles(ops)
-    for ax, dim in zip(axes[0], dims):
+    for ax, dim in zip(axes[0], dims, strict=True):
         for op in ops:
             draw(ax, sorted(select(result, kind=kind, op=op, dim=dim), key=lambda r: r["vocab"]), op, markers[op])
         if extra is not None:
@@ -423,7 +411,8 @@ def plot_backward(result: dict):
     def draw(ax, rs, op, marker):
         ms = [r["median_s"] * 1e3 for r in rs]
         ax.errorbar([r["vocab"] for r in rs], ms, marker=marker, capsize=3, label=op,
-                    yerr=[[m - r["p10_s"] * 1e3 for m, r in zip(ms, rs)], [r["p90_s"] * 1e3 - m for m, r in zip(ms, rs)]])
+                    yerr=[[m - r["p10_s"] * 1e3 for m, r in zip(ms, rs, strict=True)],
+                          [r["p90_s"] * 1e3 - m for m, r in zip(ms, rs, strict=True)]])
 
     return _plot_panels(result, "backward", 4.6, "gradient of {n_tokens:,} tokens, D = {dim}",
                         "milliseconds per backward (median)", draw)
@@ -440,7 +429,7 @@ def data_fingerprint(folder: Path | str = DATA_DIR) -> str:
     return digest.hexdigest()[:12]
 
 
-def sync_book_cache(build_dir: Path | str = ROOT.parent / "_build", folder: Path | str = DATA_DIR) -> bool:
+def sync_book_cache(build_dir: Path | str = PACKAGE.parent / "_build", folder: Path | str = DATA_DIR) -> bool:
     """Make the next book build re-execute the Measurements page if the results files changed since the last
     call (added, removed or edited). Jupyter-cache keys a page on its code and Sphinx on its source file, neither
     on the data it reads, so both caches under ``build_dir`` are dropped. Returns True when they were."""
@@ -461,7 +450,7 @@ def sync_book_cache(build_dir: Path | str = ROOT.parent / "_build", folder: Path
 # command line
 # --------------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small grid in seconds (for tests); written under "
                         "_build/bench/ unless --out is given")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
@@ -484,12 +473,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: no CUDA GPU is available here; omit --device to run on the CPU")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
-    command = "python -m autograder.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = COMMAND + " " + " ".join(argv if argv is not None else sys.argv[1:])
     result = run(QUICK if args.quick else FULL, args.device, quick=args.quick, progress=not args.no_progress,
                  threads=args.threads, command=command.strip())
     path = write(result, args.out)
     print(f"{len(result['results'])} measurements on {result['device']} in {result['seconds']:.0f} s -> {path}")
-    print(f"memory copy: {result['memory_copy_gbps']:.1f} GB/s")
+    print(f"{_memory_copy_phrase(result)} {result['memory_copy_gbps']:.1f} GB/s")
     for r in result["results"]:
         print(f"  {r['kind']:8s} V={r['vocab']:>7,} D={r['dim']:>5} {r['op']:42s} {r['median_s'] * 1e3:9.3f} ms "
               f"{r['gbps']:7.1f} GB/s  {r['fraction_of_copy']:6.0%} of copy")

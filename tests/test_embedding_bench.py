@@ -1,4 +1,5 @@
-"""The benchmark: workload, bytes accounting, correctness gate, JSON output, committed results and plots.
+"""The embedding benchmark: workload, correctness gate, JSON output, committed results and plots (its byte counts:
+``test_embedding_bytes.py``).
 
 Nothing here asserts a duration: the quick run checks structure and accounting, not speed.
 """
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import bench
+from autograder.measure import embedding_bench as bench
+from autograder.measure.embedding_bytes import dense_backward_bytes, forward_bytes
+from autograder.measure.zipf import zipf_ids
 
 matplotlib.use("Agg")
 
@@ -25,23 +28,14 @@ def quick(tmp_path_factory):
 
 def test_zipf_ids_are_in_range_and_skewed():
     rng = np.random.default_rng(0)
-    ids = bench.zipf_ids(20_000, 1000, rng)
+    ids = zipf_ids(20_000, 1000, rng)
     assert ids.dtype == np.int64 and ids.shape == (20_000,)
     assert ids.min() >= 0 and ids.max() < 1000
     counts = np.sort(np.bincount(ids, minlength=1000))[::-1]
     # rank 1 has probability 1 / H(1000) ~ 13 %, rank 1000 ~ 0.013 %
     assert 0.10 < counts[0] / ids.size < 0.17 and counts[-1] < counts[0] / 100
     with pytest.raises(ValueError, match="positive"):
-        bench.zipf_ids(0, 10, rng)
-
-
-def test_bytes_accounting():
-    n, v, d = 8192, 32768, 128
-    assert bench.forward_bytes(n, d) == 8 * n + 2 * 4 * n * d
-    assert bench.dense_backward_bytes(n, v, d) == 8 * n + 4 * n * d + 4 * v * d
-    assert bench.sparse_backward_bytes(n, 100, d) == 8 * n + 4 * n * d + 100 * (4 * d + 8)
-    assert bench.sparse_uncoalesced_bytes(n) == 16 * n
-    assert bench.forward_bytes(10, 4, itemsize=2) == 10 * 8 + 2 * 2 * 10 * 4
+        zipf_ids(0, 10, rng)
 
 
 def test_uncoalesced_sparse_gradient_really_is_a_view_of_grad_out():
@@ -74,9 +68,13 @@ def test_quick_run_writes_a_complete_result(quick):
     assert quick["schema"] == bench.SCHEMA and quick["quick"] is True
     assert quick["device"].startswith("CPU ") and quick["device_type"] == "cpu"
     assert quick["numpy"] == np.__version__ and quick["torch"] == torch.__version__
-    assert quick["date"] and quick["command"].startswith("python -m autograder.bench --quick")
+    assert quick["date"] and quick["command"].startswith("python -m autograder.measure.embedding_bench --quick")
     assert len(quick["results"]) == len(grid.vocabs) * len(grid.dims) * n_variants
     assert len(quick["memory_copies"]) == 3 and quick["memory_copy_gbps"] > 0
+    # bounded: each buffer of the past-the-cache copy at most the quick grid's cap, whatever the machine's cache
+    assert all(m["bytes"] <= 2 * grid.memory_copy_max_bytes for m in quick["memory_copies"])
+    assert quick["grid"]["memory_copy_max_bytes"] == grid.memory_copy_max_bytes
+    assert "capped" in bench.summarize(quick)
     for r in quick["results"]:
         assert r["p10_s"] <= r["median_s"] <= r["p90_s"] and len(r["samples_s"]) == grid.repeats
         assert r["gbps"] == pytest.approx(r["bytes_moved"] / r["median_s"] / 1e9)
@@ -84,9 +82,9 @@ def test_quick_run_writes_a_complete_result(quick):
         assert r["gbps_p10"] <= r["gbps"] <= r["gbps_p90"]
         assert r["table_bytes"] == 4 * r["vocab"] * r["dim"] and 1 <= r["unique_ids"] <= r["vocab"]
     fwd = bench.lookup(quick, kind="forward", vocab=64, dim=8, op="F.embedding")
-    assert fwd["bytes_moved"] == bench.forward_bytes(grid.n_tokens, 8)
+    assert fwd["bytes_moved"] == forward_bytes(grid.n_tokens, 8)
     dense = bench.lookup(quick, kind="backward", vocab=1024, dim=8, op="np.add.at (dense)")
-    assert dense["bytes_moved"] == bench.dense_backward_bytes(grid.n_tokens, 1024, 8)
+    assert dense["bytes_moved"] == dense_backward_bytes(grid.n_tokens, 1024, 8)
 
 
 def test_quick_results_are_not_loaded_as_committed_results(quick, tmp_path):
@@ -118,7 +116,7 @@ def test_plots_have_one_panel_per_dimension_and_every_variant(quick):
 
 def test_committed_results_are_full_runs_labelled_with_their_device():
     results = bench.load_results()
-    assert results, "no committed benchmark results in autograder/data/bench/ (run python -m autograder.bench)"
+    assert results, "no committed benchmark results in autograder/data/bench/ (run make bench)"
     for r in results:
         path = bench.DATA_DIR / f"{r['slug']}.json"
         assert path.exists(), f"{r['device']} results are not stored under their device slug"
@@ -126,7 +124,7 @@ def test_committed_results_are_full_runs_labelled_with_their_device():
         assert r["device_type"] in ("cpu", "cuda")
         assert r["device"].startswith("CPU ") == (r["device_type"] == "cpu")
         assert all(x["device"] == r["device"] or x["library"] == "numpy" for x in r["results"])
-        assert "GB/s" in bench.summarize(r)
+        assert "GB/s" in bench.summarize(r) and "a copy past the cache moves" in bench.summarize(r)
         assert bench.markdown_table(r, "forward").count("\n") == 1 + len(bench.select(r, kind="forward"))
 
 
