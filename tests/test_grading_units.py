@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from autograder.grading import cli, course, feedback, limits, sandbox, synthetic
+from autograder.grading.lateness import Lateness
+from autograder.grading.scores import build_row
 from autograder.grading.store import Store
 from autograder.grading.tasks import GradeResult, GradeTask, TestRecord, content_hash
 
@@ -178,7 +180,8 @@ def test_store_caches_by_hash_flags_failures_in_the_gradebook_and_writes_csv(tmp
         assert gb.find_grade("test_unit", "grading-fixture", "grading-fixture", "ann").auto_score == 3.0
         flagged = gb.find_grade("test_unit", "grading-fixture", "grading-fixture", "bob")
         assert flagged.auto_score is None and flagged.needs_manual_grade
-        path = store.write_csv([good, bad])
+        path = store.write_csv([build_row(r, store.view(r.student), lambda raw: Lateness(None, None, None))
+                                for r in (good, bad)])
     finally:
         store.close()
     rows = path.read_text().splitlines()
@@ -250,8 +253,9 @@ def test_students_are_found_with_renamed_and_missing_notebooks(tmp_path):
     (tmp_path / "cy").mkdir()
     (tmp_path / ".ipynb_checkpoints").mkdir()
     found = cli.find_submissions(tmp_path, "a1", "a1")
-    assert found == {"ann": tmp_path / "ann" / "a1" / "a1.ipynb", "bob": tmp_path / "bob" / "a1" / "a1 (1).ipynb",
-                     "cy": None}
+    assert {s: p.path for s, p in found.items()} == {
+        "ann": tmp_path / "ann" / "a1" / "a1.ipynb", "bob": tmp_path / "bob" / "a1" / "a1 (1).ipynb", "cy": None}
+    assert found["ann"].note == "" and "a1 (1).ipynb" in found["bob"].note
 
 
 def _payload(groups: dict) -> str:

@@ -157,20 +157,23 @@ def integer() -> Comparator:
 # ------------------------------------------------------------------------------------------------ case judges
 def case_judges(assignment: str, group: str, *, numpy_ref: Callable | None, torch_ref: Callable | None,
                 compare: Comparator, arg_names: tuple[str, ...] = (),
-                mutation_hint: str = "compute a new array instead (e.g. `x + y`, not `x += y`)") -> None:
+                mutation_hint: str = "compute a new array instead (e.g. `x + y`, not `x += y`)",
+                weights: dict[str, float] | None = None) -> None:
     """Register the judge of every case probe of ``group`` (see :func:`autograder.student.registry.case_probes`).
 
     Each judge rebuilds its cases with the probe's own builder (``probe.cases(seed)``, ``seed`` from the grader)
     and compares the student's result for each with ``numpy_ref(*args, **kwargs)`` and ``torch_ref(...)`` (both
     return NumPy data; the torch one converts the inputs itself). A case also fails if the student's function
-    modified one of its array arguments in place.
+    modified one of its array arguments in place. ``weights`` (``{check name: weight}``) sets a check's share of
+    the test cell's points; every other check weighs 1.
     """
     probes = [p for p in registry.group(assignment, group) if p.cases is not None]
     if not probes:
         raise RuntimeError(f"internal error: {assignment}/{group} has no case probes to judge")
     for probe in probes:
         add_judge(assignment, group, probe.name, _case_judge(probe.function, probe.cases, numpy_ref, torch_ref,
-                                                             compare, arg_names, mutation_hint))
+                                                             compare, arg_names, mutation_hint),
+                  weight=(weights or {}).get(probe.name, 1.0))
 
 
 def _case_judge(function, cases, numpy_ref, torch_ref, compare, arg_names, mutation_hint):

@@ -14,7 +14,9 @@ labels) is rebuilt from that seed by the same builder the probe used (imported f
 rebound ``call`` in the student's kernel therefore change nothing but that kernel's own answers.
 
 Checks are registered per assignment in *groups*; a group's name is the nbgrader ``grade_id`` of the test cell that
-runs it. :func:`group` joins probes and judges by ``(assignment, group, check name)`` and fails loudly when one side
+runs it. Each judge carries a **weight** (``@judge(..., weight=2)``; 1 by default, so a cell's checks count
+equally): :func:`cell_points` splits a test cell's points across its checks by weight, so a function that passes
+one of two equally weighted checks earns half the cell's points. :func:`group` joins probes and judges by ``(assignment, group, check name)`` and fails loudly when one side
 lacks the other.
 """
 from __future__ import annotations
@@ -32,16 +34,17 @@ from autograder.student.verdict import CheckFailed, format_verdict
 
 __all__ = ["ASSIGNMENTS", "VISIBLE_SEED", "LOCAL_HIDDEN_SEED", "Raised", "CheckFailed", "Check", "judge",
            "add_judge", "group", "groups", "judges", "judge_group", "verdicts", "probe_modules", "format_verdict",
-           "encode", "decode"]
+           "encode", "decode", "cell_points"]
 
 Judge = Callable[[Any, int], None]
 
 
 @dataclass(frozen=True)
 class Check:
-    """One check: its probe (which says what it calls) and its judge."""
+    """One check: its probe (which says what it calls), its judge and its weight within the test cell."""
     probe: Probe
     judge: Judge
+    weight: float = 1.0
 
     @property
     def assignment(self) -> str:
@@ -65,21 +68,41 @@ class Check:
 
 
 _JUDGES: dict[tuple[str, str, str], Judge] = {}
+_WEIGHTS: dict[tuple[str, str, str], float] = {}
 
 
-def add_judge(assignment: str, group_name: str, name: str, fn: Judge) -> Judge:
+def add_judge(assignment: str, group_name: str, name: str, fn: Judge, weight: float = 1.0) -> Judge:
+    """Register ``fn`` as the judge of one check, with its ``weight`` in the test cell (a finite number > 0)."""
     key = (assignment, group_name, name)
     if key in _JUDGES:
         raise ValueError(f"duplicate judge {name!r} in {assignment}/{group_name}")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+        raise ValueError(f"the weight of {assignment}/{group_name}/{name!r} must be a finite number > 0, "
+                         f"got {weight!r}")
     _JUDGES[key] = fn
+    _WEIGHTS[key] = float(weight)
     return fn
 
 
-def judge(assignment: str, group_name: str, name: str):
-    """Decorator registering ``fn(data, seed)`` as the judge of the check ``name`` of a group."""
+def judge(assignment: str, group_name: str, name: str, *, weight: float = 1.0):
+    """Decorator registering ``fn(data, seed)`` as the judge of the check ``name`` of a group, with its
+    ``weight`` in the test cell's points (1 by default: a cell's checks count equally)."""
     def decorate(fn: Judge) -> Judge:
-        return add_judge(assignment, group_name, name, fn)
+        return add_judge(assignment, group_name, name, fn, weight)
     return decorate
+
+
+def cell_points(assignment: str, group_name: str, verdicts: list[tuple[str, bool, str]], points: float) -> float:
+    """A test cell's points for its checks' ``verdicts`` (``[(check name, passed, message)]``): ``points`` times
+    the weight of the passed checks over the weight of all the cell's checks. A check the verdicts lack counts
+    as failed; a verdict for a check the cell does not have raises ``KeyError`` (a grader bug, not a student's)."""
+    checks = {c.name: c.weight for c in group(assignment, group_name)}
+    unknown = [name for name, _, _ in verdicts if name not in checks]
+    if unknown:
+        raise KeyError(f"verdicts for checks that {assignment}/{group_name} does not have: {', '.join(unknown)}")
+    passed = {name for name, ok, _ in verdicts if ok}
+    earned = sum(w for name, w in checks.items() if name in passed)
+    return float(points) * earned / sum(checks.values())
 
 
 def _load(assignment: str) -> None:
@@ -107,7 +130,7 @@ def _join(probes: list[Probe]) -> list[Check]:
         if fn is None:
             raise RuntimeError(f"internal error: the check {probe.name!r} of {probe.assignment}/{probe.group} has a "
                                f"probe but no judge")
-        checks.append(Check(probe, fn))
+        checks.append(Check(probe, fn, _WEIGHTS[(probe.assignment, probe.group, probe.name)]))
     return checks
 
 

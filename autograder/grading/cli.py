@@ -17,12 +17,13 @@ from collections import Counter
 from pathlib import Path
 
 from .dask_executor import SchedulerError, check_address
+from .picking import Pick, grade_ids_in, pick_notebook
 from .sandbox import ISOLATION_NONE, SandboxUnavailable
 from .secret import SecretError
 from .records import STATUSES, GradeResult, GradeTask
 from .tasks import code_fingerprint, content_hash
 
-__all__ = ["main", "find_submissions", "source_notebook", "UsageError"]
+__all__ = ["main", "find_submissions", "source_notebook", "UsageError", "all_missing_warning"]
 
 MAX_NOTEBOOK_BYTES = 64 << 20
 
@@ -54,29 +55,35 @@ def source_notebook(assignment: str, source: str | None) -> Path:
     return path
 
 
-def find_submissions(submissions: Path, assignment: str, notebook_name: str) -> dict[str, Path | None]:
-    """``{student: notebook path or None}`` for every student folder in ``submissions``."""
+def find_submissions(submissions: Path, assignment: str, notebook_name: str,
+                     grade_ids: set[str] = frozenset()) -> dict[str, Pick]:
+    """``{student: Pick}`` for every student folder in ``submissions`` (:func:`picking.pick_notebook`: the
+    notebook that carries the assignment's ``grade_ids`` when ``<notebook_name>.ipynb`` is absent)."""
     if not submissions.is_dir():
         raise UsageError(f"submissions folder {submissions} does not exist "
                          "(expected SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb)")
     if (submissions / assignment).is_dir():   # one student's folder, not the class's: every student "missing"
         raise UsageError(f"{submissions} holds {assignment}/ itself, so it looks like one student's folder: pass the "
                          "folder that holds one folder per student (SUBMISSIONS/<student>/<assignment>/)")
-    found: dict[str, Path | None] = {}
+    found: dict[str, Pick] = {}
     for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        folder = student_dir / assignment
-        notebooks = sorted(p for p in folder.glob("*.ipynb") if p.is_file()) if folder.is_dir() else []
-        expected = folder / f"{notebook_name}.ipynb"
-        if expected in notebooks:
-            found[student_dir.name] = expected
-        elif notebooks:   # renamed by the student or the LMS: take the most recently modified notebook
-            found[student_dir.name] = max(notebooks, key=lambda p: p.stat().st_mtime)
-        else:
-            found[student_dir.name] = None
+        found[student_dir.name] = pick_notebook(student_dir / assignment, notebook_name, set(grade_ids))
     if not found:
         raise UsageError(f"no student folders in {submissions} "
                          "(expected SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb)")
     return found
+
+
+def all_missing_warning(submissions: Path, assignment: str, picks: dict[str, Pick]) -> str | None:
+    """One line when no student has a notebook for ``assignment``, naming the folders students do have."""
+    if any(p.path is not None for p in picks.values()):
+        return None
+    seen = Counter(sub.name for student in picks for sub in (submissions / student).iterdir()
+                   if sub.is_dir() and not sub.name.startswith("."))
+    hint = (f"their folders hold {', '.join(f'{n}/' for n, _ in seen.most_common(3))}: is --assignment right?"
+            if seen else "the student folders are empty: is SUBMISSIONS the collected submissions folder?")
+    return (f"warning: every one of the {len(picks)} students is missing: no notebook in "
+            f"SUBMISSIONS/<student>/{assignment}/; {hint}")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -107,6 +114,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--db-url", default=None,
                    help="gradebook URL, e.g. postgresql://user@host/course (default: sqlite in --out)")
     p.add_argument("--force", action="store_true", help="regrade every submission, even unchanged ones")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="grade again only the submissions whose last result was crashed or timeout (and students "
+                        "never graded); every other student keeps the stored result")
+    p.add_argument("--due", default=None, metavar="ISO-8601-TIME",
+                   help="due time with a time zone, e.g. 2026-12-05T23:59+01:00; submission times come from the "
+                        "timestamp.txt that nbgrader collect writes beside each notebook")
+    p.add_argument("--late-penalty-per-hour", type=float, default=0.0, metavar="P",
+                   help="percent of the maximum score deducted per started hour past --due (never below 0)")
+    p.add_argument("--export", action="append", default=[], choices=["canvas"],
+                   help="also write the final scores for an LMS: canvas -> DIR/canvas.csv (repeatable)")
+    p.add_argument("--roster", default=None, metavar="FILE",
+                   help="CSV with an id column (the student folder names) and optional name, first_name, "
+                        "last_name, email, section, canvas_id, sis_user_id, sis_login_id")
+    p.add_argument("--canvas-column", default=None, metavar="NAME",
+                   help="the Canvas assignment column, e.g. 'Token embeddings (123456)' (default: the assignment id)")
     p.add_argument("--secret-file", default=None, metavar="PATH",
                    help="the course secret the hidden tests' inputs are drawn from (default: OUT/course-secret, "
                         "created on first use, mode 0600; keep it out of the repository)")
@@ -148,6 +170,14 @@ def _validate(args) -> None:
         raise UsageError(f"--output-chars must not be negative (got {args.output_chars})")
     if args.scheduler is not None:
         check_address(args.scheduler)
+    if args.late_penalty_per_hour < 0 or args.late_penalty_per_hour > 100:
+        raise UsageError(f"--late-penalty-per-hour must be between 0 and 100 (got {args.late_penalty_per_hour:g})")
+    if args.late_penalty_per_hour and args.due is None:
+        raise UsageError("--late-penalty-per-hour needs --due (the time it counts from)")
+    if args.retry_failed and args.force:
+        raise UsageError("--retry-failed and --force contradict each other: --force regrades everyone")
+    if args.canvas_column is not None and "canvas" not in args.export:
+        raise UsageError("--canvas-column is for --export canvas")
     if Path(args.out).resolve().parent == Path(args.submissions).resolve():
         raise UsageError(f"--out {args.out} is inside {args.submissions}, where it would be taken for a student folder: "
                          "put it elsewhere")
@@ -156,9 +186,16 @@ def _validate(args) -> None:
 def _grade(args) -> int:
     from .course import max_score, notebook_problem, prepare_gradebook_blob, source_info, warm_up
     from .feedback import render
-    from .store import GradebookMismatch, Store, StoreLocked
+    from .lateness import parse_due
+    from .roster import RosterError, read_roster
+    from .store import RETRIED_STATUSES, GradebookMismatch, Store, StoreLocked
 
     _validate(args)
+    try:
+        due = parse_due(args.due) if args.due is not None else None
+        roster = read_roster(args.roster)
+    except (ValueError, RosterError) as exc:
+        raise UsageError(str(exc)) from None
     source_path = source_notebook(args.assignment, args.source)
     notebook_name = source_path.stem
     source = source_path.read_bytes()
@@ -170,7 +207,7 @@ def _grade(args) -> int:
             raise UsageError(f"{source_path} has no nbgrader test cells (cells with grade=true, solution=false)")
     except (KeyError, ValueError) as exc:
         raise UsageError(f"{source_path} has malformed nbgrader metadata: {exc}") from None
-    students = find_submissions(Path(args.submissions), args.assignment, notebook_name)
+    picks = find_submissions(Path(args.submissions), args.assignment, notebook_name, grade_ids_in(source_path))
     _warn_unchecked(args, source)
     secret = _secret(args)
 
@@ -182,6 +219,8 @@ def _grade(args) -> int:
         results: dict[str, GradeResult] = {}
         todo: list[GradeTask] = []
         cached_results: list[GradeResult] = []
+        answers: dict[str, bytes] = {}
+        kept_stale = 0
         from .secret import fingerprint, hidden_seed
         base = dict(assignment=args.assignment, notebook_name=notebook_name, source_notebook=source,
                     timeout_s=float(args.timeout), memory_bytes=int(args.memory * 2**30),
@@ -189,9 +228,12 @@ def _grade(args) -> int:
                     check_modules=tuple(args.checks_module),
                     sandbox=not args.unsafe_no_sandbox,
                     grader_fingerprint=code_fingerprint(*args.checks_module, *_probe_modules(args)))
-        for student, path in students.items():
+        for student, pick in picks.items():
+            path = pick.path
             too_big = path is not None and path.stat().st_size > MAX_NOTEBOOK_BYTES
             data = None if path is None else (b"" if too_big else path.read_bytes())
+            if data:
+                answers[student] = data
             task = GradeTask(student=student, submission=data,
                              hidden_seed=hidden_seed(secret, args.assignment, student), **base)
             if too_big:
@@ -200,6 +242,14 @@ def _grade(args) -> int:
                                      submission_hash=content_hash(task))
                 result.feedback_html = render(result)
                 cached_results.append(result)
+                continue
+            if args.retry_failed:
+                stored = store.stored(student)
+                if stored is not None and stored.status not in RETRIED_STATUSES:
+                    kept_stale += stored.submission_hash != content_hash(task)
+                    cached_results.append(stored)
+                else:
+                    todo.append(task)
                 continue
             cached = None if args.force else store.cached(student, content_hash(task))
             if cached is not None:
@@ -232,20 +282,111 @@ def _grade(args) -> int:
             raise UsageError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - e.g. a PostgreSQL server that went away
             raise gradebook_error(exc) from None
+        store.write_course_config()
         for result in cached_results:
             results[result.student] = result
             if result.status == "invalid-notebook" and not store.cached(result.student, result.submission_hash):
                 store.save(result)
             else:
                 store.record(result)     # a gradebook shared with other runs gets it back if it was lost
+        retried = 0
         if executor is not None:
-            _run([_with_blob(t, blob) for t in todo], args, store, results, executor)
+            tasks = [_with_blob(t, blob) for t in todo]
+            _run(tasks, args, store, results, executor)
+            retried = _retry_failures(tasks, args, store, results)
         elapsed = time.perf_counter() - started
-        path = store.write_csv(list(results.values()))
+        rows = _final_rows(args, store, results, picks, due, source, answers)
+        path = store.write_csv(rows)
+        for row in rows:
+            store.write_feedback(row)
+        outputs = _write_outputs(args, store, rows, roster)
     finally:
         store.close()
-    _summary(results, len(todo), elapsed, args, path, store)
+    _summary(rows, len(todo), retried, kept_stale, elapsed, args, path, store, outputs)
+    warning = all_missing_warning(Path(args.submissions), args.assignment, picks)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
+
+
+def _retry_failures(tasks: list[GradeTask], args, store, results: dict[str, GradeResult]) -> int:
+    """Grade every ``crashed`` or ``timeout`` result of this run once more, with fresh workers; the second
+    result is the one reported, and its reason names the first. Returns how many were retried."""
+    from dataclasses import replace
+    from .store import RETRIED_STATUSES
+    first = {t.student: results[t.student] for t in tasks
+             if t.student in results and results[t.student].status in RETRIED_STATUSES}
+    if not first:
+        return 0
+    again = [t for t in tasks if t.student in first]
+
+    def annotate(result: GradeResult) -> GradeResult:
+        before = first[result.student]
+        note = f"first run: {before.status}: {before.reason}"
+        if result.status in RETRIED_STATUSES:
+            note = f"retried once, failed again ({note})"
+        else:
+            note = f"graded on the second try ({note})"
+        log = f"=== first run ===\n{before.log}\n=== retry ===\n{result.log}" if before.log else result.log
+        return replace(result, reason="; ".join(x for x in (result.reason, note) if x)[:1000], log=log)
+
+    _run(again, args, store, results, _executor(args, len(again)), transform=annotate,
+         desc=f"retrying {len(again)} failed")
+    return len(again)
+
+
+def _final_rows(args, store, results, picks, due, source: bytes, answers: dict[str, bytes]):
+    """One :class:`~autograder.grading.scores.Row` per student, from the results and the gradebook as it stands
+    (manual scores, comments, extensions), with lateness written back into the gradebook and similarity flags."""
+    from functools import partial
+    from .lateness import assess, read_timestamp
+    from .scores import build_row
+    rows = []
+    for student in sorted(results):
+        result, pick = results[student], picks[student]
+        view = store.view(student)
+        folder = Path(args.submissions) / student / args.assignment
+        timestamp = read_timestamp(folder)
+        lateness_of = partial(assess, timestamp, due if result.status != "missing" else None,
+                              max_score=result.max_score, percent_per_hour=args.late_penalty_per_hour,
+                              extension=view.extension)
+        row = build_row(result, view, lateness_of, notebook=pick.name, pick_note=pick.note)
+        if result.status != "missing":
+            store.record_lateness(student, timestamp.time, due, row.lateness.penalty)
+        rows.append(row)
+    flags = _similarity_flags(source, answers)
+    for row in rows:
+        row.flags = flags.get(row.student, [])
+    return rows
+
+
+def _similarity_flags(source: bytes, answers: dict[str, bytes]) -> dict[str, list[str]]:
+    from . import similarity
+    try:
+        template, solution, reference = similarity.course_fingerprints(source)
+    except Exception as exc:   # flags are leads: a source they cannot read loses only the flags
+        print(f"warning: no similarity flags: the source's answer cells are unreadable ({type(exc).__name__})",
+              file=sys.stderr)
+        return {}
+    ids = similarity.answer_ids(source)
+    prints = {s: similarity.fingerprint(similarity.answer_cells(data, ids), template) for s, data in answers.items()}
+    return similarity.flags_by_student(similarity.compare_class(prints, solution, reference))
+
+
+def _write_outputs(args, store, rows, roster) -> list[Path]:
+    """The class report and the LMS exports (after grades.csv, from the same rows)."""
+    from .lms_export import write_canvas
+    from .report import write_report
+    paths = [write_report(store.out, rows, args.assignment)]
+    if "canvas" in args.export:
+        lacking = roster.missing(r.student for r in rows)
+        if lacking:
+            shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+            print(f"warning: the roster {roster.path} lacks {len(lacking)} student"
+                  f"{'s' if len(lacking) != 1 else ''} ({shown}): their Canvas rows carry only the id",
+                  file=sys.stderr)
+        paths.append(write_canvas(store.out, rows, roster, args.canvas_column or args.assignment))
+    return paths
 
 
 def _probe_modules(args) -> list[str]:
@@ -292,12 +433,14 @@ def _executor(args, n_tasks: int):
     return LocalExecutor(min(args.jobs, n_tasks)).start()
 
 
-def _run(tasks, args, store, results, executor) -> None:
+def _run(tasks, args, store, results, executor, transform=None, desc: str | None = None) -> None:
     from tqdm import tqdm
     counts = Counter()
-    with tqdm(total=len(tasks), desc=f"grading {args.assignment}", unit="nb", disable=args.no_progress,
+    with tqdm(total=len(tasks), desc=desc or f"grading {args.assignment}", unit="nb", disable=args.no_progress,
               file=sys.stderr) as bar:
         def on_result(result: GradeResult) -> None:
+            if transform is not None:
+                result = transform(result)
             store.save(result)
             results[result.student] = result
             counts["graded" if result.status == "graded" else "failed"] += 1
@@ -306,26 +449,39 @@ def _run(tasks, args, store, results, executor) -> None:
         executor.run(tasks, on_result)
 
 
-def _summary(results: dict[str, GradeResult], regraded: int, elapsed: float, args, csv_path, store) -> None:
-    by_status = Counter(r.status for r in results.values())
-    graded = [r.score for r in results.values() if r.status == "graded" and r.score is not None]
-    max_score = next(iter(results.values())).max_score if results else 0.0
-    lines = [f"{args.assignment}: {len(results)} students, {regraded} run now in {elapsed:.1f} s "
-             f"({len(results) - regraded} unchanged since the last run)",
+def _summary(rows, regraded: int, retried: int, kept_stale: int, elapsed: float, args, csv_path, store,
+             outputs) -> None:
+    """The table printed at the end, from the same rows as grades.csv (final scores: manual and late included)."""
+    from .scores import class_stats
+    stats = class_stats(rows)
+    max_score = rows[0].max_score if rows else 0.0
+    lines = [f"{args.assignment}: {len(rows)} students, {regraded} run now in {elapsed:.1f} s "
+             f"({len(rows) - regraded} unchanged since the last run)"
+             + (f", {retried} retried once after a crash or timeout" if retried else ""),
              f"  {'status':<17}{'students':>8}"]
-    lines += [f"  {status:<17}{by_status.get(status, 0):>8}" for status in STATUSES]
-    if graded:
-        mean = sum(graded) / len(graded)
-        lines.append(f"  scores of graded notebooks: mean {mean:.2f} / {max_score:g}, "
-                     f"min {min(graded):g}, max {max(graded):g}")
-    isolation = Counter(r.isolation or "not run" for r in results.values())
+    lines += [f"  {status:<17}{stats.by_status.get(status, 0):>8}" for status in STATUSES]
+    if stats.scored:
+        lines.append(f"  final scores ({stats.scored} scored; ungraded notebooks have none): mean {stats.mean:.2f} / "
+                     f"{max_score:g}, min {stats.minimum:g}, max {stats.maximum:g}")
+    extras = [(sum(r.hand_scored for r in rows), "with manual scores from the gradebook"),
+              (sum(bool(r.manual_pending) for r in rows), "awaiting manual grading"),
+              (sum(r.lateness.late for r in rows), "late" + (f" (-{args.late_penalty_per_hour:g}% per started hour)"
+                                                             if args.late_penalty_per_hour else "")),
+              (sum(r.lateness.note.startswith("lateness unknown") for r in rows), "with an unknown submission time"),
+              (sum(bool(r.flags) for r in rows), "with similarity flags (leads to check, not verdicts)")]
+    lines += [f"  {n} {what}" for n, what in extras if n]
+    if kept_stale:
+        lines.append(f"  {kept_stale} changed notebooks kept their stored result (--retry-failed); "
+                     "rerun without it to grade them")
+    isolation = Counter(r.result.isolation or "not run" for r in rows)
     lines.append("  isolation: " + ", ".join(f"{name}: {count}" for name, count in sorted(isolation.items())))
-    if any(r.isolation == ISOLATION_NONE for r in results.values()):
+    if any(r.result.isolation == ISOLATION_NONE for r in rows):
         lines.append("  warning: kernels ran WITHOUT the sandbox (--unsafe-no-sandbox): see the isolation column")
-    failed = sorted((r for r in results.values() if r.status != "graded"), key=lambda r: r.student)
+    failed = sorted((r for r in rows if r.status != "graded"), key=lambda r: r.student)
     for r in failed[:20]:
         lines.append(f"  {r.student}: {r.status}: {r.reason}")
     if len(failed) > 20:
         lines.append(f"  ... and {len(failed) - 20} more (see grades.csv)")
     lines.append(f"wrote {csv_path}, feedback in {store.out / 'feedback'}, gradebook {store.db_url}")
+    lines.append("wrote " + ", ".join(str(p) for p in outputs))
     print("\n".join(lines))

@@ -26,6 +26,7 @@ HIDDEN_MARK = "BEGIN HIDDEN TESTS"
 PROBE_RESULTS_LIMIT = 256 << 20      # characters of the encoded probe payload accepted from the kernel
 #: what the grader runs in the kernel after the notebook's last cell (the payload of autograder.student.grading)
 EMIT_CODE = "import autograder.student.grading as _autograder_grading; _autograder_grading.emit()"
+LOG_CHARS = 200_000                  # characters of nbgrader's and the kernel's log kept per submission
 # The student's id inside a private course directory, which holds one student: any real id (spaces, brackets that
 # nbgrader would read as glob patterns) is only ever a key in the grader's own results.
 PRIVATE_STUDENT = "student"
@@ -357,10 +358,14 @@ def _kernel_scores(db_url: str, task: GradeTask) -> dict[str, float]:
 
 
 def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) -> None:
+    from autograder.checks import core
     if os.environ.get("AUTOGRADER_DEBUG"):    # print what each child wrote (nbgrader's log, tracebacks)
         for o in outcomes.values():
             print(f"--- {o.name} rc={o.returncode} timed_out={o.timed_out} wall={o.wall_s:.2f}\n{o.output}")
     autograde = outcomes["autograde"]
+    # nbgrader's and the kernel's log, for the instructor only (never in the feedback page)
+    result.log = "\n".join(f"--- {o.name}: exit status {o.returncode}{' (timed out)' if o.timed_out else ''}, "
+                           f"{o.wall_s:.1f} s\n{o.output}" for o in outcomes.values())[-LOG_CHARS:]
     if autograde.timed_out:
         result.status = "timeout"
         result.reason = (f"the notebook did not finish within the {task.timeout_s:g} s time limit (--timeout); "
@@ -376,6 +381,8 @@ def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) 
         return
     kernel = _kernel_scores(db_url, task)
     errors, error_names, truncated = _cell_errors(autograded)
+    with open(autograded, encoding="utf-8") as fh:   # kept in --out/autograded/ for the formgrader
+        result.autograded = fh.read()
     verdicts, probe_problem = _judge(task, checked, emit_file)
     tests, notes = [], []
     for cell in info.test_cells:
@@ -392,7 +399,8 @@ def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) 
         else:
             checks = tuple(verdicts[cell.grade_id])
             if not all(ok for _, ok, _ in checks):
-                kind, points, passed = "wrong", 0.0, False
+                kind, passed = "wrong", False      # partial credit: the passed checks' share, by weight
+                points = core.cell_points(task.assignment, cell.grade_id, list(checks), cell.points)
                 message = "; ".join(f"{n}: {m}" for n, ok, m in checks if not ok)
             elif cell.grade_id in errors:
                 kind, points, passed = "kernel-error", 0.0, False

@@ -76,6 +76,8 @@ class GradeResult:
     timings: dict[str, float] = field(default_factory=dict)
     submission_hash: str = ""
     isolation: str = ""                      # what the kernel ran in: "bwrap", "none (--unsafe-no-sandbox)", ""
+    log: str = ""                            # nbgrader's and the kernel's output: for the instructor, never the student
+    autograded: str = ""                     # the autograded notebook (JSON text), for nbgrader's formgrader
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -36,13 +36,21 @@ def content_hash(task: GradeTask) -> str:
     return h.hexdigest()
 
 
+#: grading modules that run after every result is in (the parent's outputs), not part of a result's cache key
+AFTER_GRADING = frozenset({"lateness.py", "picking.py", "scores.py", "similarity.py", "report.py", "roster.py",
+                           "lms_export.py", "nbgrader_feedback.py"})
+
+
 def code_fingerprint(*extra_modules: str) -> str:
     """Hash of the code that decides a grade: ``autograder/{grading,checks,reference,student}/**.py`` and the files of
-    ``extra_modules``. A changed check or reference makes a rerun regrade everyone."""
+    ``extra_modules``. A changed check or reference makes a rerun regrade everyone. The modules that only work
+    on stored results (:data:`AFTER_GRADING`: lateness, scores, reports, exports) are left out: changing them
+    rewrites the outputs without regrading anyone."""
     import importlib
     from pathlib import Path
     package = Path(__file__).resolve().parents[1]
-    files = sorted(p for sub in ("grading", "checks", "reference", "student") for p in (package / sub).rglob("*.py"))
+    files = sorted(p for sub in ("grading", "checks", "reference", "student") for p in (package / sub).rglob("*.py")
+                   if not (sub == "grading" and p.name in AFTER_GRADING))
     for name in extra_modules:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.origin:
