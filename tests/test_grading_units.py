@@ -233,7 +233,7 @@ def test_top_level_help_and_an_unknown_command(capsys):
     assert "grade" in out and "release" in out and "python -m autograder <command> --help" in out
     assert autograder_main(["grades"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: unknown command 'grades': use one of grade, release (see python -m autograder --help)"
+    assert err == "error: unknown command 'grades': use one of grade, release, twins (see python -m autograder --help)"
     assert autograder_main([]) == 2 and "usage:" in capsys.readouterr().err
 
 

@@ -36,15 +36,20 @@ RULES: dict[str, frozenset[str]] = {
     "autograder.reference.torch_ref": frozenset(),
     # model data and measurement: on the references only
     "autograder.models": frozenset(),
+    "autograder.accelerators": frozenset(),
     "autograder.measure": frozenset({"autograder.reference"}),
     # the chapters' helpers: on top of everything but the grader
-    "autograder.book": frozenset({"autograder.measure", "autograder.models", "autograder.reference"}),
+    "autograder.book": frozenset({"autograder.measure", "autograder.models", "autograder.accelerators",
+                                  "autograder.reference"}),
     # the grader's side
     "autograder.student": frozenset(),  # TARGET (checks-split): runs in the sandbox, imports nothing else
     "autograder.checks": frozenset({"autograder.student", "autograder.reference"}),  # TARGET: the judges
     "autograder.grading": frozenset({"autograder.checks", "autograder.student"}),  # TARGET: the instructor command
-    "autograder.release": frozenset({"autograder.checks", "autograder.student"}),  # the release command
-    "autograder.__main__": frozenset({"autograder.grading", "autograder.release"}),  # the command table
+    # the notebooks' setup cell (text generated from _config.yml), the release and twins commands
+    "autograder.setup_cell": frozenset(),
+    "autograder.release": frozenset({"autograder.checks", "autograder.student", "autograder.setup_cell"}),
+    "autograder.twins": frozenset({"autograder.release", "autograder.setup_cell"}),
+    "autograder.__main__": frozenset({"autograder.grading", "autograder.release", "autograder.twins"}),
 }
 #: units being rewritten on other branches: their rules and cycles are targets (see the module docstring)
 TARGET_UNITS = ("autograder.grading", "autograder.checks", "autograder.student")
