@@ -3,6 +3,8 @@
 * :mod:`.records` -- :class:`GradeTask` / :class:`GradeResult` / :class:`TestRecord`: plain data, no grading steps
 * :mod:`.tasks` -- :func:`grade_submission` (one student, anywhere) and the result cache's hash
 * :mod:`.executors` -- where tasks run: :class:`LocalExecutor` (a process pool); the parent alone writes
+* :mod:`.dask_executor` -- :class:`DaskExecutor` (a Dask cluster); :mod:`.package_shipping` -- the package shipped
+  to its workers; :mod:`.worker_pool` -- a Dask worker's grading process pool (its one owner)
 * :mod:`.limits` -- child processes under a deadline, ``RLIMIT_AS`` and output caps, killed as a whole tree
 * :mod:`.course` -- the private nbgrader course directory, ``nbgrader autograde``, judging the probe payload
 * :mod:`.sandbox` -- the bubblewrap sandbox (and the check that it works here); :mod:`.kernel` -- the kernel manager
