@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.grading import cli, course, feedback, limits, sandbox, synthetic
+from autograder.grading import cli, course, feedback, limits, sandbox
+from autograder.grading.benchmarks import synthetic
 from autograder.grading.store import Store
 from autograder.grading.tasks import GradeResult, GradeTask, TestRecord, content_hash
 

@@ -11,7 +11,8 @@
   that starts the kernel in it; :mod:`.execute` -- the output cap and the probe payload in the kernel client
 * :mod:`.secret` -- the course secret and the hidden seeds drawn from it
 * :mod:`.feedback` -- the student's feedback page (no test sources); :mod:`.store` -- gradebook, results, grades.csv
-* :mod:`.cli` -- the command; :mod:`.bench` -- the grading benchmark
+* :mod:`.cli` -- the command
+* :mod:`.benchmarks` -- the grading benchmarks and the synthetic class of the tests (never imported by the grader)
 """
 from .records import STATUSES, GradeResult, GradeTask, TestRecord
 from .tasks import grade_submission
