@@ -9,6 +9,7 @@
 * :mod:`.course` -- the private nbgrader course directory, ``nbgrader autograde``, judging the probe payload
 * :mod:`.sandbox` -- the bubblewrap sandbox (and the check that it works here); :mod:`.kernel` -- the kernel manager
   that starts the kernel in it; :mod:`.execute` -- the output cap and the probe payload in the kernel client
+* :mod:`.filenames` -- :func:`safe_filename`, the one rule for file names built from student/assignment ids
 * :mod:`.secret` -- the course secret and the hidden seeds drawn from it
 * :mod:`.feedback` -- the student's feedback page (no test sources); :mod:`.store` -- gradebook, results, grades.csv
 * :mod:`.cli` -- the command

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Iterable, Sequence
 
+from .filenames import safe_filename
 from .worker_pool import discard_pool, worker_pool
 
 __all__ = ["DaskExecutor", "SchedulerError", "check_address", "TaskTiming", "RunStats", "worker_environment",
@@ -165,7 +166,7 @@ def _allowed_failures(dask_scheduler=None) -> int:
 
 def _key(task: Any, index: int, run_id: str) -> str:
     label = "-".join(str(getattr(task, attr)) for attr in ("assignment", "student") if hasattr(task, attr))
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", label) or "task"
+    label = safe_filename(label) if label else "task"
     return f"grade-{label}-{index}-{run_id}"
 
 

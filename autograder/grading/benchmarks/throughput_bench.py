@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from ...checks.core import ASSIGNMENTS
+from ..course import tools_on_path
 from . import synthetic
 
 BROKEN = ("exit", "segfault", "membomb", "renamed", "monkeypatch", "truncated")
@@ -105,7 +106,8 @@ def _plain_nbgrader(submissions: Path, work: Path, assignment: str, source: Path
         f"c.CourseDirectory.db_assignments = [{{'name': {assignment!r}}}]\n"
         f"c.Execute.timeout = {int(timeout)}\n"
         "c.OverwriteCells.add_missing_cells = True\n")
-    environ = {**os.environ, **env, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    tools_on_path()                            # the grader's own PATH set-up: this interpreter's bin first
+    environ = {**os.environ, **env}
     nbgrader = [sys.executable, "-m", "nbgrader"]
     subprocess.run(nbgrader + ["generate_assignment", assignment, "--force"], cwd=course, env=environ,
                    capture_output=True, check=True)
