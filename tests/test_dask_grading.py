@@ -281,7 +281,7 @@ def graded_outputs(out: Path) -> dict[str, object]:
 
 @pytest.mark.slow
 def test_cluster_grading_equals_local_grading(address, tmp_path):
-    from autograder.grading import synthetic
+    from autograder.grading.benchmarks import synthetic
     synthetic.write_class(SOURCE, tmp_path / "submitted", ASSIGNMENT, CLASS)
     local = grade_cli(tmp_path / "submitted", tmp_path / "local", "--jobs", "2")
     assert local.returncode == 0, local.stderr[-3000:]
@@ -298,7 +298,7 @@ def test_cluster_grading_equals_local_grading(address, tmp_path):
 
 
 def test_grade_command_reports_an_unreachable_scheduler_in_one_line(tmp_path):
-    from autograder.grading import synthetic
+    from autograder.grading.benchmarks import synthetic
     synthetic.write_class(SOURCE, tmp_path / "submitted", ASSIGNMENT, {"ada": "solved"})
     os.environ["DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"] = "3s"       # Dask's own setting, read by the command
     try:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grading import course, synthetic
+from autograder.grading import course
+from autograder.grading.benchmarks import synthetic
 from autograder.checks import core
 from autograder.grading.executors import LocalExecutor
 from autograder.grading.tasks import GradeTask

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grading import synthetic
+from autograder.grading.benchmarks import synthetic
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading"
 SOURCE = FIXTURES / "grading-fixture.ipynb"

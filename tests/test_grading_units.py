@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grading import cli, course, feedback, limits, sandbox, synthetic
+from autograder.grading import cli, course, feedback, limits, sandbox
+from autograder.grading.benchmarks import synthetic
 from autograder.grading.lateness import Lateness
 from autograder.grading.scores import build_row
 from autograder.grading.store import Store

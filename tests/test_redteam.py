@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grading import sandbox, synthetic
+from autograder.grading import sandbox
+from autograder.grading.benchmarks import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "grading"

@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Iterable, Sequence
 
+from .filenames import safe_filename
+from .worker_pool import discard_pool, worker_pool
+
 __all__ = ["DaskExecutor", "SchedulerError", "check_address", "TaskTiming", "RunStats", "worker_environment",
            "COMPARED_PACKAGES"]
 
@@ -134,21 +137,19 @@ def _grade_on_worker(grade: Callable[[Any], Any], task: Any,
                      prepare: Callable[[], None] | None) -> tuple[Any, float, str]:
     """The Dask task: ``grade(task)`` in this worker's grading pool; the result, its duration, the worker address.
 
-    The Dask worker process is multi-threaded (event loop, profiler, task threads), and grading forks children
-    (kernel, sandbox): forking there could copy a lock some other thread holds. So, as in local grading, the work runs
-    in a single-threaded pool process (``spawn``, one per worker thread, started once by ``prepare``) and forks from
-    there. A pool process that dies takes only its own task with it: the pool is replaced and the task raises, so
-    Dask re-runs it (``retries``).
+    The work runs in the worker's single-threaded grading pool (:mod:`.worker_pool`, its processes started once by
+    ``prepare``), which forks the kernel and sandbox from there. A pool process that dies takes only its own task with
+    it: the pool is replaced and the task raises, so Dask re-runs it (``retries``).
     """
     from concurrent.futures.process import BrokenProcessPool
 
     from distributed import get_worker
     worker = get_worker()
-    pool = _worker_pool(worker, prepare)
+    pool = worker_pool(worker, prepare)
     try:
         result, seconds = pool.submit(_timed, grade, task).result()
     except BrokenProcessPool:
-        _discard_pool(worker, pool)
+        discard_pool(worker, pool)
         raise
     return result, seconds, worker.address
 
@@ -159,83 +160,13 @@ def _timed(grade: Callable[[Any], Any], task: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
-POOL_ATTRIBUTE = "_autograder_grading_pool"   # on the Worker object (survives a re-shipped package): (identity, pool)
-
-
-def _worker_pool(worker, prepare: Callable[[], None] | None):
-    """This worker's grading pool (created on first use, re-created after a new package or a broken pool)."""
-    import multiprocessing
-    import threading
-    from concurrent.futures import ProcessPoolExecutor
-
-    import autograder
-    lock = worker.__dict__.setdefault(POOL_ATTRIBUTE + "_lock", threading.Lock())
-    identity = (autograder.__file__, prepare)
-    with lock:
-        current = getattr(worker, POOL_ATTRIBUTE, None)
-        if current is not None and current[0] == identity:
-            return current[1]
-        if current is not None:
-            current[1].shutdown(wait=False, cancel_futures=True)
-        # Dask starts worker processes as daemons, and a daemon may not start children; this flag only guards that
-        # check here (the nanny keeps its own view), and the pool's processes exit when this worker exits.
-        multiprocessing.current_process().daemon = False
-        pool = ProcessPoolExecutor(max_workers=max(1, worker.state.nthreads), initializer=_start_grading_process,
-                                   initargs=(os.getpid(), prepare), mp_context=multiprocessing.get_context("spawn"))
-        setattr(worker, POOL_ATTRIBUTE, (identity, pool))
-        return pool
-
-
-def _start_grading_process(worker_pid: int, prepare: Callable[[], None] | None) -> None:
-    """Initializer of a grading process: follow the Dask worker into death, then the usual set-up.
-
-    A pool process would otherwise outlive a killed worker (killed, out of memory), waiting forever on a queue whose
-    other end it holds itself. The check is a timer signal, not a thread: grading forks warm children only from a
-    single-threaded process (:func:`autograder.grading.limits.run_children`), and forked children inherit neither
-    the timer nor, for their own pid, the check.
-    """
-    import signal
-    me = os.getpid()
-
-    def check_worker(signum, frame) -> None:
-        if os.getpid() == me and os.getppid() != worker_pid:
-            _die_with_descendants()
-
-    signal.signal(signal.SIGALRM, check_worker)
-    signal.setitimer(signal.ITIMER_REAL, 0.5, 0.5)
-    if prepare is not None:
-        prepare()
-
-
-def _die_with_descendants() -> None:
-    """SIGKILL every process this one started (kernels included), then exit."""
-    try:
-        import psutil
-        for child in psutil.Process().children(recursive=True):
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
-    finally:
-        os._exit(1)
-
-
-def _discard_pool(worker, pool) -> None:
-    lock = worker.__dict__.setdefault(POOL_ATTRIBUTE + "_lock", None)
-    with lock:
-        current = getattr(worker, POOL_ATTRIBUTE, None)
-        if current is not None and current[1] is pool:
-            delattr(worker, POOL_ATTRIBUTE)
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
 def _allowed_failures(dask_scheduler=None) -> int:
     return dask_scheduler.allowed_failures
 
 
 def _key(task: Any, index: int, run_id: str) -> str:
     label = "-".join(str(getattr(task, attr)) for attr in ("assignment", "student") if hasattr(task, attr))
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", label) or "task"
+    label = safe_filename(label) if label else "task"
     return f"grade-{label}-{index}-{run_id}"
 
 

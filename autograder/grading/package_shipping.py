@@ -7,8 +7,9 @@ content-addressed folder under the worker's local directory, puts that folder fi
 ``PYTHONPATH`` (the Jupyter kernels and sandbox processes that grading starts are child processes: they must import
 the same checks), and forgets any ``autograder`` modules the worker had already imported from elsewhere.
 
-This module imports only the standard library and ``distributed`` at top level: the plugin is pickled *by value*
-(:func:`register_by_value`), so a worker can unpickle it before it has any copy of ``autograder``.
+This module imports only the standard library, ``distributed`` and :mod:`.worker_pool` (standard library only) at
+top level: the plugin is pickled *by value* with both modules (:func:`register_by_value`), so a worker can unpickle
+it before it has any copy of ``autograder``. The grading pool it stops on teardown is owned by :mod:`.worker_pool`.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from pathlib import Path
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .dask_executor import POOL_ATTRIBUTE   # a string: pickled by value with the plugin like everything here
+from . import worker_pool
+from .worker_pool import stop_pool   # pickled by value with the plugin (see register_by_value): stdlib only
 
 __all__ = ["package_zip", "ShipPackage", "register_by_value", "PACKAGE"]
 
@@ -127,14 +129,13 @@ class ShipPackage(WorkerPlugin):
 
     def teardown(self, worker) -> None:
         """The worker closes or gets another package: stop its grading pool (processes started from this one)."""
-        current = worker.__dict__.pop(POOL_ATTRIBUTE, None)
-        if current is not None:
-            current[1].shutdown(wait=False, cancel_futures=True)
+        stop_pool(worker)
 
 
 def register_by_value() -> None:
-    """Pickle this module's objects by value, so workers without ``autograder`` can unpickle :class:`ShipPackage`."""
+    """Pickle this module's objects (and :mod:`.worker_pool`'s, which the plugin's teardown calls) by value, so
+    workers without ``autograder`` can unpickle :class:`ShipPackage`."""
     import cloudpickle
-    module = sys.modules[__name__]
-    if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
-        cloudpickle.register_pickle_by_value(module)
+    for module in (sys.modules[__name__], worker_pool):
+        if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
+            cloudpickle.register_pickle_by_value(module)

@@ -24,6 +24,7 @@ import json
 import os
 from pathlib import Path
 
+from .filenames import safe_filename as _safe_name
 from .records import GradeResult
 from .scores import CellScore, GradebookView, Row
 
@@ -66,10 +67,6 @@ class StoreLocked(RuntimeError):
 
 class GradebookMismatch(RuntimeError):
     """The gradebook holds submissions for a different version of the assignment's test cells."""
-
-
-def _safe_name(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in name) or "_"
 
 
 def normalize_db_url(url: str) -> str:

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 
+from .filenames import safe_filename
 from .records import STATUSES, TEST_KINDS, GradeResult, GradeTask, TestRecord
 
 __all__ = ["STATUSES", "TEST_KINDS", "GradeTask", "GradeResult", "TestRecord", "grade_submission",
@@ -76,7 +77,7 @@ def grade_submission(task: GradeTask) -> GradeResult:
         if problem:
             result.status, result.reason = "invalid-notebook", problem
         else:
-            workdir = tempfile.mkdtemp(prefix=f"grade-{_safe(task.student)}-")
+            workdir = tempfile.mkdtemp(prefix=f"grade-{safe_filename(task.student)[:40]}-")
             result.isolation = course.isolation_of(task)
             try:
                 course.grade_in(workdir, task, result)
@@ -96,7 +97,3 @@ def grade_submission(task: GradeTask) -> GradeResult:
 def _log_grader_error(text: str) -> None:
     import sys
     print(text, file=sys.stderr)
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:40]

@@ -1,4 +1,5 @@
-"""Grading benchmark: ``python -m autograder.grading.bench [--n 20] [--assignment ID] [--broken] [--serial]``.
+"""Grading benchmark: ``python -m autograder.grading.benchmarks.throughput_bench [--n 20] [--assignment ID]
+[--broken] [--serial]``.
 
 Grades one synthetic class (``--n`` solved copies of the assignment's source notebook; with ``--broken`` also one
 each of the cheap broken kinds: exit, segfault, memory bomb, renamed function, monkeypatched checks, truncated
@@ -32,17 +33,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..checks.core import ASSIGNMENTS
+from ...checks.core import ASSIGNMENTS
+from ..course import tools_on_path
 from . import synthetic
 
 BROKEN = ("exit", "segfault", "membomb", "renamed", "monkeypatch", "truncated")
-FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "grading"
+FIXTURE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "grading"
 REAL = ASSIGNMENTS
 
 
-def _pick(args) -> tuple[str, Path, list[str], dict[str, str]]:
-    """(assignment, source notebook, extra grade args, extra env)."""
-    root = Path(__file__).resolve().parents[2]
+def pick_source(args) -> tuple[str, Path, list[str], dict[str, str]]:
+    """The class to grade for ``args.assignment`` (None: the first assignment with a ``solutions/`` source, else the
+    grader's fixture): ``(assignment, source notebook, extra grade args, extra environment)``.
+
+    Exits with a one-line error when the named assignment has no ``solutions/ID/ID.ipynb``."""
+    root = Path(__file__).resolve().parents[3]
     candidates = [args.assignment] if args.assignment else list(REAL)
     for assignment in candidates:
         path = root / "solutions" / assignment / f"{assignment}.ipynb"
@@ -101,7 +106,8 @@ def _plain_nbgrader(submissions: Path, work: Path, assignment: str, source: Path
         f"c.CourseDirectory.db_assignments = [{{'name': {assignment!r}}}]\n"
         f"c.Execute.timeout = {int(timeout)}\n"
         "c.OverwriteCells.add_missing_cells = True\n")
-    environ = {**os.environ, **env, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    tools_on_path()                            # the grader's own PATH set-up: this interpreter's bin first
+    environ = {**os.environ, **env}
     nbgrader = [sys.executable, "-m", "nbgrader"]
     subprocess.run(nbgrader + ["generate_assignment", assignment, "--force"], cwd=course, env=environ,
                    capture_output=True, check=True)
@@ -137,7 +143,8 @@ print(json.dumps([[run_notebook() for _ in range({repeats})], [kernel_only() for
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder.grading.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m autograder.grading.benchmarks.throughput_bench",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=20, help="solved notebooks in the class")
     p.add_argument("--broken", action="store_true", help="add one notebook of each cheap broken kind")
     p.add_argument("--serial", action="store_true", help="also time grade --jobs 1")
@@ -150,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--floor-repeats", type=int, default=3)
     p.add_argument("--skip-plain", action="store_true", help="do not run plain nbgrader")
     args = p.parse_args(argv)
-    assignment, source, extra, env = _pick(args)
+    assignment, source, extra, env = pick_source(args)
     source_nb = json.loads(source.read_text())
     broken = BROKEN if args.broken else ()
     kinds = {f"solved-{i:03d}": "solved" for i in range(args.n)} | {f"broken-{k}": k for k in broken}

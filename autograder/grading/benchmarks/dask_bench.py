@@ -1,4 +1,5 @@
-"""Cluster grading benchmark: ``python -m autograder.grading.bench_dask [--n 6] [--workers 2] [--assignment ID]``.
+"""Cluster grading benchmark: ``python -m autograder.grading.benchmarks.dask_bench [--n 6] [--workers 2]
+[--assignment ID]``.
 
 Grades one synthetic class (``--n`` solved copies of the assignment's source notebook: the realistic cost) side by
 side in one run:
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import synthetic
+from .throughput_bench import pick_source
 
 
 @dataclass
@@ -98,8 +100,8 @@ def _load() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .bench import _pick
-    p = argparse.ArgumentParser(prog="python -m autograder.grading.bench_dask", description=__doc__.split("\n\n")[1])
+    p = argparse.ArgumentParser(prog="python -m autograder.grading.benchmarks.dask_bench",
+                                description=__doc__.split("\n\n")[1])
     p.add_argument("--n", type=int, default=6, help="solved notebooks in the class")
     p.add_argument("--workers", type=int, default=2, help="local processes = Dask workers (1 thread each)")
     p.add_argument("--assignment", default=None, help="assignment id (default: the first with a solutions/ source, "
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1 or args.workers < 1:
         p.error("--n and --workers must be at least 1")
 
-    assignment, source, extra, env = _pick(args)
+    assignment, source, extra, env = pick_source(args)
     check_modules = tuple(extra[extra.index("--checks-module") + 1:][:1]) if "--checks-module" in extra else ()
     for name, value in env.items():            # the fixture's check module: importable here and in children
         os.environ[name] = value
