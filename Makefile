@@ -22,10 +22,10 @@ book: $(STAMP)
 	$(PY) -m autograder.measure.embedding_bench --sync-book-cache
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-test: $(STAMP) chromium bubblewrap postgresql
+test: $(STAMP) chromium bubblewrap postgresql lint
 	$(PY) -m pytest
 
-# Lint and format check (ruff, pinned in requirements.txt; configured in pyproject.toml). Not yet part of `make test`.
+# Lint and format check (ruff, pinned in requirements.txt; configured in pyproject.toml); `make test` runs it first.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 

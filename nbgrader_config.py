@@ -2,6 +2,7 @@
 
 traitlets runs this file with ``get_config`` already defined (ruff is told so in ``pyproject.toml``).
 """
+
 c = get_config()
 
 c.CourseDirectory.root = "."

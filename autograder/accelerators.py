@@ -8,6 +8,7 @@ compute rather than by memory) -- are computed here, never typed.
 Memory is sold in binary units: an "80GB" H100 or A100 holds 80 GiB (``80 * 2**30`` bytes) of HBM, while
 bandwidths are decimal (GB/s = ``1e9`` bytes per second) and FLOP/s decimal too.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,6 +26,7 @@ GIB = 2**30
 class Accelerator:
     """One accelerator's datasheet row. ``bf16_tensor_tflops_with_sparsity`` is the printed peak;
     ``sparsity_speedup`` the factor the datasheet's footnote says it includes (2 for 2:4 sparsity)."""
+
     accelerator: str
     memory_gib: float
     memory_bandwidth_gb_s: float
@@ -59,8 +61,15 @@ def _load(path: str) -> tuple[Accelerator, ...]:
     with open(path, newline="", encoding="utf-8") as f:
         for line, row in enumerate(csv.DictReader(f), start=2):
             try:
-                values = {k: float(row[k]) for k in ("memory_gib", "memory_bandwidth_gb_s",
-                                                     "bf16_tensor_tflops_with_sparsity", "sparsity_speedup")}
+                values = {
+                    k: float(row[k])
+                    for k in (
+                        "memory_gib",
+                        "memory_bandwidth_gb_s",
+                        "bf16_tensor_tflops_with_sparsity",
+                        "sparsity_speedup",
+                    )
+                }
             except (KeyError, ValueError) as exc:
                 raise ValueError(f"{Path(path).name} line {line}: bad or missing number ({exc})") from None
             if min(values.values()) <= 0:
@@ -79,5 +88,6 @@ def get_accelerator(name: str) -> Accelerator:
     for acc in load_accelerators():
         if acc.accelerator == name:
             return acc
-    raise KeyError(f"no accelerator {name!r} in {ACCELERATORS_CSV.name}; "
-                   f"known: {[a.accelerator for a in load_accelerators()]}")
+    raise KeyError(
+        f"no accelerator {name!r} in {ACCELERATORS_CSV.name}; known: {[a.accelerator for a in load_accelerators()]}"
+    )

@@ -31,6 +31,7 @@ long for a column: ``autograder.book.rope_scaling`` ships them in ``data/longrop
 175.0B is the paper's rounded figure: within 0.5% there). A typo in any of a row's numbers breaks that equality,
 which is how the table was verified.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,23 +39,54 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ModelConfig", "FAMILIES", "CONFIGS_CSV", "load_model_configs", "get_model", "parameter_breakdown",
-           "total_parameters", "embedding_parameters", "ROUNDED_REPORTS"]
+__all__ = [
+    "ModelConfig",
+    "FAMILIES",
+    "CONFIGS_CSV",
+    "load_model_configs",
+    "get_model",
+    "parameter_breakdown",
+    "total_parameters",
+    "embedding_parameters",
+    "ROUNDED_REPORTS",
+]
 
 CONFIGS_CSV = Path(__file__).with_name("data") / "model_configs.csv"
 FAMILIES = ("gpt2", "bert", "llama", "gemma", "qwen2")
 #: rows whose ``reported_params`` is a rounded published figure, with the relative tolerance it allows
 ROUNDED_REPORTS = {"GPT-3 175B": 0.005}
 
-_INT_FIELDS = ("vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "max_positions",
-               "reported_params")
-_ROPE_FLOAT_FIELDS = ("rope_theta", "rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
-                      "partial_rotary_factor")
+_INT_FIELDS = (
+    "vocab_size",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "head_dim",
+    "d_ff",
+    "max_positions",
+    "reported_params",
+)
+_ROPE_FLOAT_FIELDS = (
+    "rope_theta",
+    "rope_factor",
+    "rope_low_freq_factor",
+    "rope_high_freq_factor",
+    "partial_rotary_factor",
+)
 #: the ``rope_scaling`` types the table uses, and the fields each one requires
-ROPE_SCALINGS = {"none": ("rope_theta", "partial_rotary_factor"),
-                 "llama3": ("rope_theta", "partial_rotary_factor", "rope_factor", "rope_original_max_positions",
-                            "rope_low_freq_factor", "rope_high_freq_factor"),
-                 "longrope": ("rope_theta", "partial_rotary_factor", "rope_factor", "rope_original_max_positions")}
+ROPE_SCALINGS = {
+    "none": ("rope_theta", "partial_rotary_factor"),
+    "llama3": (
+        "rope_theta",
+        "partial_rotary_factor",
+        "rope_factor",
+        "rope_original_max_positions",
+        "rope_low_freq_factor",
+        "rope_high_freq_factor",
+    ),
+    "longrope": ("rope_theta", "partial_rotary_factor", "rope_factor", "rope_original_max_positions"),
+}
 _BERT_TOKEN_TYPES = 2  # type_vocab_size in every BERT config.json
 
 
@@ -67,6 +99,7 @@ class ModelConfig:
     enters no count); ``tied_embeddings`` says the output projection reuses the token table (for BERT: there is
     no output table).
     """
+
     model: str
     family: str
     vocab_size: int
@@ -116,25 +149,36 @@ def _parse_row(row: dict[str, str], line: int) -> ModelConfig:
     try:
         values: dict[str, object] = {k: int(row[k]) for k in _INT_FIELDS}
     except (KeyError, ValueError) as exc:
-        raise ValueError(f"{CONFIGS_CSV.name} line {line}: bad or missing integer field ({exc}); "
-                         f"fix the row so every one of {_INT_FIELDS} is a whole number") from None
+        raise ValueError(
+            f"{CONFIGS_CSV.name} line {line}: bad or missing integer field ({exc}); "
+            f"fix the row so every one of {_INT_FIELDS} is a whole number"
+        ) from None
     tied = row.get("tied_embeddings", "").strip().lower()
     if tied not in ("true", "false"):
         raise ValueError(f"{CONFIGS_CSV.name} line {line}: tied_embeddings must be true or false, got {tied!r}")
     if row["family"] not in FAMILIES:
-        raise ValueError(f"{CONFIGS_CSV.name} line {line}: unknown family {row['family']!r}; "
-                         f"expected one of {FAMILIES}")
+        raise ValueError(
+            f"{CONFIGS_CSV.name} line {line}: unknown family {row['family']!r}; expected one of {FAMILIES}"
+        )
     if row["position_encoding"] not in ("learned", "rope"):
-        raise ValueError(f"{CONFIGS_CSV.name} line {line}: position_encoding must be learned or rope, "
-                         f"got {row['position_encoding']!r}")
+        raise ValueError(
+            f"{CONFIGS_CSV.name} line {line}: position_encoding must be learned or rope, "
+            f"got {row['position_encoding']!r}"
+        )
     bad = [k for k in _INT_FIELDS if values[k] <= 0]
     if bad:
         raise ValueError(f"{CONFIGS_CSV.name} line {line}: fields {bad} must be positive")
     if values["n_heads"] % values["n_kv_heads"]:
         raise ValueError(f"{CONFIGS_CSV.name} line {line}: n_heads must be a multiple of n_kv_heads")
     values.update(_parse_rope(row, line, values["head_dim"]))
-    return ModelConfig(model=row["model"], family=row["family"], position_encoding=row["position_encoding"],
-                       tied_embeddings=tied == "true", source=row["source"], **values)
+    return ModelConfig(
+        model=row["model"],
+        family=row["family"],
+        position_encoding=row["position_encoding"],
+        tied_embeddings=tied == "true",
+        source=row["source"],
+        **values,
+    )
 
 
 def _parse_rope(row: dict[str, str], line: int, head_dim: int) -> dict[str, object]:
@@ -148,27 +192,33 @@ def _parse_rope(row: dict[str, str], line: int, head_dim: int) -> dict[str, obje
         return {}
     scaling = raw["rope_scaling"]
     if scaling not in ROPE_SCALINGS:
-        raise ValueError(f"{CONFIGS_CSV.name} line {line}: rope_scaling must be one of {tuple(ROPE_SCALINGS)}, "
-                         f"got {scaling!r}")
+        raise ValueError(
+            f"{CONFIGS_CSV.name} line {line}: rope_scaling must be one of {tuple(ROPE_SCALINGS)}, got {scaling!r}"
+        )
     missing = [k for k in ROPE_SCALINGS[scaling] if not raw[k]]
     extra = [k for k in fields if raw[k] and k != "rope_scaling" and k not in ROPE_SCALINGS[scaling]]
     if missing or extra:
-        raise ValueError(f"{CONFIGS_CSV.name} line {line}: rope_scaling {scaling} needs {list(ROPE_SCALINGS[scaling])}"
-                         f" (missing {missing}, unexpected {extra})")
+        raise ValueError(
+            f"{CONFIGS_CSV.name} line {line}: rope_scaling {scaling} needs {list(ROPE_SCALINGS[scaling])}"
+            f" (missing {missing}, unexpected {extra})"
+        )
     out: dict[str, object] = {"rope_scaling": scaling}
     try:
         for k in _ROPE_FLOAT_FIELDS:
             out[k] = float(raw[k]) if raw[k] else None
-        out["rope_original_max_positions"] = int(raw["rope_original_max_positions"]) if raw[
-            "rope_original_max_positions"] else None
+        out["rope_original_max_positions"] = (
+            int(raw["rope_original_max_positions"]) if raw["rope_original_max_positions"] else None
+        )
     except ValueError as exc:
         raise ValueError(f"{CONFIGS_CSV.name} line {line}: bad RoPE number ({exc})") from None
     if out["rope_theta"] <= 1:
         raise ValueError(f"{CONFIGS_CSV.name} line {line}: rope_theta must exceed 1, got {out['rope_theta']}")
     rotary = head_dim * out["partial_rotary_factor"]
     if not 0 < out["partial_rotary_factor"] <= 1 or rotary != int(rotary) or int(rotary) % 2:
-        raise ValueError(f"{CONFIGS_CSV.name} line {line}: partial_rotary_factor must be in (0, 1] and rotate an even "
-                         f"number of the {head_dim} head dimensions, got {out['partial_rotary_factor']}")
+        raise ValueError(
+            f"{CONFIGS_CSV.name} line {line}: partial_rotary_factor must be in (0, 1] and rotate an even "
+            f"number of the {head_dim} head dimensions, got {out['partial_rotary_factor']}"
+        )
     return out
 
 
@@ -205,8 +255,15 @@ def parameter_breakdown(cfg: ModelConfig) -> dict[str, int]:
     """
     V, D, L, F = cfg.vocab_size, cfg.d_model, cfg.n_layers, cfg.d_ff
     q_width, kv_width = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
-    parts = {"token_embedding": V * D, "position_embedding": 0, "output_embedding": 0,
-             "attention": 0, "mlp": 0, "norms": 0, "other": 0}
+    parts = {
+        "token_embedding": V * D,
+        "position_embedding": 0,
+        "output_embedding": 0,
+        "attention": 0,
+        "mlp": 0,
+        "norms": 0,
+        "other": 0,
+    }
     if cfg.family == "gpt2":
         # c_attn: D -> 3D with bias (q, k, v fused), c_proj: D -> D; mlp c_fc: D -> F, c_proj: F -> D;
         # ln_1, ln_2 per layer and ln_f at the end: weight and bias of D each
@@ -224,8 +281,9 @@ def parameter_breakdown(cfg: ModelConfig) -> dict[str, int]:
         parts["other"] = _BERT_TOKEN_TYPES * D + _linear(D, D, True)
     else:  # llama, gemma, qwen2: RMSNorm (weight only), no biases except qwen2's q, k, v
         qkv_bias = cfg.family == "qwen2"
-        parts["attention"] = L * (_linear(D, q_width, qkv_bias) + 2 * _linear(D, kv_width, qkv_bias)
-                                  + _linear(q_width, D, False))
+        parts["attention"] = L * (
+            _linear(D, q_width, qkv_bias) + 2 * _linear(D, kv_width, qkv_bias) + _linear(q_width, D, False)
+        )
         parts["mlp"] = L * (2 * _linear(D, F, False) + _linear(F, D, False))  # gate, up, down
         parts["norms"] = L * 2 * D + D
     parts["output_embedding"] = 0 if cfg.tied_embeddings else V * D

@@ -13,6 +13,7 @@ setup cell is already current is not rewritten.
 ``--check`` writes nothing: it regenerates into memory and exits 1, with a one-line message, when ``exercises/``
 differs from what ``solutions/`` produces, or a solution's setup cell is out of date (a test runs it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,10 @@ def normalise(nb: nbformat.NotebookNode) -> str:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                   "language_info": {"name": "python"}}
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
     return nbformat.writes(nb) + "\n"
 
 
@@ -90,7 +93,9 @@ def release_notebooks(assignments: tuple[str, ...] = ASSIGNMENTS, root: Path = R
                 result = api.generate_assignment(assignment, force=True)
                 released = course / "exercises" / assignment / f"{assignment}.ipynb"
                 if not result["success"] or not released.is_file():
-                    lines = [ln for ln in (result.get("error") or result.get("log") or "no log").splitlines() if ln.strip()]
+                    lines = [
+                        ln for ln in (result.get("error") or result.get("log") or "no log").splitlines() if ln.strip()
+                    ]
                     raise RuntimeError(f"nbgrader generate_assignment {assignment} failed: {lines[-1].strip()}")
                 texts[assignment] = normalise(nbformat.read(released, as_version=4))
         finally:
@@ -100,12 +105,19 @@ def release_notebooks(assignments: tuple[str, ...] = ASSIGNMENTS, root: Path = R
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder release",
-                                     description="Regenerate exercises/<id>/<id>.ipynb from solutions/ with nbgrader.")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if exercises/ is out of date with solutions/")
-    parser.add_argument("--assignment", choices=ASSIGNMENTS, action="append",
-                        help="only this assignment (repeatable); default: all four")
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder release",
+        description="Regenerate exercises/<id>/<id>.ipynb from solutions/ with nbgrader.",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if exercises/ is out of date with solutions/"
+    )
+    parser.add_argument(
+        "--assignment",
+        choices=ASSIGNMENTS,
+        action="append",
+        help="only this assignment (repeatable); default: all four",
+    )
     args = parser.parse_args(argv)
     assignments = tuple(dict.fromkeys(args.assignment or ASSIGNMENTS))
     stale = []
@@ -136,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"unchanged {target.relative_to(ROOT)}")
     if stale:
-        print(f"error: out of date: {', '.join(stale)}: run `python -m autograder release`",
-              file=sys.stderr)
+        print(f"error: out of date: {', '.join(stale)}: run `python -m autograder release`", file=sys.stderr)
         return 1
     if args.check:
         print("exercises/ is up to date with solutions/")

@@ -18,14 +18,25 @@ The cell's text is made here and nowhere else: ``python -m autograder twins`` st
 ``python -m autograder release`` into ``solutions/`` (and so into ``exercises/``); both ``--check`` modes fail when
 a notebook carries another text, e.g. after the repository URL in ``_config.yml`` or the version changed.
 """
+
 from __future__ import annotations
 
 import re
 import tomllib
 from pathlib import Path
 
-__all__ = ["MARKER", "CELL_ID", "TAGS", "repository", "version", "install_source", "setup_source", "is_setup_source",
-           "stamp_markdown", "stamp_notebook"]
+__all__ = [
+    "MARKER",
+    "CELL_ID",
+    "TAGS",
+    "repository",
+    "version",
+    "install_source",
+    "setup_source",
+    "is_setup_source",
+    "stamp_markdown",
+    "stamp_notebook",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the first line of the cell: how the stamping commands recognise an older version of it
@@ -35,13 +46,17 @@ CELL_ID = "course-setup"
 #: hidden in the HTML book (the cell is for Colab/Binder/Jupyter, where tags are not applied)
 TAGS = ["remove-cell"]
 
-_TEMPLATE = '''\
+_TEMPLATE = """\
 {marker}
 try:
     import autograder
 except ModuleNotFoundError:
-    import importlib, os, subprocess, sys
+    import importlib
+    import os
+    import subprocess
+    import sys
     from importlib.metadata import PackageNotFoundError, version
+
     source = os.environ.get("AUTOGRADER_SOURCE", "{source}")
     keep = []  # the installed numpy and torch, pinned so that pip never replaces them
     for name in ("numpy", "torch"):
@@ -53,10 +68,11 @@ except ModuleNotFoundError:
     if pip.returncode:
         lines = pip.stderr.strip().splitlines() or ["no message"]
         error = next((line for line in lines if line.startswith("ERROR:")), lines[-1])  # pip's first error
-        raise RuntimeError(f"pip could not install the course package from {{source}}: {{error}}")
+        raise RuntimeError(f"pip could not install the course package from {{source}}: {{error}}") from None
     importlib.invalidate_caches()
     import autograder
-    print(f"installed autograder {{version('autograder')}} from {{source}}; kept {{', '.join(keep) or 'no numpy, no torch'}}")'''
+    kept = ", ".join(keep) or "no numpy, no torch"
+    print(f"installed autograder {{version('autograder')}} from {{source}}; kept {{kept}}")"""
 
 
 def repository(root: Path = ROOT) -> str:
@@ -112,8 +128,8 @@ def stamp_markdown(text: str, source: str) -> str:
     code = body.split("\n\n", 1)[1] if body.startswith(":") and "\n\n" in body else body  # skip the :options:
     cell = _markdown_cell(source)
     if is_setup_source(code):
-        return text[:first.start()] + cell + text[first.end():]
-    return text[:first.start()] + cell + "\n\n" + text[first.start():]
+        return text[: first.start()] + cell + text[first.end() :]
+    return text[: first.start()] + cell + "\n\n" + text[first.start() :]
 
 
 def stamp_notebook(nb, source: str, nbgrader: bool = False) -> None:
@@ -124,8 +140,14 @@ def stamp_notebook(nb, source: str, nbgrader: bool = False) -> None:
 
     metadata = {"tags": list(TAGS)}
     if nbgrader:
-        metadata["nbgrader"] = {"grade": False, "grade_id": CELL_ID, "locked": True, "schema_version": 3,
-                                "solution": False, "task": False}
+        metadata["nbgrader"] = {
+            "grade": False,
+            "grade_id": CELL_ID,
+            "locked": True,
+            "schema_version": 3,
+            "solution": False,
+            "task": False,
+        }
     index = next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"), len(nb.cells))
     if index < len(nb.cells) and is_setup_source(nb.cells[index].source):
         cell = nb.cells[index]

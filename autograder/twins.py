@@ -14,6 +14,7 @@ beside its source, and ``_config.yml`` keeps the twins out of the Sphinx build (
 a twin: edit the ``.md`` and rerun the command. ``--check`` writes nothing and exits 1, with a one-line message,
 when a chapter's setup cell or its twin is out of date (a test runs it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,10 +73,15 @@ def stamped_chapters(root: Path = ROOT) -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder twins",
-                                     description="Stamp the setup cell into book/*.md and write their .ipynb twins.")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a chapter's setup cell or its .ipynb twin is out of date")
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder twins",
+        description="Stamp the setup cell into book/*.md and write their .ipynb twins.",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a chapter's setup cell or its .ipynb twin is out of date",
+    )
     args = parser.parse_args(argv)
     try:
         stamped = stamped_chapters(root)

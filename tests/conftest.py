@@ -1,4 +1,5 @@
 """Shared fixtures. ``built_site`` builds the book once per test session (strict, with the execution cache)."""
+
 from __future__ import annotations
 
 import os
@@ -16,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class BuiltSite:
     """The result of ``jupyter-book build . -W -n --keep-going``: exit code, log, seconds, and the HTML folder."""
+
     returncode: int
     log: str
     seconds: float
@@ -31,10 +33,10 @@ def built_site() -> BuiltSite:
     if os.environ.get("SITE_PREBUILT") == "1" and (html / "index.html").exists():
         return BuiltSite(0, "(prebuilt: SITE_PREBUILT=1)", 0.0, html)
     from autograder.measure import embedding_bench
+
     embedding_bench.sync_book_cache(ROOT / "_build")  # re-run the Measurements page when the committed results changed
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", ".", "-W", "-n",
-               "--keep-going"]
+    command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book", "build", ".", "-W", "-n", "--keep-going"]
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     return BuiltSite(proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - start, html)

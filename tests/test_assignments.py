@@ -6,6 +6,7 @@
 * the notebooks' structure: one locked test cell per check group, named by its ``grade_id``; stated totals equal
   the cells' points; no outputs; the released exercises hold no solution code and no hidden tests.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,15 +17,15 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from test_assignments_mistakes import MISTAKES, Mistake
 
 from autograder.checks import core
-from autograder.student import check, registry, run_checks
 from autograder.reference import numpy_ref, torch_ref
-from test_assignments_mistakes import MISTAKES, Mistake
+from autograder.student import check, registry, run_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = core.ASSIGNMENTS
-SEEDS = (0, 1, 20260917)          # 0 is what students see; the others stand for grading-time seeds
+SEEDS = (0, 1, 20260917)  # 0 is what students see; the others stand for grading-time seeds
 
 
 def solution_path(assignment: str) -> Path:
@@ -58,12 +59,21 @@ def solution_namespace(assignment: str) -> dict:
     return execute_solution(assignment)
 
 
-REFERENCE_NAMESPACE = {**vars(numpy_ref), "TokenPositionEmbedding": torch_ref.TokenPositionEmbedding,
-                       "EmbeddingFunction": torch_ref.EmbeddingFunction}
+REFERENCE_NAMESPACE = {
+    **vars(numpy_ref),
+    "TokenPositionEmbedding": torch_ref.TokenPositionEmbedding,
+    "EmbeddingFunction": torch_ref.EmbeddingFunction,
+}
 
 
-def failures(assignment: str, namespace: dict, *, function: str | None = None, hidden: bool | None = None,
-             seed: int = core.LOCAL_HIDDEN_SEED):
+def failures(
+    assignment: str,
+    namespace: dict,
+    *,
+    function: str | None = None,
+    hidden: bool | None = None,
+    seed: int = core.LOCAL_HIDDEN_SEED,
+):
     """``[(group, check name, message)]`` of the failing checks, hidden ones probed and judged with ``seed``."""
     out = []
     for group_name, checks in core.groups(assignment).items():
@@ -71,7 +81,11 @@ def failures(assignment: str, namespace: dict, *, function: str | None = None, h
             continue
         if hidden is not None and checks[0].hidden != hidden:
             continue
-        out += [(group_name, name, message) for name, ok, message in core.verdicts(assignment, group_name, namespace, seed) if not ok]
+        out += [
+            (group_name, name, message)
+            for name, ok, message in core.verdicts(assignment, group_name, namespace, seed)
+            if not ok
+        ]
     return out
 
 
@@ -93,7 +107,7 @@ def test_a_group_without_checks_fails_loudly():
         run_checks("backprop", "no_such_group", {})
 
 
-# ------------------------------------------------------------------------------------------------ references and solutions pass
+# ---------------------------------------------------------------------------------------- references and solutions pass
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_reference_implementations_pass_every_group(assignment, seed):
@@ -112,6 +126,7 @@ def test_hidden_inputs_change_with_the_grading_seed():
 
     def probed(group, seed):
         return core.encode(registry.probe_group("token-embeddings", group, ns, seed))
+
     assert probed("embedding_forward_hidden", 2) != probed("embedding_forward_hidden", 1)
     assert probed("embedding_forward", 2) == probed("embedding_forward", 1)
 
@@ -128,7 +143,7 @@ def test_mistake_table_covers_every_graded_function():
     assert sum(m.caught_by == "hidden" for m in MISTAKES) >= 15
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # overflowing mistakes warn, as they would for a student
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflowing mistakes warn, as they would for a student
 @pytest.mark.parametrize("mistake", MISTAKES, ids=[m.id for m in MISTAKES])
 def test_mistake_is_caught(mistake):
     namespace = _with_mistake(mistake)
@@ -143,7 +158,7 @@ def test_mistake_is_caught(mistake):
             hidden = failures(mistake.assignment, namespace, function=mistake.function, hidden=True, seed=seed)
             assert hidden, f"the hidden checks miss {mistake.id} at grading seed {seed}"
             caught += hidden
-    for group_name, name, message in caught:
+    for _group_name, _name, message in caught:
         # one line a student can act on, starting with the call that went wrong
         assert "\n" not in message and len(message) < 700, message
         assert message.startswith(mistake.function) or "raised" in message, message
@@ -165,7 +180,9 @@ def test_messages_say_what_was_expected_and_what_came_back():
     ns = dict(solution_namespace("backprop"))
     exec("def embedding_backward(g, ids, V):\n    G = np.zeros((V, g.shape[-1])); G[ids] += g\n    return G\n", ns)
     msg = _message("backprop", "embedding_backward", ns, "dense (V, D) gradient, repeated ids accumulate")
-    assert re.search(r"values differ at index \(\d+, \d+\): expected -?[\d.]+, got -?[\d.]+ \(\d+ of 10 entries differ\)", msg)
+    assert re.search(
+        r"values differ at index \(\d+, \d+\): expected -?[\d.]+, got -?[\d.]+ \(\d+ of 10 entries differ\)", msg
+    )
     assert "np.add.at" in msg
     ns = dict(solution_namespace("memory-scaling"))
     exec("def tensor_bytes(n, dtype):\n    return n * {'int4': 0.5}.get(dtype, 4)\n", ns)
@@ -183,9 +200,12 @@ def test_an_overflowing_softmax_gets_one_hint_and_no_minus_zero():
 
 def test_a_backward_that_returns_none_for_the_weight_is_told_so():
     ns = dict(solution_namespace("backprop"))
-    exec("class EmbeddingFunction(torch.autograd.Function):\n"
-         "    @staticmethod\n    def forward(ctx, weight, ids):\n        return weight[ids]\n"
-         "    @staticmethod\n    def backward(ctx, grad_out):\n        return None, None\n", ns)
+    exec(
+        "class EmbeddingFunction(torch.autograd.Function):\n"
+        "    @staticmethod\n    def forward(ctx, weight, ids):\n        return weight[ids]\n"
+        "    @staticmethod\n    def backward(ctx, grad_out):\n        return None, None\n",
+        ns,
+    )
     msg = _message("backprop", "embedding_function", ns, "backward: scatter-add gradient for weight, None for ids")
     assert "backward returned None for weight" in msg and "forget `return`" not in msg, msg
 
@@ -193,8 +213,11 @@ def test_a_backward_that_returns_none_for_the_weight_is_told_so():
 def test_a_monkeypatched_comparison_in_the_student_namespace_changes_nothing(monkeypatch):
     """Judging uses the trusted references; a student who rebinds np.allclose only fools their own kernel's code."""
     ns = dict(solution_namespace("token-embeddings"))
-    exec("np.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True\n"
-         "def embedding_forward(weight, ids):\n    return weight[ids] * 0\n", ns)
+    exec(
+        "np.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True\n"
+        "def embedding_forward(weight, ids):\n    return weight[ids] * 0\n",
+        ns,
+    )
     try:
         assert failures("token-embeddings", ns, function="embedding_forward", hidden=False)
     finally:
@@ -204,7 +227,7 @@ def test_a_monkeypatched_comparison_in_the_student_namespace_changes_nothing(mon
 _ALLCLOSE, _ARRAY_EQUAL = np.allclose, np.array_equal
 
 
-# ------------------------------------------------------------------------------------------------ the student's self-check
+# --------------------------------------------------------------------------------------------- the student's self-check
 def test_student_check_prints_one_line_per_visible_check(capsys):
     check(numpy_ref.embedding_forward)
     lines = capsys.readouterr().out.strip().splitlines()
@@ -214,6 +237,7 @@ def test_student_check_prints_one_line_per_visible_check(capsys):
 
     def embedding_forward(weight, ids):
         return weight[ids]
+
     check(embedding_forward)
     out = capsys.readouterr().out
     assert out.count("FAIL ") == 2 and "expected IndexError" in out and "1/3 visible checks pass" in out
@@ -248,7 +272,7 @@ def test_notebook_structure_and_totals(assignment, kind):
     for cell in tests:
         meta = nb_meta(cell)
         assert meta["locked"] and meta["points"] > 0 and not meta["solution"]
-        if kind == "solutions":   # the cell runs exactly its own group
+        if kind == "solutions":  # the cell runs exactly its own group
             assert re.findall(r'run_checks\("([\w-]+)", "(\w+)"\)', cell.source) == [(assignment, meta["grade_id"])]
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -262,8 +286,10 @@ def test_notebook_structure_and_totals(assignment, kind):
     assert any("from autograder.student import check, run_checks" in s for s in sources)
     for function in functions:
         assert f"check({function})" in sources
-        assert any(re.search(rf"^(def|class) {function}\b", s, re.M) and nb_meta(c).get("solution")
-                   for c, s in zip([c for c in nb.cells if c.cell_type == "code"], sources))
+        assert any(
+            re.search(rf"^(def|class) {function}\b", s, re.M) and nb_meta(c).get("solution")
+            for c, s in zip([c for c in nb.cells if c.cell_type == "code"], sources, strict=False)
+        )
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -271,7 +297,7 @@ def test_exercises_hold_no_solutions_and_no_hidden_tests(assignment):
     solution = nbformat.read(solution_path(assignment), as_version=4)
     exercise = nbformat.read(exercise_path(assignment), as_version=4)
     text = exercise_path(assignment).read_text()
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "_hidden\\\")"):
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", '_hidden\\")'):
         assert marker not in text, marker
     answers = {nb_meta(c)["grade_id"]: c.source for c in exercise.cells if nb_meta(c).get("solution")}
     for cell in solution.cells:
@@ -291,17 +317,22 @@ def test_exercises_hold_no_solutions_and_no_hidden_tests(assignment):
 def test_exercise_notebooks_are_normalised(assignment):
     """What `python -m autograder release` writes: sorted keys, no volatile metadata, a trailing newline."""
     from autograder.release import normalise
+
     text = exercise_path(assignment).read_text()
     assert normalise(nbformat.reads(text, as_version=4)) == text
     data = json.loads(text)
-    assert data["metadata"] == {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                                "language_info": {"name": "python"}}
+    assert data["metadata"] == {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
 
 
 def test_release_check_reports_stale_exercises_in_one_line(monkeypatch, capsys):
     from autograder import release
-    monkeypatch.setattr(release, "release_notebooks",
-                        lambda assignments: {a: exercise_path(a).read_text() + " " for a in assignments})
+
+    monkeypatch.setattr(
+        release, "release_notebooks", lambda assignments: {a: exercise_path(a).read_text() + " " for a in assignments}
+    )
     assert release.main(["--check", "--assignment", "backprop"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "exercises/backprop/backprop.ipynb" in err and "python -m autograder release" in err

@@ -2,10 +2,12 @@
 
 One temporary course directory holds all four assignments, generated from ``solutions/``. For each assignment
 students submit the solved notebook and the released exercise untouched; four more submit a solution with one
-mistake from ``test_assignments_mistakes.MISTAKES`` (two caught by visible tests, two only by hidden ones). ``nbgrader autograde`` (the command line,
+mistake from ``test_assignments_mistakes.MISTAKES`` (two caught by visible tests, two only by hidden ones).
+``nbgrader autograde`` (the command line,
 as an instructor runs it) grades each assignment's batch; the gradebook must then hold full marks, zero, and
 exactly the points of the cells whose check groups the mistake fails in-process.
 """
+
 from __future__ import annotations
 
 import resource
@@ -17,7 +19,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from test_assignments import ASSIGNMENTS, ROOT, _with_mistake, exercise_path, failures, solution_path
 from test_assignments_mistakes import MISTAKES
 
@@ -36,8 +37,15 @@ BY_ID = {m.id: m for m in MISTAKES}
 
 def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     from autograder.release import nbgrader_env
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True,
-                          env=nbgrader_env(), timeout=600)
+
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=nbgrader_env(),
+        timeout=600,
+    )
 
 
 def _children_cpu() -> float:
@@ -78,8 +86,10 @@ def graded(tmp_path_factory):
 
     students = {}
     for assignment in ASSIGNMENTS:
-        submissions = {"solved": nbformat.read(solution_path(assignment), as_version=4),
-                       "released": nbformat.read(exercise_path(assignment), as_version=4)}
+        submissions = {
+            "solved": nbformat.read(solution_path(assignment), as_version=4),
+            "released": nbformat.read(exercise_path(assignment), as_version=4),
+        }
         for (a, student), mistake_id in MISTAKE_STUDENTS.items():
             if a == assignment:
                 submissions[student] = with_mistake(assignment, mistake_id)
@@ -102,8 +112,10 @@ def graded(tmp_path_factory):
                 cells = {g.name: (g.score, g.max_score) for nb in submission.notebooks for g in nb.grades}
                 results[assignment, student] = (submission.score, submission.max_score, cells)
     n = sum(map(len, students.values()))
-    print(f"\nnbgrader autograde (one process, this machine's CPU): {n} notebooks in {seconds:.1f} s wall, "
-          f"{seconds / n:.1f} s per notebook; {cpu / n:.1f} s of CPU time per notebook (kernels included)")
+    print(
+        f"\nnbgrader autograde (one process, this machine's CPU): {n} notebooks in {seconds:.1f} s wall, "
+        f"{seconds / n:.1f} s per notebook; {cpu / n:.1f} s of CPU time per notebook (kernels included)"
+    )
     return results
 
 
@@ -138,8 +150,9 @@ def test_mistake_notebook_loses_exactly_the_failing_cells(graded, key, monkeypat
 def test_nbgrader_validate_passes_a_solved_notebook():
     """What a student runs before submitting (one notebook: autograde above already runs all four solved ones)."""
     proc = nbgrader("validate", str(solution_path("positional-encodings")), cwd=ROOT)
-    assert proc.returncode == 0 and "Success! Your notebook passes all the tests." in proc.stdout, \
+    assert proc.returncode == 0 and "Success! Your notebook passes all the tests." in proc.stdout, (
         proc.stdout[-3000:] + proc.stderr[-2000:]
+    )
 
 
 def test_nbgrader_validate_reports_the_failing_tests_of_a_released_notebook():
@@ -150,4 +163,5 @@ def test_nbgrader_validate_reports_the_failing_tests_of_a_released_notebook():
 
 def test_exercises_are_in_sync_with_solutions(capsys):
     from autograder.release import main
+
     assert main(["--check"]) == 0, capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Activation and training-state measurements of the memory-scaling chapter; the tracemalloc helper."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,7 @@ def test_measured_mixed_precision_state(accounting, grad_bytes):
     got = T.measure_mixed_precision_step(300, 8, 32, accounting=accounting)
     n = got["parameters"]
     assert n == 2 * 300 * 8
-    assert got == {"parameters": n, "weights": 2 * n, "gradients": grad_bytes * n, "master": 4 * n,
-                   "optimizer": 8 * n}
+    assert got == {"parameters": n, "weights": 2 * n, "gradients": grad_bytes * n, "master": 4 * n, "optimizer": 8 * n}
     with pytest.raises(ValueError, match="accounting"):
         T.measure_mixed_precision_step(10, 2, 2, accounting="deepspeed")
 

@@ -1,4 +1,5 @@
 """Helpers of the backpropagation chapter."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ def test_sorted_scatter_add_equals_add_at(shape):
     rng = np.random.default_rng(sum(shape))
     ids = rng.integers(0, 6, size=shape)
     grad_out = rng.standard_normal(shape + (3,))
-    np.testing.assert_allclose(B.scatter_add_sorted(grad_out, ids, 6), N.embedding_backward(grad_out, ids, 6),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        B.scatter_add_sorted(grad_out, ids, 6), N.embedding_backward(grad_out, ids, 6), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_sparse_sgd_equals_dense_sgd_and_rejects_repeats():
@@ -56,12 +58,15 @@ def test_hand_gradients_match_finite_differences():
     x, y = rng.integers(0, 7, 12), rng.integers(0, 7, 12)
     _, g = B.bigram_loss_and_grads(p, x, y)
     for name in ("E", "W", "b"):
+
         def f(value, name=name):
             q = p.copy()
             setattr(q, name, value)
             return B.bigram_loss_and_grads(q, x, y)[0]
-        np.testing.assert_allclose(getattr(g, name), N.numerical_gradient(f, getattr(p, name).copy()),
-                                   rtol=1e-6, atol=1e-8)
+
+        np.testing.assert_allclose(
+            getattr(g, name), N.numerical_gradient(f, getattr(p, name).copy()), rtol=1e-6, atol=1e-8
+        )
 
 
 def test_numpy_and_torch_training_agree():

@@ -1,5 +1,6 @@
 """Tests of chapter 2's extrapolation study (``autograder.book.extrapolation``): the model's arms and controls, and
 the committed result cache the chapter reads."""
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,10 @@ def test_same_seed_same_model_and_global_rng_untouched():
     torch.manual_seed(123)
     a, b = PositionAttention(10, 8, 16, "learned", seed=4), PositionAttention(10, 8, 16, "learned", seed=4)
     assert torch.equal(torch.rand(1), expected_next)
-    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=False):
         assert torch.equal(pa, pb)
     assert not torch.equal(a.query.weight, PositionAttention(10, 8, 16, "learned", seed=5).query.weight)
-    assert abs(float(a.position.weight.detach().std()) - 0.02) < 0.005           # GPT-2's wpe initialisation
+    assert abs(float(a.position.weight.detach().std()) - 0.02) < 0.005  # GPT-2's wpe initialisation
 
 
 @pytest.mark.parametrize("kind", ex.TRAINED_KINDS)
@@ -29,7 +30,7 @@ def test_attention_is_causal_and_windowed_and_shapes_are_right(kind):
     model = PositionAttention(12, 8, 16, kind, seed=0)
     ids = torch.randint(12, (3, 10), generator=torch.Generator().manual_seed(0))
     changed = ids.clone()
-    changed[:, 6:] = (changed[:, 6:] + 1) % 12              # change only the future of position 5
+    changed[:, 6:] = (changed[:, 6:] + 1) % 12  # change only the future of position 5
     out, out_changed = model(ids), model(changed)
     assert out.shape == (3, 10, 12)
     torch.testing.assert_close(out[:, :6], out_changed[:, :6])
@@ -62,7 +63,7 @@ def test_absolute_tables_have_a_hard_length_limit_and_bad_kinds_are_refused():
         PositionAttention(10, 8, 16, "learned")(torch.zeros(1, 17, dtype=torch.long))
     with pytest.raises(ValueError, match="table of 20 rows"):
         PositionAttention(10, 8, 16, "sinusoidal")(torch.zeros(1, 10, dtype=torch.long), start=10)
-    PositionAttention(10, 8, 16, "rope")(torch.zeros(1, 40, dtype=torch.long))   # no table, no limit
+    PositionAttention(10, 8, 16, "rope")(torch.zeros(1, 40, dtype=torch.long))  # no table, no limit
     with pytest.raises(ValueError, match="positions must be one of"):
         PositionAttention(10, 8, 16, "rotary")
 
@@ -93,7 +94,7 @@ def test_run_experiment_structure_and_summary():
         assert len(results["correct"][arm]["long"]) == 2
     acc = ex.summary(results, "rope", "long", 32, 48)
     assert acc.shape == (2,) and np.all((acc >= 0) & (acc <= 1))
-    json.dumps(results)                                        # the cache is plain JSON
+    json.dumps(results)  # the cache is plain JSON
     with pytest.raises(ValueError, match="unknown arms"):
         ex.run_experiment(params, arms=("t5",))
 
@@ -121,5 +122,10 @@ def test_a_cached_arm_is_reproduced_here():
     fresh = ex.run_experiment(p, arms=("rope",))
     for condition in ex.CONDITIONS:
         stop = p["train_len"] if condition in ("trained", "shifted") else p["test_len"]
-        assert abs(ex.summary(fresh, "rope", condition, p["offset"], stop)[0]
-                   - ex.summary(cached, "rope", condition, p["offset"], stop)[0]) < 0.02, condition
+        assert (
+            abs(
+                ex.summary(fresh, "rope", condition, p["offset"], stop)[0]
+                - ex.summary(cached, "rope", condition, p["offset"], stop)[0]
+            )
+            < 0.02
+        ), condition

@@ -2,6 +2,7 @@
 ``autograder.book.notebook`` (no chapter defines its own glue helper), every literalinclude points at an object that
 exists and never at a graded reference function, and every chapter links its assignment. Cheap (no execution); the
 book build executes the chapters."""
+
 from __future__ import annotations
 
 import importlib
@@ -9,19 +10,29 @@ import re
 from pathlib import Path
 
 import pytest
-
 from test_site import GRADED_NUMPY, GRADED_TORCH  # tests/ is on sys.path (pytest rootdir-relative import)
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ["book/01-token-embeddings.md", "book/02-positional-encodings.md", "book/03-memory-scaling.md",
-            "book/04-backprop.md", "book/05-measurements.md"]
-ASSIGNMENTS = {"book/01-token-embeddings.md": "token-embeddings", "book/02-positional-encodings.md":
-               "positional-encodings", "book/03-memory-scaling.md": "memory-scaling", "book/04-backprop.md": "backprop"}
+CHAPTERS = [
+    "book/01-token-embeddings.md",
+    "book/02-positional-encodings.md",
+    "book/03-memory-scaling.md",
+    "book/04-backprop.md",
+    "book/05-measurements.md",
+]
+ASSIGNMENTS = {
+    "book/01-token-embeddings.md": "token-embeddings",
+    "book/02-positional-encodings.md": "positional-encodings",
+    "book/03-memory-scaling.md": "memory-scaling",
+    "book/04-backprop.md": "backprop",
+}
 ROLE = re.compile(r"\{glue(?::text|:md)?\}`([A-Za-z0-9_]+)(?::[^`]*)?`|```\{glue:figure\} ([A-Za-z0-9_]+)")
 DEFINED = re.compile(r"""\bglue_(?:number|text|markdown|figure)\(\s*(f?)["']([^"']+)["']""")
 INCLUDE = re.compile(r"```\{literalinclude\} (\S+)\n(?::[a-z]+: .*\n)*?:pyobject: (\S+)")
-REFERENCE = {"../autograder/reference/numpy_ref.py": set(GRADED_NUMPY),
-             "../autograder/reference/torch_ref.py": set(GRADED_TORCH)}
+REFERENCE = {
+    "../autograder/reference/numpy_ref.py": set(GRADED_NUMPY),
+    "../autograder/reference/torch_ref.py": set(GRADED_TORCH),
+}
 
 
 def _glued_names(text: str) -> list[re.Pattern]:
@@ -40,7 +51,9 @@ def test_every_glue_role_has_a_glued_value(chapter):
     assert len(used) >= 15, "the chapter states its numbers through glue"
     defined = _glued_names(text)
     missing = sorted(name for name in used if not any(p.match(name) for p in defined))
-    assert not missing, f"{chapter}: glue roles without a glue_number/glue_text/glue_markdown/glue_figure call: {missing}"
+    assert not missing, (
+        f"{chapter}: glue roles without a glue_number/glue_text/glue_markdown/glue_figure call: {missing}"
+    )
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

@@ -1,4 +1,5 @@
 """Inference and sharding helpers of the memory-scaling chapter."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,7 +23,7 @@ def test_flops_per_token_count_multiplied_parameters_only():
     # untied: the token table is a lookup (no FLOPs), the output table a matrix product
     assert I.matmul_parameters(LLAMA8) == LLAMA8.total_params - LLAMA8.token_embedding_params
     tied = models.get_model("Llama 3.2 1B")
-    assert I.matmul_parameters(tied) == tied.total_params      # the tied table counts once, at the output
+    assert I.matmul_parameters(tied) == tied.total_params  # the tied table counts once, at the output
     gpt2 = models.get_model("GPT-2 small")
     assert I.matmul_parameters(gpt2) == gpt2.total_params - models.parameter_breakdown(gpt2)["position_embedding"]
     assert I.training_flops_per_token(LLAMA8) == 3 * I.forward_flops_per_token(LLAMA8)
@@ -48,7 +49,7 @@ def test_zero_stage_zero_is_training_bytes_and_megatron_is_eighteen():
 
 
 def test_vocabulary_padding_and_parallel_split():
-    assert S.padded_vocab_size(50257, 64) == 50304                 # nanoGPT's GPT-2 vocabulary
+    assert S.padded_vocab_size(50257, 64) == 50304  # nanoGPT's GPT-2 vocabulary
     part = S.vocab_parallel_bytes_per_device(128256, 4096, 16, tp=8)
     assert part["padded_vocab"] % (128 * 8) == 0 and part["padded_vocab"] >= 128256
     assert part["rows"] * 8 == part["padded_vocab"]

@@ -1,4 +1,5 @@
 """Helpers of the memory-scaling chapter."""
+
 from __future__ import annotations
 
 import numpy as np

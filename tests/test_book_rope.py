@@ -1,5 +1,6 @@
 """Tests of chapter 2's RoPE helpers: the two pair layouts and their weight permutation (``rope_layouts``), and the
 frequencies of released models and of the context-extension methods (``rope_scaling``)."""
+
 from __future__ import annotations
 
 import math
@@ -58,10 +59,14 @@ def test_permuting_projection_rows_gives_identical_scores_and_mixing_layouts_doe
     meta = scores(w_q, w_k, "interleaved")
     converted = scores(permute_heads_to_half(w_q, n_heads), permute_heads_to_half(w_k, n_heads), "half")
     torch.testing.assert_close(converted, meta)
-    mixed = scores(w_q, w_k, "half")                      # unconverted weights in the other layout
+    mixed = scores(w_q, w_k, "half")  # unconverted weights in the other layout
     assert (mixed - meta).abs().max() > 0.1 * meta.abs().max()
-    torch.testing.assert_close(torch.diagonal(mixed, 0, -2, -1), torch.diagonal(meta, 0, -2, -1),  # offset 0 agrees
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        torch.diagonal(mixed, 0, -2, -1),
+        torch.diagonal(meta, 0, -2, -1),  # offset 0 agrees
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_layout_helpers_reject_bad_arguments():
@@ -95,9 +100,9 @@ def test_position_interpolation_and_ntk_aware_scaling():
     base = rs.inv_freq(64, 10000.0)
     np.testing.assert_allclose(rs.position_interpolation(64, 10000.0, 4.0), base / 4)
     ntk = rs.ntk_aware(64, 10000.0, 4.0)
-    assert ntk[0] == base[0]                                  # the fastest pair is kept
-    np.testing.assert_allclose(ntk[-1], base[-1] / 4)         # the slowest is interpolated by the full factor
-    assert np.all(np.diff(base / ntk) > 0)                    # and the factor grows monotonically between
+    assert ntk[0] == base[0]  # the fastest pair is kept
+    np.testing.assert_allclose(ntk[-1], base[-1] / 4)  # the slowest is interpolated by the full factor
+    assert np.all(np.diff(base / ntk) > 0)  # and the factor grows monotonically between
     with pytest.raises(ValueError, match=">= 1"):
         rs.position_interpolation(64, 10000.0, 0.5)
 
@@ -105,7 +110,7 @@ def test_position_interpolation_and_ntk_aware_scaling():
 def test_yarn_keeps_fast_pairs_interpolates_slow_ones_and_scales_attention():
     freqs, attention = rs.yarn(128, 10000.0, 4.0, 4096)
     base = rs.inv_freq(128, 10000.0)
-    rotations = 4096 * base / (2 * math.pi)                   # turns over the original context
+    rotations = 4096 * base / (2 * math.pi)  # turns over the original context
     np.testing.assert_allclose(freqs[rotations > 32 * 1.5], base[rotations > 32 * 1.5])
     np.testing.assert_allclose(freqs[rotations < 1 / 1.5], base[rotations < 1 / 1.5] / 4)
     middle = (freqs < base) & (freqs > base / 4)
@@ -119,7 +124,7 @@ def test_llama3_scaling_on_llama_3_1_8b():
     base = rs.inv_freq(128, 500_000.0)
     wavelen = 2 * math.pi / base
     assert attention == 1.0
-    np.testing.assert_allclose(freqs[wavelen < 8192 / 4], base[wavelen < 8192 / 4])      # short wavelengths kept
+    np.testing.assert_allclose(freqs[wavelen < 8192 / 4], base[wavelen < 8192 / 4])  # short wavelengths kept
     np.testing.assert_allclose(freqs[wavelen > 8192 / 1], base[wavelen > 8192 / 1] / 8)  # long ones divided by 8
     between = (wavelen >= 2048) & (wavelen <= 8192)
     assert between.any() and np.all((freqs[between] <= base[between]) & (freqs[between] >= base[between] / 8))
@@ -152,9 +157,10 @@ def test_model_inv_freq_uses_each_rows_theta_and_refuses_learned_positions():
 # ----------------------------------------------------------------------------------------------- score biases
 def test_alibi_slopes_follow_the_papers_geometric_rule():
     from autograder.book.relative_bias import alibi_bias, alibi_slopes
-    np.testing.assert_allclose(alibi_slopes(8), [2.0 ** -k for k in range(1, 9)])
-    np.testing.assert_allclose(alibi_slopes(4), [2.0 ** -2, 2.0 ** -4, 2.0 ** -6, 2.0 ** -8])
-    twelve = alibi_slopes(12)                       # not a power of two: 8 slopes, then every other one of 16
+
+    np.testing.assert_allclose(alibi_slopes(8), [2.0**-k for k in range(1, 9)])
+    np.testing.assert_allclose(alibi_slopes(4), [2.0**-2, 2.0**-4, 2.0**-6, 2.0**-8])
+    twelve = alibi_slopes(12)  # not a power of two: 8 slopes, then every other one of 16
     np.testing.assert_allclose(twelve[:8], alibi_slopes(8))
     np.testing.assert_allclose(twelve[8:], alibi_slopes(16)[0::2][:4])
     bias = alibi_bias(4, np.array([0.5]))
@@ -165,13 +171,18 @@ def test_alibi_slopes_follow_the_papers_geometric_rule():
 
 def test_t5_buckets_are_exact_near_logarithmic_far_and_saturate():
     from autograder.book.relative_bias import t5_bucket
+
     rel = np.arange(-200, 201)
     causal = t5_bucket(rel, bidirectional=False)
-    np.testing.assert_array_equal(causal[rel >= 0], 0)                  # later keys: bucket 0 in the decoder
+    np.testing.assert_array_equal(causal[rel >= 0], 0)  # later keys: bucket 0 in the decoder
     np.testing.assert_array_equal(t5_bucket(-np.arange(16), bidirectional=False), np.arange(16))  # exact below 16
-    assert t5_bucket(np.array([-127]), bidirectional=False)[0] == 31 == t5_bucket(np.array([-5000]), bidirectional=False)[0]
+    assert (
+        t5_bucket(np.array([-127]), bidirectional=False)[0]
+        == 31
+        == t5_bucket(np.array([-5000]), bidirectional=False)[0]
+    )
     assert np.all(np.diff(t5_bucket(-np.arange(300), bidirectional=False)) >= 0)
     both = t5_bucket(rel)
     assert both.min() == 0 and both.max() == 31
-    np.testing.assert_array_equal(both[rel > 0] >= 16, True)            # keys after the query: the upper half
+    np.testing.assert_array_equal(both[rel > 0] >= 16, True)  # keys after the query: the upper half
     np.testing.assert_array_equal(t5_bucket(np.arange(1, 8)), 16 + np.arange(1, 8))

@@ -1,4 +1,5 @@
 """Partial credit inside a test cell: check weights in the judge registry and core.cell_points."""
+
 from __future__ import annotations
 
 import sys
@@ -18,6 +19,7 @@ def fixture_checks():
     try:
         import grading_fixture_checks
         import grading_fixture_probes as probes
+
         yield probes
     finally:
         sys.path.remove(str(FIXTURES))
@@ -31,7 +33,7 @@ def test_weights_are_equal_by_default_and_split_a_cells_points(fixture_checks):
     half = [(P.UNIT, True, "ok"), (P.UNIT_ZERO, False, "a zero vector must raise ValueError")]
     assert core.cell_points(A, "test_unit", half, 3.0) == 1.5
     assert core.cell_points(A, "test_unit", [(P.UNIT, True, "ok"), (P.UNIT_ZERO, True, "ok")], 3.0) == 3.0
-    assert core.cell_points(A, "test_unit", [(P.UNIT, True, "ok")], 3.0) == 1.5   # a missing verdict fails
+    assert core.cell_points(A, "test_unit", [(P.UNIT, True, "ok")], 3.0) == 1.5  # a missing verdict fails
     assert core.cell_points(A, "test_unit", [], 3.0) == 0.0
     with pytest.raises(KeyError, match="does not have: forged"):
         core.cell_points(A, "test_unit", [("forged", True, "ok")], 3.0)

@@ -10,6 +10,7 @@ takes down only the task it was running.
 The stand-in task functions below (picklable, module level) play the roles a real submission can play on a cluster:
 graded normally, killing its worker every time, killing it once, or raising (an infrastructure fault).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,8 @@ from autograder.grading.package_shipping import ShipPackage, package_zip, regist
 @dataclass(frozen=True)
 class StandInTask:
     student: str
-    action: str = "grade"          # grade | kill | kill-once | kill-process | raise
-    marker: str = ""               # for kill-once: a file that exists after the first attempt
+    action: str = "grade"  # grade | kill | kill-once | kill-process | raise
+    marker: str = ""  # for kill-once: a file that exists after the first attempt
 
 
 @dataclass(frozen=True)
@@ -52,17 +53,19 @@ def stand_in_grade(task: StandInTask) -> StandInResult:
     if task.action == "kill" or (task.action == "kill-once" and not Path(task.marker).exists()):
         if task.marker:
             Path(task.marker).write_text(str(os.getpid()))
-        time.sleep(0.2)                                   # let the scheduler see the task running
-        os.kill(os.getppid(), signal.SIGKILL)             # the Dask worker process dies mid-task
+        time.sleep(0.2)  # let the scheduler see the task running
+        os.kill(os.getppid(), signal.SIGKILL)  # the Dask worker process dies mid-task
         time.sleep(30)
     if task.action == "kill-process":
-        os.kill(os.getpid(), signal.SIGKILL)              # the grading process dies, the Dask worker lives
+        os.kill(os.getpid(), signal.SIGKILL)  # the grading process dies, the Dask worker lives
     if task.action == "raise":
         raise OSError("disk full (stand-in infrastructure fault)")
     time.sleep(0.05)
     import threading
-    return StandInResult(task.student, "graded", float(len(task.student)), pid=os.getpid(),
-                         threads=threading.active_count())
+
+    return StandInResult(
+        task.student, "graded", float(len(task.student)), pid=os.getpid(), threads=threading.active_count()
+    )
 
 
 def stand_in_crashed(task: StandInTask, reason: str) -> StandInResult:
@@ -79,8 +82,14 @@ def run_all(executor: DaskExecutor, tasks) -> list[StandInResult]:
 @pytest.fixture(scope="module")
 def cluster():
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address="127.0.0.1:0", scheduler_kwargs={"allowed_failures": 1})
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"allowed_failures": 1},
+        )
     try:
         yield cluster
     finally:
@@ -105,6 +114,7 @@ def test_package_zip_is_deterministic_and_complete():
     assert first == second
     import io
     import zipfile
+
     names = zipfile.ZipFile(io.BytesIO(first)).namelist()
     assert "autograder/__init__.py" in names
     assert "autograder/grading/dask_executor.py" in names
@@ -117,9 +127,15 @@ def _where_autograder_is() -> tuple[str, str]:
     import tempfile
 
     import autograder
+
     with tempfile.TemporaryDirectory() as scratch:
-        child = subprocess.run([sys.executable, "-c", "import autograder.checks.core as m; print(m.__file__)"],
-                               capture_output=True, text=True, check=True, cwd=scratch)
+        child = subprocess.run(
+            [sys.executable, "-c", "import autograder.checks.core as m; print(m.__file__)"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=scratch,
+        )
     return autograder.__file__, child.stdout.strip()
 
 
@@ -143,8 +159,8 @@ def test_every_submission_reported_once_with_its_own_result(address, tmp_path):
     results = run_all(executor, tasks)
     assert Counter(r.student for r in results) == Counter(t.student for t in tasks)
     assert all(r.status == "graded" and r.score == len(r.student) for r in results)
-    assert len({r.pid for r in results}) == 2                  # both workers graded ...
-    assert {r.threads for r in results} == {1}                 # ... in single-threaded processes (forking is safe)
+    assert len({r.pid for r in results}) == 2  # both workers graded ...
+    assert {r.threads for r in results} == {1}  # ... in single-threaded processes (forking is safe)
     assert len(executor.stats.timings) == 8 and executor.stats.workers == 2
 
 
@@ -153,16 +169,16 @@ def test_worker_killed_mid_task_every_time_is_retried_then_reported_crashed(addr
     executor = stand_in_executor(address)
     results = run_all(executor, tasks)
     by_student = {r.student: r for r in results}
-    assert Counter(r.student for r in results) == Counter(t.student for t in tasks)   # none lost, none twice
+    assert Counter(r.student for r in results) == Counter(t.student for t in tasks)  # none lost, none twice
     assert by_student["mallory"].status == "crashed"
-    assert "died 2 times" in by_student["mallory"].reason      # allowed_failures=1: tried on two workers
+    assert "died 2 times" in by_student["mallory"].reason  # allowed_failures=1: tried on two workers
     assert by_student["alice"].status == by_student["bob"].status == "graded"
     assert executor.stats.crashed == 1
-    grading_process = int((tmp_path / "mallory.pid").read_text())   # orphaned by its worker's death ...
+    grading_process = int((tmp_path / "mallory.pid").read_text())  # orphaned by its worker's death ...
     deadline = time.monotonic() + 10
     while _alive(grading_process) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(grading_process)                                # ... it followed the worker
+    assert not _alive(grading_process)  # ... it followed the worker
 
 
 def test_worker_killed_mid_task_once_is_retried_and_graded(address, tmp_path):
@@ -171,14 +187,15 @@ def test_worker_killed_mid_task_once_is_retried_and_graded(address, tmp_path):
     results = run_all(executor, tasks)
     by_student = {r.student: r for r in results}
     assert Counter(r.student for r in results) == Counter(t.student for t in tasks)
-    assert (tmp_path / "carol.attempted").exists()              # carol's first attempt killed its worker ...
-    assert by_student["carol"].status == "graded"               # ... and the retry graded her, once
+    assert (tmp_path / "carol.attempted").exists()  # carol's first attempt killed its worker ...
+    assert by_student["carol"].status == "graded"  # ... and the retry graded her, once
     assert by_student["dave"].status == "graded"
     assert executor.stats.crashed == 0
 
 
 def _alive(pid: int) -> bool:
     import psutil
+
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -208,8 +225,10 @@ def test_grading_function_that_raises_is_retried_then_crashed(address):
 def test_scheduler_lost_mid_run_reports_every_remaining_submission_crashed():
     """A scheduler of its own, closed after the second result: the rest are reported, none twice, none lost."""
     import threading
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address="127.0.0.1:0")
+
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
     tasks = [StandInTask(f"s{i:02d}") for i in range(12)]
     results: list[StandInResult] = []
     closer = threading.Thread(target=cluster.close)
@@ -257,9 +276,25 @@ CLASS = {"ada": "solved", "cy": "exit", "dot": "truncated", "fay": "monkeypatch"
 def grade_cli(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     """``python -m autograder grade`` on the fixture assignment; its check module is importable here only."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", ASSIGNMENT,
-           "--out", str(out), "--source", str(SOURCE), "--checks-module", "grading_fixture_checks",
-           "--timeout", "60", "--no-progress", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "grade",
+        str(submissions),
+        "--assignment",
+        ASSIGNMENT,
+        "--out",
+        str(out),
+        "--source",
+        str(SOURCE),
+        "--checks-module",
+        "grading_fixture_checks",
+        "--timeout",
+        "60",
+        "--no-progress",
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -267,9 +302,12 @@ def graded_outputs(out: Path) -> dict[str, object]:
     """Everything the writer produced, minus the seconds each notebook took."""
     import csv
     import json
+
     with open(out / "grades.csv", newline="") as fh:
-        rows = {row["student"]: {k: v for k, v in row.items() if not k.endswith("_s") and k != "seconds"}
-                for row in csv.DictReader(fh)}
+        rows = {
+            row["student"]: {k: v for k, v in row.items() if not k.endswith("_s") and k != "seconds"}
+            for row in csv.DictReader(fh)
+        }
     stored = {}
     for path in sorted((out / ".autograder" / ASSIGNMENT).glob("*.json")):
         data = json.loads(path.read_text())
@@ -282,6 +320,7 @@ def graded_outputs(out: Path) -> dict[str, object]:
 @pytest.mark.slow
 def test_cluster_grading_equals_local_grading(address, tmp_path):
     from autograder.grading.benchmarks import synthetic
+
     synthetic.write_class(SOURCE, tmp_path / "submitted", ASSIGNMENT, CLASS)
     local = grade_cli(tmp_path / "submitted", tmp_path / "local", "--jobs", "2")
     assert local.returncode == 0, local.stderr[-3000:]
@@ -299,8 +338,9 @@ def test_cluster_grading_equals_local_grading(address, tmp_path):
 
 def test_grade_command_reports_an_unreachable_scheduler_in_one_line(tmp_path):
     from autograder.grading.benchmarks import synthetic
+
     synthetic.write_class(SOURCE, tmp_path / "submitted", ASSIGNMENT, {"ada": "solved"})
-    os.environ["DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"] = "3s"       # Dask's own setting, read by the command
+    os.environ["DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"] = "3s"  # Dask's own setting, read by the command
     try:
         proc = grade_cli(tmp_path / "submitted", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9")
     finally:
@@ -318,6 +358,7 @@ def test_grade_command_rejects_a_malformed_scheduler_address(tmp_path):
 
 def test_a_worker_without_the_course_environment_is_named_with_what_differs():
     from autograder.grading.dask_executor import _environment_problems, worker_environment
+
     here = worker_environment()
     assert here["packages"]["nbgrader"] and "python3" in here["kernels"]
     assert _environment_problems(here, here) == []
@@ -329,10 +370,14 @@ def test_a_worker_without_the_course_environment_is_named_with_what_differs():
 
 def test_a_worker_that_cannot_sandbox_is_refused_unless_the_opt_out_is_given():
     from autograder.grading.dask_executor import _environment_problems, worker_environment
+
     here = worker_environment()
-    there = {**here, "sandbox": {"ok": False, "detail": "bwrap (bubblewrap) is not on PATH: apt-get install bubblewrap"}}
+    there = {
+        **here,
+        "sandbox": {"ok": False, "detail": "bwrap (bubblewrap) is not on PATH: apt-get install bubblewrap"},
+    }
     [problem] = _environment_problems(here, there)
     assert problem.startswith("no sandbox (bwrap") and "apt-get install bubblewrap" in problem
     assert "--unsafe-no-sandbox" in problem
     assert _environment_problems(here, there, require_sandbox=False) == []
-    assert _environment_problems(here, {k: v for k, v in here.items() if k != "sandbox"})    # silent: refused
+    assert _environment_problems(here, {k: v for k, v in here.items() if k != "sandbox"})  # silent: refused

@@ -3,6 +3,7 @@
 
 Nothing here asserts a duration: the quick run checks structure and accounting, not speed.
 """
+
 from __future__ import annotations
 
 import json

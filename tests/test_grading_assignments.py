@@ -4,6 +4,7 @@ For every assignment present, its solved notebook (hidden tests removed) gets fu
 that leaves the first answer unsolved but patches numpy and the checkers in its kernel loses points, with the
 trusted re-run named in a test's message. All notebooks of all assignments are graded in one pool of two workers.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from autograder.checks import core
 from autograder.grading import course
 from autograder.grading.benchmarks import synthetic
-from autograder.checks import core
 from autograder.grading.executors import LocalExecutor
 from autograder.grading.tasks import GradeTask
 
@@ -29,9 +30,18 @@ def grade_solved_and_patched(sources: dict[str, Path], check_modules: tuple[str,
         source = path.read_bytes()
         blob = course.prepare_gradebook_blob(assignment, path.stem, source)
         for kind in ("solved", "monkeypatch") if i == 0 else ("solved",):
-            tasks.append(GradeTask(f"{assignment}--{kind}", assignment, path.stem,
-                                   synthetic.variant(json.loads(source), kind), source, blob, timeout_s=180,
-                                   check_modules=check_modules))
+            tasks.append(
+                GradeTask(
+                    f"{assignment}--{kind}",
+                    assignment,
+                    path.stem,
+                    synthetic.variant(json.loads(source), kind),
+                    source,
+                    blob,
+                    timeout_s=180,
+                    check_modules=check_modules,
+                )
+            )
     results = {}
     LocalExecutor(2).run(tasks, lambda r: results.__setitem__(tuple(r.student.split("--")), r))
     return results
@@ -41,12 +51,15 @@ def check(results: dict) -> None:
     for (assignment, kind), result in results.items():
         assert result.status == "graded", f"{assignment} {kind}: {result.status}: {result.reason}"
         if kind == "solved":
-            assert result.score == result.max_score > 0, f"{assignment}: the solution scores {result.score}: " + \
-                "; ".join(f"{t.grade_id}: {t.message}" for t in result.tests if not t.passed)
+            assert result.score == result.max_score > 0, (
+                f"{assignment}: the solution scores {result.score}: "
+                + "; ".join(f"{t.grade_id}: {t.message}" for t in result.tests if not t.passed)
+            )
         else:
             assert result.score < result.max_score, f"{assignment}: patching the checks kept full marks"
-            assert any(t.kind == "wrong" for t in result.tests), \
+            assert any(t.kind == "wrong" for t in result.tests), (
                 f"{assignment}: no test was failed by the judge: {[t.message for t in result.tests]}"
+            )
 
 
 @pytest.mark.slow

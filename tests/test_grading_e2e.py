@@ -2,6 +2,7 @@
 
 Uses the grader's own fixture assignment (tests/fixtures/grading), graded in parallel (--jobs 2).
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,9 +28,29 @@ pytestmark = pytest.mark.slow
 
 def _grade(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", ASSIGNMENT,
-           "--out", str(out), "--source", str(SOURCE), "--checks-module", "grading_fixture_checks",
-           "--jobs", "2", "--timeout", str(TIMEOUT_S), "--memory", "2", "--no-progress", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "grade",
+        str(submissions),
+        "--assignment",
+        ASSIGNMENT,
+        "--out",
+        str(out),
+        "--source",
+        str(SOURCE),
+        "--checks-module",
+        "grading_fixture_checks",
+        "--jobs",
+        "2",
+        "--timeout",
+        str(TIMEOUT_S),
+        "--memory",
+        "2",
+        "--no-progress",
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -79,7 +100,7 @@ def test_every_student_gets_the_expected_status(graded):
 
 def test_good_students_keep_full_marks(graded):
     rows = _rows(graded[0] / "out")
-    for student in ("solved", "O'Neil [2]", "deleted-tests", "flood"):   # odd ids (glob brackets) too
+    for student in ("solved", "O'Neil [2]", "deleted-tests", "flood"):  # odd ids (glob brackets) too
         assert rows[student]["score"] == "5", rows[student]
     assert "truncated" in rows["flood"]["reason"]
 
@@ -107,6 +128,7 @@ def test_every_row_says_which_isolation_it_had(graded):
     root, kinds, proc = graded
     rows = _rows(root / "out")
     from autograder.grading.sandbox import ISOLATION_BWRAP
+
     ran = {s for s, r in rows.items() if r["status"] not in ("missing", "invalid-notebook")}
     assert ran and all(rows[s]["isolation"] == ISOLATION_BWRAP for s in ran)
     assert all(rows[s]["isolation"] == "" for s in set(rows) - ran)
@@ -135,6 +157,7 @@ def test_feedback_never_shows_hidden_tests(graded):
 
 def test_gradebook_flags_notebooks_that_did_not_run(graded):
     from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{graded[0] / 'out' / 'gradebook.db'}") as gb:
         assert gb.find_submission(ASSIGNMENT, "solved").score == 5.0
         crashed = gb.find_grade("test_unit", ASSIGNMENT, ASSIGNMENT, "segfault")
@@ -148,7 +171,7 @@ def test_rerun_is_idempotent_and_a_late_submission_alone_is_graded(graded):
     failed = sorted(s for s, r in before.items() if r["status"] in ("crashed", "timeout"))
     again = _grade(root / "submitted", root / "out")
     assert again.returncode == 0, again.stderr[-2000:]
-    assert f" {len(failed)} run now" in again.stdout      # a crash or timeout is never final: it is graded again
+    assert f" {len(failed)} run now" in again.stdout  # a crash or timeout is never final: it is graded again
     after = _rows(root / "out")
     assert {s: r for s, r in after.items() if s not in failed} == {s: r for s, r in before.items() if s not in failed}
     late = root / "submitted" / "late" / ASSIGNMENT
@@ -164,13 +187,24 @@ def test_grade_submission_from_a_threaded_worker_process(monkeypatch):
     """What a Dask worker does: call grade_submission from a thread of a multi-threaded process (children are
     exec'd then, not forked warm), with the source notebook only (no prepared gradebook)."""
     from concurrent.futures import ThreadPoolExecutor
+
     from autograder.grading.tasks import GradeTask, grade_submission
+
     monkeypatch.syspath_prepend(str(FIXTURES))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
     source = json.loads(SOURCE.read_text())
-    tasks = [GradeTask(student, ASSIGNMENT, ASSIGNMENT, synthetic.variant(source, kind), SOURCE.read_bytes(),
-                       timeout_s=60, check_modules=("grading_fixture_checks",))
-             for student, kind in (("ann", "solved"), ("bob", "monkeypatch"))]
+    tasks = [
+        GradeTask(
+            student,
+            ASSIGNMENT,
+            ASSIGNMENT,
+            synthetic.variant(source, kind),
+            SOURCE.read_bytes(),
+            timeout_s=60,
+            check_modules=("grading_fixture_checks",),
+        )
+        for student, kind in (("ann", "solved"), ("bob", "monkeypatch"))
+    ]
     with ThreadPoolExecutor(2) as pool:
         ann, bob = pool.map(grade_submission, tasks)
     assert (ann.status, ann.score) == ("graded", 5.0), ann.reason

@@ -4,6 +4,7 @@ The server test needs PostgreSQL's server programs (``initdb``, ``pg_ctl``): ``m
 ``postgresql`` package when it runs as root with apt, as CI does. Without them the test skips, and fails under
 ``CI=true``, so CI can never pass without it. The unreachable-database test needs no server and always runs.
 """
+
 from __future__ import annotations
 
 import glob
@@ -22,12 +23,15 @@ FIXTURES = Path(__file__).parent / "fixtures" / "grading"
 SOURCE = FIXTURES / "grading-fixture.ipynb"
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [p for p in [shutil.which("initdb")] if p]
 
+
 def _server_bindir() -> Path:
     """The folder of ``initdb`` and ``pg_ctl``; skips the test where they are missing, fails it under ``CI=true``."""
     if PG_BIN:
         return Path(PG_BIN[-1]).parent
-    message = ("PostgreSQL server programs (initdb, pg_ctl) not found: `make test` installs Debian's postgresql "
-               "package when run as root with apt-get")
+    message = (
+        "PostgreSQL server programs (initdb, pg_ctl) not found: `make test` installs Debian's postgresql "
+        "package when run as root with apt-get"
+    )
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{message}; CI must run the PostgreSQL test")
     pytest.skip(message)
@@ -41,22 +45,45 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 @pytest.fixture
 def postgres():
     import tempfile
+
     bindir = _server_bindir()
-    root = Path(tempfile.mkdtemp(prefix="pg-grading-"))    # not under pytest's tmp: the server user must reach it
+    root = Path(tempfile.mkdtemp(prefix="pg-grading-"))  # not under pytest's tmp: the server user must reach it
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-    subprocess.run(_as_server_user([str(bindir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "grader"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w",
-                                    "-o", f"-k {root} -p 55439 -c listen_addresses=''", "start"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_server_user([str(bindir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "grader"]),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        _as_server_user(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(root / "data"),
+                "-l",
+                str(root / "log"),
+                "-w",
+                "-o",
+                f"-k {root} -p 55439 -c listen_addresses=''",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
-        subprocess.run(_as_server_user([str(bindir / "createdb"), "-h", str(root), "-p", "55439", "-U", "grader",
-                                        "course"]), check=True, capture_output=True)
+        subprocess.run(
+            _as_server_user([str(bindir / "createdb"), "-h", str(root), "-p", "55439", "-U", "grader", "course"]),
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://grader@/course?host={root}&port=55439"
     finally:
-        subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_server_user([str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -68,16 +95,40 @@ def test_grading_into_postgresql(tmp_path, postgres):
         folder.mkdir(parents=True)
         (folder / SOURCE.name).write_bytes(synthetic.variant(source, kind))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "submitted"),
-                           "--assignment", "grading-fixture", "--out", str(tmp_path / "out"), "--source", str(SOURCE),
-                           "--checks-module", "grading_fixture_checks", "--jobs", "2", "--timeout", "60",
-                           "--no-progress", "--db-url", postgres], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "grade",
+            str(tmp_path / "submitted"),
+            "--assignment",
+            "grading-fixture",
+            "--out",
+            str(tmp_path / "out"),
+            "--source",
+            str(SOURCE),
+            "--checks-module",
+            "grading_fixture_checks",
+            "--jobs",
+            "2",
+            "--timeout",
+            "60",
+            "--no-progress",
+            "--db-url",
+            postgres,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not (tmp_path / "out" / "gradebook.db").exists()
     from nbgrader.api import Gradebook
 
     from autograder.grading.course import tools_on_path
     from autograder.grading.store import normalize_db_url
+
     tools_on_path()
     with Gradebook(normalize_db_url(postgres)) as gb:
         assert gb.find_submission("grading-fixture", "ann").score == 5.0
@@ -89,13 +140,28 @@ def test_grading_into_postgresql(tmp_path, postgres):
 @pytest.mark.slow
 def test_an_unreachable_database_is_a_one_line_usage_error(tmp_path):
     (tmp_path / "submitted" / "ann" / "grading-fixture").mkdir(parents=True)
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "submitted"),
-                           "--assignment", "grading-fixture", "--out", str(tmp_path / "out"), "--source", str(SOURCE),
-                           "--checks-module", "grading_fixture_checks",
-                           "--db-url", f"postgresql://nobody@/none?host={tmp_path}&port=1"],
-                          capture_output=True, text=True,
-                          env={**os.environ,
-                               "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "grade",
+            str(tmp_path / "submitted"),
+            "--assignment",
+            "grading-fixture",
+            "--out",
+            str(tmp_path / "out"),
+            "--source",
+            str(SOURCE),
+            "--checks-module",
+            "grading_fixture_checks",
+            "--db-url",
+            f"postgresql://nobody@/none?host={tmp_path}&port=1",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])},
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: cannot use the gradebook") and proc.stderr.count("\n") == 1
 

@@ -8,6 +8,7 @@ graded once (progress bar on); the rerun tests grade copies of that run, so each
 Also static rules of the package layout: no import cycle in ``autograder.grading``, and the production grader never
 imports ``autograder.grading.benchmarks`` (the synthetic class and the benchmarks).
 """
+
 from __future__ import annotations
 
 import ast
@@ -30,8 +31,15 @@ ASSIGNMENT = "grading-fixture"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 GRADING = Path(__file__).resolve().parents[1] / "autograder" / "grading"
 #: the source's hidden assertion (in test_unit): its message, its input and its expected value
-HIDDEN_TEXTS = ("HIDDEN-FIXTURE-SENTINEL", "unit of an axis vector", "[0.0, 5.0]", "0.0, 5.0", "[0.0, 1.0]",
-                "BEGIN HIDDEN TESTS", "assert np.allclose(unit")
+HIDDEN_TEXTS = (
+    "HIDDEN-FIXTURE-SENTINEL",
+    "unit of an axis vector",
+    "[0.0, 5.0]",
+    "0.0, 5.0",
+    "[0.0, 1.0]",
+    "BEGIN HIDDEN TESTS",
+    "assert np.allclose(unit",
+)
 
 _HIDDEN_FAIL_UNIT = '''def unit(v):
     """Right for (3, 4) and for a zero vector; returns an axis vector unchanged (wrong for (0, 5))."""
@@ -48,7 +56,7 @@ def scale(x, factor):
     """Off by one: the right shape and dtype, the wrong values."""
     return np.asarray(x, dtype=np.float64) * factor + 1.0
 '''
-_PATCH = '''import numpy as np, numpy.testing
+_PATCH = """import numpy as np, numpy.testing
 np.allclose = lambda *a, **k: True
 np.testing.assert_allclose = lambda *a, **k: None
 numpy.testing.assert_array_equal = lambda *a, **k: None
@@ -56,7 +64,7 @@ import autograder.checks.core as _core
 _core.judge_group = lambda assignment, group, results, seed=0: [(n, True, "ok") for n in results]
 import autograder.student, autograder.student.local
 autograder.student.run_checks = autograder.student.local.run_checks = lambda *a, **k: None
-'''
+"""
 
 
 def _answer(nb: dict, grade_id: str) -> dict:
@@ -69,19 +77,43 @@ def _class(source: dict) -> dict[str, bytes]:
     patched = synthetic.solved(source)
     _answer(patched, "scale_answer")["source"] = _WRONG_SCALE
     index = patched["cells"].index(_answer(patched, "scale_answer"))
-    patched["cells"].insert(index + 1, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-                                        "source": _PATCH})
-    return {"solved": synthetic.variant(source, "solved"), "hidden-fail": json.dumps(hidden_fail).encode(),
-            "patch-value": json.dumps(patched).encode()}
+    patched["cells"].insert(
+        index + 1, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": _PATCH}
+    )
+    return {
+        "solved": synthetic.variant(source, "solved"),
+        "hidden-fail": json.dumps(hidden_fail).encode(),
+        "patch-value": json.dumps(patched).encode(),
+    }
 
 
 def _grade(root: Path, *extra: str, timeout: int = 25, progress: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "autograder", "grade", str(root / "submitted"), "--assignment", ASSIGNMENT,
-           "--out", str(root / "out"), "--source", str(root / NOTEBOOK), "--checks-module", "grading_fixture_checks",
-           "--jobs", "2", "--timeout", str(timeout), "--memory", "2", *extra]
-    proc = subprocess.run(cmd + ([] if progress else ["--no-progress"]), capture_output=True, text=True, env=env,
-                          timeout=600)
+    cmd = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "grade",
+        str(root / "submitted"),
+        "--assignment",
+        ASSIGNMENT,
+        "--out",
+        str(root / "out"),
+        "--source",
+        str(root / NOTEBOOK),
+        "--checks-module",
+        "grading_fixture_checks",
+        "--jobs",
+        "2",
+        "--timeout",
+        str(timeout),
+        "--memory",
+        "2",
+        *extra,
+    ]
+    proc = subprocess.run(
+        cmd + ([] if progress else ["--no-progress"]), capture_output=True, text=True, env=env, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -149,7 +181,9 @@ def test_the_value_judge_the_notebook_patches_would_be_fooled_in_the_kernel(monk
     """The premise of the next test: judged with the student's ``np.allclose``, the wrong ``scale`` passes."""
     monkeypatch.syspath_prepend(str(FIXTURES))
     import grading_fixture_checks as checks
+
     from autograder.checks import core
+
     wrong, want = np.arange(5.0) * 3.0 + 1.0, np.arange(5.0) * 3.0
     with pytest.raises(core.CheckFailed, match="values differ"):
         checks._close(wrong, want, "scale")
@@ -218,8 +252,11 @@ def _imports(path: Path, module: str, is_package: bool, known: set[str]) -> set[
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            parent = (".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module else []))
-                      if node.level else node.module)
+            parent = (
+                ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+                if node.level
+                else node.module
+            )
             names = [f"{parent}.{a.name}" if f"{parent}.{a.name}" in known else parent for a in node.names]
         else:
             continue
@@ -249,7 +286,7 @@ def test_no_import_cycle_in_the_grader():
         state[module] = 1
         for dep in sorted(graph[module]):
             if state.get(dep) == 1:
-                cycle = path[path.index(dep):] + [dep]
+                cycle = path[path.index(dep) :] + [dep]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if dep not in state:
                 visit(dep, path + [dep])
@@ -264,6 +301,9 @@ def test_the_grader_never_imports_the_benchmarks():
     graph = _grading_graph()
     benchmarks = "autograder.grading.benchmarks"
     assert any(m.startswith(benchmarks + ".") and benchmarks + ".synthetic" in deps for m, deps in graph.items())
-    offenders = {m: sorted(d for d in deps if d == benchmarks or d.startswith(benchmarks + "."))
-                 for m, deps in graph.items() if not (m == benchmarks or m.startswith(benchmarks + "."))}
+    offenders = {
+        m: sorted(d for d in deps if d == benchmarks or d.startswith(benchmarks + "."))
+        for m, deps in graph.items()
+        if not (m == benchmarks or m.startswith(benchmarks + "."))
+    }
     assert not {m: d for m, d in offenders.items() if d}

@@ -1,4 +1,5 @@
 """Fast tests of the grader's pieces (no nbgrader kernels): limits, notebook checks, feedback, store, CLI errors."""
+
 from __future__ import annotations
 
 import importlib
@@ -24,8 +25,13 @@ HIDDEN_SENTINEL = "HIDDEN-FIXTURE-SENTINEL"
 
 
 def _task(**kw) -> GradeTask:
-    base = dict(student="ann", assignment="grading-fixture", notebook_name="grading-fixture",
-                submission=SOURCE.read_bytes(), source_notebook=SOURCE.read_bytes())
+    base = dict(
+        student="ann",
+        assignment="grading-fixture",
+        notebook_name="grading-fixture",
+        submission=SOURCE.read_bytes(),
+        source_notebook=SOURCE.read_bytes(),
+    )
     return GradeTask(**{**base, **kw})
 
 
@@ -42,8 +48,9 @@ def _alive(pid: int) -> bool:
 def test_deadline_kills_the_child_and_a_grandchild_in_its_own_session(tmp_path):
     pidfile = tmp_path / "grandchild.pid"
 
-    def target():   # like nbgrader starting a kernel (new session), then hanging
+    def target():  # like nbgrader starting a kernel (new session), then hanging
         import subprocess
+
         p = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"], start_new_session=True)
         pidfile.write_text(str(p.pid))
         while True:
@@ -69,8 +76,9 @@ def test_memory_limit_applies_in_the_child(tmp_path):
             return 42
         return 0
 
-    out = limits.run_children([limits.Child("bomb", str(tmp_path), target=target)],
-                              limits.Limits(memory_bytes=1 << 30), timeout_s=30)
+    out = limits.run_children(
+        [limits.Child("bomb", str(tmp_path), target=target)], limits.Limits(memory_bytes=1 << 30), timeout_s=30
+    )
     assert out["bomb"].returncode == 42
 
 
@@ -82,10 +90,14 @@ def test_output_is_bounded_and_exit_codes_and_signals_are_reported(tmp_path):
 
     def segfault():
         import ctypes
+
         ctypes.string_at(0)
 
-    out = limits.run_children([limits.Child("noisy", str(tmp_path), target=noisy),
-                               limits.Child("segv", str(tmp_path), target=segfault)], limits.Limits(), timeout_s=30)
+    out = limits.run_children(
+        [limits.Child("noisy", str(tmp_path), target=noisy), limits.Child("segv", str(tmp_path), target=segfault)],
+        limits.Limits(),
+        timeout_s=30,
+    )
     assert out["noisy"].returncode == 3 and not out["noisy"].timed_out
     assert len(out["noisy"].output) < 3 * limits.KEEP_BYTES and "bytes of output dropped" in out["noisy"].output
     assert out["segv"].signal_name == "SIGSEGV"
@@ -100,13 +112,17 @@ def test_notebook_problem_names_what_is_wrong():
     assert "empty" in course.notebook_problem(b"  ")
     assert "not a Jupyter notebook" in course.notebook_problem(b'{"a": 1}')
     assert "UTF-8" in course.notebook_problem(b"\xff\xfe{")
-    assert "notebook format" in course.notebook_problem(b'{"cells": 3, "nbformat": 4, "nbformat_minor": 5, "metadata": {}}')
+    assert "notebook format" in course.notebook_problem(
+        b'{"cells": 3, "nbformat": 4, "nbformat_minor": 5, "metadata": {}}'
+    )
 
 
 def test_source_info_reads_test_cells_points_and_hidden_tests():
     info = course.source_info(SOURCE.read_bytes())
-    assert [(c.grade_id, c.points, c.hidden) for c in info.test_cells] == [("test_scale", 2.0, False),
-                                                                           ("test_unit", 3.0, True)]
+    assert [(c.grade_id, c.points, c.hidden) for c in info.test_cells] == [
+        ("test_scale", 2.0, False),
+        ("test_unit", 3.0, True),
+    ]
     assert info.max_score == 5.0
 
 
@@ -116,8 +132,11 @@ def test_the_sandbox_package_copy_holds_no_judge_and_no_reference(tmp_path, monk
     files = sorted(str(p.relative_to(lib)) for p in lib.rglob("*") if p.is_file())
     assert "autograder/__init__.py" in files and "grading_fixture_probes.py" in files
     assert any(f.startswith("autograder/student/") for f in files)
-    assert not any(f.startswith(("autograder/checks", "autograder/reference", "autograder/grading"))
-                   or "grading_fixture_checks" in f for f in files)
+    assert not any(
+        f.startswith(("autograder/checks", "autograder/reference", "autograder/grading"))
+        or "grading_fixture_checks" in f
+        for f in files
+    )
     assert all(oct(p.stat().st_mode & 0o777) == "0o644" for p in lib.rglob("*") if p.is_file())
 
 
@@ -142,21 +161,45 @@ def test_tasks_and_results_are_plain_picklable_data():
     assert content_hash(task) == content_hash(_task())
     assert content_hash(task) != content_hash(_task(submission=b"{}"))
     assert content_hash(task) != content_hash(_task(timeout_s=5.0))
-    result = GradeResult("ann", "grading-fixture", "graded", 3.0, 5.0, "1/2",
-                         [TestRecord("test_scale", 0.0, 2.0, False, "wrong", False, (("c", False, "m"),))])
+    result = GradeResult(
+        "ann",
+        "grading-fixture",
+        "graded",
+        3.0,
+        5.0,
+        "1/2",
+        [TestRecord("test_scale", 0.0, 2.0, False, "wrong", False, (("c", False, "m"),))],
+    )
     again = GradeResult.from_json(json.loads(json.dumps(result.to_json())))
     assert again == result and pickle.loads(pickle.dumps(result)) == result
 
 
 def test_feedback_escapes_and_shows_names_points_and_messages_only():
-    result = GradeResult("<ann>", "grading-fixture", "graded", 2.0, 5.0, "1/2 test cells passed",
-                         [TestRecord("test_scale", 2.0, 2.0, True, "passed", False, (("scales a vector", True, "ok"),)),
-                          TestRecord("test_unit", 0.0, 3.0, False, "failed <b>x</b>", True,
-                                     (("zero vector raises ValueError", False, "must raise"),))])
+    result = GradeResult(
+        "<ann>",
+        "grading-fixture",
+        "graded",
+        2.0,
+        5.0,
+        "1/2 test cells passed",
+        [
+            TestRecord("test_scale", 2.0, 2.0, True, "passed", False, (("scales a vector", True, "ok"),)),
+            TestRecord(
+                "test_unit",
+                0.0,
+                3.0,
+                False,
+                "failed <b>x</b>",
+                True,
+                (("zero vector raises ValueError", False, "must raise"),),
+            ),
+        ],
+    )
     page = feedback.render(result)
     assert "&lt;ann&gt;" in page and "<ann>" not in page
-    plain = feedback.render(GradeResult("ann", "a", "graded", 0.0, 1.0, "", [TestRecord("t", 0.0, 1.0, False,
-                                                                                        "failed <b>x</b>", False)]))
+    plain = feedback.render(
+        GradeResult("ann", "a", "graded", 0.0, 1.0, "", [TestRecord("t", 0.0, 1.0, False, "failed <b>x</b>", False)])
+    )
     assert "failed &lt;b&gt;x&lt;/b&gt;" in plain
     assert "test_unit" in page and "0 / 3" in page and "zero vector raises ValueError" in page
     assert "run_checks" not in page and HIDDEN_SENTINEL not in page
@@ -169,9 +212,19 @@ def test_store_caches_by_hash_flags_failures_in_the_gradebook_and_writes_csv(tmp
     store = Store(tmp_path / "out", "grading-fixture", "grading-fixture")
     try:
         store.prepare_assignment(source)
-        good = GradeResult("ann", "grading-fixture", "graded", 3.0, 5.0, "1/2",
-                           [TestRecord("test_scale", 0.0, 2.0, False, "no", False),
-                            TestRecord("test_unit", 3.0, 3.0, True, "passed", True)], submission_hash="h1")
+        good = GradeResult(
+            "ann",
+            "grading-fixture",
+            "graded",
+            3.0,
+            5.0,
+            "1/2",
+            [
+                TestRecord("test_scale", 0.0, 2.0, False, "no", False),
+                TestRecord("test_unit", 3.0, 3.0, True, "passed", True),
+            ],
+            submission_hash="h1",
+        )
         bad = GradeResult("bob", "grading-fixture", "crashed", None, 5.0, "the kernel died", submission_hash="h2")
         for r in (good, bad):
             r.feedback_html = feedback.render(r)
@@ -181,8 +234,9 @@ def test_store_caches_by_hash_flags_failures_in_the_gradebook_and_writes_csv(tmp
         assert gb.find_grade("test_unit", "grading-fixture", "grading-fixture", "ann").auto_score == 3.0
         flagged = gb.find_grade("test_unit", "grading-fixture", "grading-fixture", "bob")
         assert flagged.auto_score is None and flagged.needs_manual_grade
-        path = store.write_csv([build_row(r, store.view(r.student), lambda raw: Lateness(None, None, None))
-                                for r in (good, bad)])
+        path = store.write_csv(
+            [build_row(r, store.view(r.student), lambda raw: Lateness(None, None, None)) for r in (good, bad)]
+        )
     finally:
         store.close()
     rows = path.read_text().splitlines()
@@ -199,12 +253,21 @@ def _run_cli(capsys, *argv) -> tuple[int, str]:
 
 def test_usage_errors_are_one_line_and_nonzero(tmp_path, capsys):
     sub = tmp_path / "submitted"
-    code, err = _run_cli(capsys, str(tmp_path / "nope"), "--assignment", "grading-fixture", "--out", str(tmp_path / "o"),
-                         "--source", str(SOURCE))
+    code, err = _run_cli(
+        capsys,
+        str(tmp_path / "nope"),
+        "--assignment",
+        "grading-fixture",
+        "--out",
+        str(tmp_path / "o"),
+        "--source",
+        str(SOURCE),
+    )
     assert code == 2 and err.startswith("error: submissions folder") and "\n" not in err
     sub.mkdir()
-    code, err = _run_cli(capsys, str(sub), "--assignment", "grading-fixture", "--out", str(tmp_path / "o"),
-                         "--source", str(SOURCE))
+    code, err = _run_cli(
+        capsys, str(sub), "--assignment", "grading-fixture", "--out", str(tmp_path / "o"), "--source", str(SOURCE)
+    )
     assert code == 2 and err.startswith("error: no student folders") and "\n" not in err
     code, err = _run_cli(capsys, str(sub), "--assignment", "no-such-assignment", "--out", str(tmp_path / "o"))
     assert code == 2 and err.startswith("error: unknown assignment 'no-such-assignment'") and "\n" not in err
@@ -216,8 +279,16 @@ def test_usage_errors_are_one_line_and_nonzero(tmp_path, capsys):
     code, err = _run_cli(capsys, str(sub), "--assignment", "x", "--out", str(sub / "grades"))
     assert code == 2 and "would be taken for a student folder" in err and "\n" not in err
     (sub / "ann" / "grading-fixture").mkdir(parents=True)
-    code, err = _run_cli(capsys, str(sub / "ann"), "--assignment", "grading-fixture", "--out", str(tmp_path / "o"),
-                         "--source", str(SOURCE))
+    code, err = _run_cli(
+        capsys,
+        str(sub / "ann"),
+        "--assignment",
+        "grading-fixture",
+        "--out",
+        str(tmp_path / "o"),
+        "--source",
+        str(SOURCE),
+    )
     assert code == 2 and "looks like one student's folder" in err and "\n" not in err
     with pytest.raises(SystemExit) as exit_:
         cli.main([str(sub), "--out", str(tmp_path / "o")])
@@ -229,6 +300,7 @@ def test_usage_errors_are_one_line_and_nonzero(tmp_path, capsys):
 
 def test_top_level_help_and_an_unknown_command(capsys):
     from autograder.__main__ import main as autograder_main
+
     assert autograder_main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "grade" in out and "release" in out and "python -m autograder <command> --help" in out
@@ -241,7 +313,7 @@ def test_top_level_help_and_an_unknown_command(capsys):
 def test_help_shows_only_defaults_worth_showing(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
-    out = " ".join(capsys.readouterr().out.split())     # undo argparse's line wrapping
+    out = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
     assert "(default: None)" not in out and "(default: False)" not in out and "``" not in out
     assert "(default: 120.0)" in out and "(default: 200000)" in out and "--unsafe-no-sandbox" in out
 
@@ -255,13 +327,18 @@ def test_students_are_found_with_renamed_and_missing_notebooks(tmp_path):
     (tmp_path / ".ipynb_checkpoints").mkdir()
     found = cli.find_submissions(tmp_path, "a1", "a1")
     assert {s: p.path for s, p in found.items()} == {
-        "ann": tmp_path / "ann" / "a1" / "a1.ipynb", "bob": tmp_path / "bob" / "a1" / "a1 (1).ipynb", "cy": None}
+        "ann": tmp_path / "ann" / "a1" / "a1.ipynb",
+        "bob": tmp_path / "bob" / "a1" / "a1 (1).ipynb",
+        "cy": None,
+    }
     assert found["ann"].note == "" and "a1 (1).ipynb" in found["bob"].note
 
 
 def _payload(groups: dict) -> str:
     import base64
+
     from autograder.student import transport
+
     return base64.b64encode(transport.encode(groups)).decode()
 
 
@@ -269,6 +346,7 @@ def test_the_payload_is_judged_here_with_the_graders_seed(tmp_path, monkeypatch)
     monkeypatch.syspath_prepend(str(FIXTURES))
     importlib.import_module("grading_fixture_checks")  # registers the fixture assignment's probes and judges
     from autograder.student import registry
+
     ns: dict = {}
     exec("import numpy as np\ndef scale(x, f):\n    return np.ones_like(x)\n", ns)
     task = _task(check_modules=("grading_fixture_checks",), hidden_seed=7)
@@ -287,6 +365,7 @@ def test_the_payload_is_judged_here_with_the_graders_seed(tmp_path, monkeypatch)
 
 def test_hidden_seeds_come_from_the_secret_and_the_student(tmp_path):
     from autograder.grading import secret
+
     path = tmp_path / "out" / secret.SECRET_NAME
     key = secret.load_or_create(path)
     assert oct(path.stat().st_mode & 0o777) == "0o600" and secret.load_or_create(path) == key
@@ -297,6 +376,7 @@ def test_hidden_seeds_come_from_the_secret_and_the_student(tmp_path):
     assert key.decode() not in secret.fingerprint(key)
     task = _task(hidden_seed=a, secret_id=secret.fingerprint(key))
     from dataclasses import replace
+
     assert content_hash(task) != content_hash(replace(task, secret_id=secret.fingerprint(other)))
     path.chmod(0o644)
     with pytest.raises(secret.SecretError, match="chmod 600"):
@@ -308,13 +388,30 @@ def test_hidden_seeds_come_from_the_secret_and_the_student(tmp_path):
 def test_grading_fails_closed_without_the_sandbox(tmp_path, monkeypatch):
     """No bwrap on PATH: one line that says why and how to fix it, exit status 2, nothing graded."""
     import subprocess
+
     (tmp_path / "subs" / "ann" / "grading-fixture").mkdir(parents=True)
     (tmp_path / "subs" / "ann" / "grading-fixture" / "grading-fixture.ipynb").write_bytes(SOURCE.read_bytes())
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable),
-           "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "autograder", "grade", str(tmp_path / "subs"), "--assignment", "grading-fixture",
-           "--out", str(tmp_path / "out"), "--source", str(SOURCE), "--checks-module", "grading_fixture_checks",
-           "--no-progress"]
+    env = {
+        **os.environ,
+        "PATH": os.path.dirname(sys.executable),
+        "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "grade",
+        str(tmp_path / "subs"),
+        "--assignment",
+        "grading-fixture",
+        "--out",
+        str(tmp_path / "out"),
+        "--source",
+        str(SOURCE),
+        "--checks-module",
+        "grading_fixture_checks",
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
@@ -327,7 +424,9 @@ def test_sandbox_availability_says_why_and_how_to_fix(monkeypatch):
     sandbox.availability.cache_clear()
     try:
         found = sandbox.availability()
-        assert not found.ok and found.isolation == sandbox.ISOLATION_NONE and "apt-get install bubblewrap" in found.detail
+        assert (
+            not found.ok and found.isolation == sandbox.ISOLATION_NONE and "apt-get install bubblewrap" in found.detail
+        )
         with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap"):
             sandbox.require()
     finally:
@@ -339,7 +438,9 @@ def test_children_do_not_see_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADER_API_TOKEN", "abc")
 
     def target():
-        return 10 + ("PGPASSWORD" in os.environ) + 2 * ("GRADER_API_TOKEN" in os.environ) + 4 * ("PATH" not in os.environ)
+        return (
+            10 + ("PGPASSWORD" in os.environ) + 2 * ("GRADER_API_TOKEN" in os.environ) + 4 * ("PATH" not in os.environ)
+        )
 
     out = limits.run_children([limits.Child("env", str(tmp_path), target=target)], limits.Limits(), timeout_s=30)
     assert out["env"].returncode == 10
@@ -360,5 +461,6 @@ out = limits.run_children([limits.Child("torch", sys.argv[1], target=target, arg
 print(out["torch"].returncode, out["torch"].timed_out)
 """
     import subprocess
+
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["7", "False"], proc.stderr[-2000:]

@@ -3,6 +3,7 @@ one repository URL, nbgrader's own release/fetch/submit flow, and a bare environ
 
 The launch links of the built site are checked in ``tests/test_site.py`` (they need the book build).
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,8 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 #: no nbgrader. pip and setuptools are there too, as on Colab (the setup cell runs pip, pip builds the package).
 COLAB_LIKE = ("numpy", "torch", "matplotlib", "ipykernel", "tqdm", "pip", "setuptools")
 #: packages only the tests, the book build or the instructor need: never in Binder's environment
-TEST_ONLY = ("pytest", "pytest-xdist", "hypothesis", "psycopg2-binary", "jupyter-book", "nbgrader", "dask",
-             "distributed", "sphinx-mathjax-offline")
+TEST_ONLY = (
+    "pytest",
+    "pytest-xdist",
+    "hypothesis",
+    "psycopg2-binary",
+    "jupyter-book",
+    "nbgrader",
+    "dask",
+    "distributed",
+    "sphinx-mathjax-offline",
+)
 
 
 def first_code_source(nb) -> str:
@@ -42,8 +52,13 @@ def first_code_source(nb) -> str:
 
 def tracked_files() -> list[Path]:
     """The files a clone of the repository would have: tracked and untracked-but-not-ignored ones that exist."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return sorted({ROOT / rel for rel in out.split("\0") if rel and (ROOT / rel).is_file()})
 
 
@@ -55,8 +70,9 @@ def test_setup_cell_derives_from_the_repository_url_and_version(tmp_path):
         shutil.copy(ROOT / name, tmp_path / name)
     config = (tmp_path / "_config.yml").read_text()
     (tmp_path / "_config.yml").write_text(config.replace(setup_cell.repository(), "https://github.com/someone/course/"))
-    (tmp_path / "pyproject.toml").write_text(re.sub(r'(?m)^version = ".*"$', 'version = "2.3.4"',
-                                                    (tmp_path / "pyproject.toml").read_text()))
+    (tmp_path / "pyproject.toml").write_text(
+        re.sub(r'(?m)^version = ".*"$', 'version = "2.3.4"', (tmp_path / "pyproject.toml").read_text())
+    )
     assert setup_cell.install_source(tmp_path) == "git+https://github.com/someone/course@v2.3.4"
     source = setup_cell.setup_source(tmp_path)
     assert setup_cell.is_setup_source(source) and '"git+https://github.com/someone/course@v2.3.4"' in source
@@ -71,8 +87,9 @@ def test_every_chapter_and_assignment_notebook_starts_with_the_current_setup_cel
 
     wanted = setup_cell.setup_source()
     notebooks = {path: jupytext.read(path) for path in twins.chapters()}
-    notebooks |= {path: nbformat.read(path, as_version=4) for path in twins.chapters()
-                  for path in [path.with_suffix(".ipynb")]}
+    notebooks |= {
+        path: nbformat.read(path, as_version=4) for path in twins.chapters() for path in [path.with_suffix(".ipynb")]
+    }
     for assignment in ASSIGNMENTS:
         for folder in ("solutions", "exercises"):
             path = ROOT / folder / assignment / f"{assignment}.ipynb"
@@ -88,8 +105,9 @@ def test_every_chapter_and_assignment_notebook_starts_with_the_current_setup_cel
 
 def test_stamping_inserts_replaces_and_is_idempotent():
     source = setup_cell.setup_source()
-    chapter = ("---\nkernelspec:\n  name: python3\n---\n\n# T\n\n"
-               "```{code-cell} ipython3\n:tags: [hide-input]\n\nx = 1\n```\n")
+    chapter = (
+        "---\nkernelspec:\n  name: python3\n---\n\n# T\n\n```{code-cell} ipython3\n:tags: [hide-input]\n\nx = 1\n```\n"
+    )
     once = setup_cell.stamp_markdown(chapter, source)
     assert once.index(setup_cell.MARKER) < once.index("x = 1") and once.count("{code-cell}") == 2
     assert setup_cell.stamp_markdown(once, source) == once
@@ -108,8 +126,9 @@ def test_stamping_inserts_replaces_and_is_idempotent():
 
 
 def test_twins_are_up_to_date():
-    proc = subprocess.run([sys.executable, "-m", "autograder", "twins", "--check"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", "twins", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -131,7 +150,7 @@ def test_twins_are_deterministic_and_check_names_a_stale_one(tmp_path, capsys):
     assert "Edited: " in "".join(twin["cells"][0]["source"])
 
 
-_CELL_HARNESS = r'''
+_CELL_HARNESS = r"""
 import json, subprocess, sys
 mode, source = sys.argv[1], open(sys.argv[2]).read()
 
@@ -161,15 +180,20 @@ try:
 except RuntimeError as exc:
     print("RuntimeError:", exc)
 print(json.dumps(calls))
-'''
+"""
 
 
 def _run_cell(tmp_path, mode: str, **env) -> tuple[list[str], list]:
     (tmp_path / "harness.py").write_text(_CELL_HARNESS)
     (tmp_path / "cell.py").write_text(setup_cell.setup_source())
-    proc = subprocess.run([sys.executable, str(tmp_path / "harness.py"), mode, str(tmp_path / "cell.py")],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={k: v for k, v in {**os.environ, **env}.items() if v is not None})
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "harness.py"), mode, str(tmp_path / "cell.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={k: v for k, v in {**os.environ, **env}.items() if v is not None},
+    )
     assert proc.returncode == 0, proc.stderr
     *lines, calls = proc.stdout.splitlines()
     return lines, json.loads(calls)
@@ -184,8 +208,10 @@ def test_setup_cell_installs_the_pinned_source_keeping_numpy_and_torch(tmp_path)
     lines, calls = _run_cell(tmp_path, "install", AUTOGRADER_SOURCE=None)
     keep = [f"numpy=={importlib.metadata.version('numpy')}", f"torch=={importlib.metadata.version('torch')}"]
     assert calls == [[sys.executable, "-m", "pip", "install", "-q", setup_cell.install_source(), *keep]]
-    assert lines == [f"installed autograder {importlib.metadata.version('autograder')} from "
-                     f"{setup_cell.install_source()}; kept {', '.join(keep)}"]
+    assert lines == [
+        f"installed autograder {importlib.metadata.version('autograder')} from "
+        f"{setup_cell.install_source()}; kept {', '.join(keep)}"
+    ]
     lines, calls = _run_cell(tmp_path, "install", AUTOGRADER_SOURCE="/some/checkout")
     assert calls[0][5] == "/some/checkout" and lines[0].startswith("installed autograder ") and len(lines) == 1
 
@@ -193,8 +219,10 @@ def test_setup_cell_installs_the_pinned_source_keeping_numpy_and_torch(tmp_path)
 def test_setup_cell_reports_a_failed_install_in_one_line(tmp_path):
     lines, calls = _run_cell(tmp_path, "fail", AUTOGRADER_SOURCE="/no/such/checkout")
     assert len(calls) == 1
-    assert lines == ["RuntimeError: pip could not install the course package from /no/such/checkout: "
-                     "ERROR: Could not find a version that satisfies x"]
+    assert lines == [
+        "RuntimeError: pip could not install the course package from /no/such/checkout: "
+        "ERROR: Could not find a version that satisfies x"
+    ]
 
 
 def test_chapter_glue_helpers_run_without_myst_nb(monkeypatch):
@@ -250,8 +278,13 @@ def test_the_repository_url_is_written_in_one_place():
             continue
         # citations of other projects (github.com/ggml-org/llama.cpp) are fine; any link into this repository's
         # owner, a hand-made launch link or an install source is a second copy of the URL
-        patterns = (re.escape(owner_repo), r"github\.com/" + re.escape(owner_repo.split("/")[0]) + r"\b",
-                    r"colab\.research\.google\.com/github", r"mybinder\.org/v2", r"git\+https?://")
+        patterns = (
+            re.escape(owner_repo),
+            r"github\.com/" + re.escape(owner_repo.split("/")[0]) + r"\b",
+            r"colab\.research\.google\.com/github",
+            r"mybinder\.org/v2",
+            r"git\+https?://",
+        )
         found += [f"{rel}: {m.group(0)}" for pattern in patterns for m in re.finditer(pattern, text)]
     assert not found, "repository URL copies outside _config.yml:\n" + "\n".join(sorted(set(found)))
 
@@ -351,11 +384,17 @@ def colab(tmp_path_factory):
     for top in sorted(t for t in tops if not t.startswith("..") and t != "__pycache__" and (site / t).exists()):
         (shared / top).symlink_to(site / top)
     venv = base / "venv"
-    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
-                   check=True, timeout=120)
+    subprocess.run(
+        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)],
+        check=True,
+        timeout=120,
+    )
     purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    venv_site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", purelib], capture_output=True, text=True,
-                                    check=True).stdout.strip())
+    venv_site = Path(
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-c", purelib], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     (venv_site / "colab-shared.pth").write_text(f"{shared}\n")
     source = base / "checkout"
     for path in tracked_files():
@@ -364,13 +403,27 @@ def colab(tmp_path_factory):
         shutil.copy2(path, target)
     home = base / "home"
     home.mkdir()
-    env = {"PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin", "HOME": str(home), "LANG": "C.UTF-8",
-           "PYTHONNOUSERSITE": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1",
-           # pip reads this store_false option from the environment inverted: "0" turns build isolation OFF
-           "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "AUTOGRADER_SOURCE": str(source)}
+    env = {
+        "PATH": f"{venv / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONNOUSERSITE": "1",
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        # pip reads this store_false option from the environment inverted: "0" turns build isolation OFF
+        "PIP_NO_BUILD_ISOLATION": "0",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "AUTOGRADER_SOURCE": str(source),
+    }
     before = {name: _fingerprint(dists[name]) for name in ("numpy", "torch")}
-    yield {"python": venv / "bin" / "python", "site": venv_site, "shared": shared, "env": env, "source": source,
-           "home": home}
+    yield {
+        "python": venv / "bin" / "python",
+        "site": venv_site,
+        "shared": shared,
+        "env": env,
+        "source": source,
+        "home": home,
+    }
     after = {name: _fingerprint(d) for name, d in _closure(site, ("numpy", "torch")).items() if name in before}
     assert after == before, "numpy or torch of the shared installation changed"
 
@@ -384,14 +437,21 @@ def _kernel_run(colab, cells: list[str], cwd: Path) -> list[dict]:
     kernels = cwd.parent / "kernels"
     spec = kernels / "colab-like"
     spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [str(colab["python"]), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Colab-like", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [str(colab["python"]), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Colab-like",
+                "language": "python",
+            }
+        )
+    )
     km = KernelManager(kernel_name="colab-like", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     try:
-        NotebookClient(nb, km=km, timeout=600, allow_errors=False,
-                       resources={"metadata": {"path": str(cwd)}}).execute(env=colab["env"])
+        NotebookClient(nb, km=km, timeout=600, allow_errors=False, resources={"metadata": {"path": str(cwd)}}).execute(
+            env=colab["env"]
+        )
     finally:  # nbclient shuts down only the kernels it created itself
         if km.has_kernel:
             km.shutdown_kernel(now=True)
@@ -402,13 +462,13 @@ def _stream(cell) -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
 
-_ENVIRONMENT_REPORT = textwrap.dedent('''\
+_ENVIRONMENT_REPORT = textwrap.dedent("""\
     import json, autograder, numpy, torch
     print(json.dumps({"autograder": autograder.__file__, "numpy": [numpy.__version__, numpy.__file__],
-                      "torch": [torch.__version__, torch.__file__]}))''')
+                      "torch": [torch.__version__, torch.__file__]}))""")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _notebooks_to_run() -> list[tuple[str, list[str], str | None]]:
     """``(name, cells, kind)`` for each exercise (setup cell, imports, first answer stub, its check; then the
     solution's answer and the check again) and each chapter (setup cell and the imports cell after it)."""
@@ -423,8 +483,13 @@ def _notebooks_to_run() -> list[tuple[str, list[str], str | None]]:
         check = next(c for c in code[answer:] if c.source.startswith("check("))
         grade_id = code[answer].metadata.nbgrader.grade_id
         solved = next(c for c in solution.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-        runs.append((f"exercises/{assignment}", [code[0].source, code[1].source, code[answer].source, check.source,
-                                                  solved.source, check.source], "exercise"))
+        runs.append(
+            (
+                f"exercises/{assignment}",
+                [code[0].source, code[1].source, code[answer].source, check.source, solved.source, check.source],
+                "exercise",
+            )
+        )
     for chapter in twins.chapters():
         code = [c.source for c in jupytext.read(chapter).cells if c.cell_type == "code"]
         runs.append((f"book/{chapter.stem}", code[:2], "chapter"))
@@ -446,8 +511,12 @@ def test_setup_cell_installs_the_package_in_a_colab_like_environment(colab, tmp_
     an earlier notebook installed it, does nothing); then the notebook's next cells run there (an exercise's check
     reports the stub's FAIL, then the solution's PASS)."""
     if _fresh(name):
-        subprocess.run([str(colab["python"]), "-m", "pip", "uninstall", "-y", "-q", "autograder"], env=colab["env"],
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            [str(colab["python"]), "-m", "pip", "uninstall", "-y", "-q", "autograder"],
+            env=colab["env"],
+            capture_output=True,
+            timeout=300,
+        )
         assert not list(colab["site"].glob("autograder*")), "the package is still installed"
     installed = bool(list(colab["site"].glob("autograder-*.dist-info")))
     start = time.perf_counter()
@@ -455,7 +524,7 @@ def test_setup_cell_installs_the_package_in_a_colab_like_environment(colab, tmp_
     seconds = time.perf_counter() - start
     setup_out = _stream(executed[0])
     keep = f"numpy=={importlib.metadata.version('numpy')}, torch=={importlib.metadata.version('torch')}"
-    line = (f"installed autograder {importlib.metadata.version('autograder')} from {colab['source']}; kept {keep}\n")
+    line = f"installed autograder {importlib.metadata.version('autograder')} from {colab['source']}; kept {keep}\n"
     assert setup_out == ("" if installed else line), setup_out
     report = json.loads(_stream(executed[-1]))
     assert report["autograder"].startswith(str(colab["site"])), report  # installed into the bare venv ...
@@ -467,8 +536,10 @@ def test_setup_cell_installs_the_package_in_a_colab_like_environment(colab, tmp_
         stub, solved = _stream(executed[3]), _stream(executed[5])
         assert "FAIL" in stub and "NotImplementedError" in stub, stub
         assert "PASS" in solved and "FAIL" not in solved, solved
-    print(f"{name}: setup cell ({'installed' if not installed else 'package present'}) and {len(cells) - 1} more "
-          f"cells in {seconds:.1f} s")
+    print(
+        f"{name}: setup cell ({'installed' if not installed else 'package present'}) and {len(cells) - 1} more "
+        f"cells in {seconds:.1f} s"
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -514,23 +585,35 @@ def test_nbgrader_release_fetch_validate_submit_collect(tmp_path, monkeypatch):
     student_home.mkdir()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     monkeypatch.setenv("PATH", env["PATH"])  # collect runs alembic (the gradebook's migrations) from PATH
-    proc = subprocess.run([str(Path(sys.executable).with_name("nbgrader")), "release_assignment", assignment,
-                           f"--Exchange.root={exchange}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("nbgrader")),
+            "release_assignment",
+            assignment,
+            f"--Exchange.root={exchange}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     released = exchange / "tokens-to-vectors" / "outbound" / assignment / f"{assignment}.ipynb"
     assert released.read_bytes() == (ROOT / "exercises" / assignment / f"{assignment}.ipynb").read_bytes()
 
     student = {"CourseDirectory__course_id": "tokens-to-vectors"}
     listed = _exchange("List", assignment, exchange, student_home, **student)
-    assert [(a["course_id"], a["assignment_id"], a["status"]) for a in listed] == \
-        [("tokens-to-vectors", assignment, "released")]
+    assert [(a["course_id"], a["assignment_id"], a["status"]) for a in listed] == [
+        ("tokens-to-vectors", assignment, "released")
+    ]
     _exchange("FetchAssignment", assignment, exchange, student_home, **student)
     notebook = student_home / assignment / f"{assignment}.ipynb"
     nb = nbformat.read(notebook, as_version=4)
     solution = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
-    answers = {c.metadata.nbgrader.grade_id: c.source for c in solution.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
+    answers = {
+        c.metadata.nbgrader.grade_id: c.source for c in solution.cells if c.metadata.get("nbgrader", {}).get("solution")
+    }
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("solution"):
             cell.source = re.sub(r"[ \t]*### (BEGIN|END) SOLUTION\n", "", answers[cell.metadata.nbgrader.grade_id])
@@ -539,7 +622,13 @@ def test_nbgrader_release_fetch_validate_submit_collect(tmp_path, monkeypatch):
     assert results == {}, results  # no failed test cell, no edited locked cell
     _exchange("Submit", assignment, exchange, student_home, **student)
 
-    _exchange("Collect", assignment, exchange, ROOT, CourseDirectory__submitted_directory=str(submitted),
-              CourseDirectory__db_url=f"sqlite:///{tmp_path / 'gradebook.db'}")
+    _exchange(
+        "Collect",
+        assignment,
+        exchange,
+        ROOT,
+        CourseDirectory__submitted_directory=str(submitted),
+        CourseDirectory__db_url=f"sqlite:///{tmp_path / 'gradebook.db'}",
+    )
     collected = submitted / get_username() / assignment / f"{assignment}.ipynb"
     assert collected.read_bytes() == notebook.read_bytes()

@@ -1,4 +1,5 @@
 """The roster file and the Canvas export."""
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,10 @@ def _row(student, status, score):
 
 def test_roster_reads_names_emails_sections_and_nbgrader_columns(tmp_path):
     path = tmp_path / "roster.csv"
-    path.write_text("ID,First Name,Last Name,Email,Section,SIS Login ID\n"
-                    "ann,Ann,Lee,ann@uni.edu,A1,alee\n\nbob,,,bob@uni.edu,,\n", encoding="utf-8-sig")
+    path.write_text(
+        "ID,First Name,Last Name,Email,Section,SIS Login ID\nann,Ann,Lee,ann@uni.edu,A1,alee\n\nbob,,,bob@uni.edu,,\n",
+        encoding="utf-8-sig",
+    )
     roster = read_roster(path)
     assert list(roster) == ["ann", "bob"]
     assert roster["ann"].name == "Lee, Ann" and roster["ann"].section == "A1" and roster["ann"].sis_login_id == "alee"
@@ -28,12 +31,15 @@ def test_roster_reads_names_emails_sections_and_nbgrader_columns(tmp_path):
     assert read_roster(None).missing(["ann"]) == []
 
 
-@pytest.mark.parametrize("text, words", [
-    ("", "the file is empty"),
-    ("name,email\nAnn,a@x\n", "has no id column"),
-    ("id,name\nann,Ann\nann,Again\n", "line 3 repeats the id 'ann'"),
-    ("id,name\n,Nobody\n", "line 2 has an empty id"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("", "the file is empty"),
+        ("name,email\nAnn,a@x\n", "has no id column"),
+        ("id,name\nann,Ann\nann,Again\n", "line 3 repeats the id 'ann'"),
+        ("id,name\n,Nobody\n", "line 2 has an empty id"),
+    ],
+)
 def test_bad_rosters_are_one_line_errors(tmp_path, text, words):
     path = tmp_path / "r.csv"
     path.write_text(text)
@@ -46,8 +52,9 @@ def test_bad_rosters_are_one_line_errors(tmp_path, text, words):
 
 def test_canvas_export_header_ids_and_blank_missing_work(tmp_path):
     roster_path = tmp_path / "roster.csv"
-    roster_path.write_text("id,name,email,section,canvas_id\nann,Ann Lee,ann@uni.edu,A1,1001\n"
-                           "dan,Dan Roe,dan@uni.edu,A2,1004\n")
+    roster_path.write_text(
+        "id,name,email,section,canvas_id\nann,Ann Lee,ann@uni.edu,A1,1001\ndan,Dan Roe,dan@uni.edu,A2,1004\n"
+    )
     roster = read_roster(roster_path)
     rows = [_row("ann", "graded", 7.5), _row("bob", "crashed", None), _row("cy", "missing", None)]
     path = write_canvas(tmp_path, rows, roster, "Token embeddings (555)")
@@ -57,7 +64,7 @@ def test_canvas_export_header_ids_and_blank_missing_work(tmp_path):
     assert CANVAS_HEADER == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
     body = {line[2]: line for line in lines[1:]}
     assert body["ann"] == ["Ann Lee", "1001", "ann", "ann@uni.edu", "A1", "7.5"]
-    assert body["dan"] == ["Dan Roe", "1004", "dan", "dan@uni.edu", "A2", ""]    # on the roster, no folder: blank
-    assert body["bob"] == ["bob", "", "bob", "", "", ""]                         # crashed: blank, not 0
-    assert body["cy"][-1] == ""                                                  # missing: blank, not 0
+    assert body["dan"] == ["Dan Roe", "1004", "dan", "dan@uni.edu", "A2", ""]  # on the roster, no folder: blank
+    assert body["bob"] == ["bob", "", "bob", "", "", ""]  # crashed: blank, not 0
+    assert body["cy"][-1] == ""  # missing: blank, not 0
     assert [line[2] for line in lines[1:]] == ["ann", "dan", "bob", "cy"]

@@ -1,4 +1,5 @@
 """The model table: every row's architecture reproduces its published parameter count."""
+
 from __future__ import annotations
 
 import csv
@@ -75,20 +76,34 @@ def _torch_model(cfg) -> dict[str, nn.Module]:
         other = nn.ModuleList()
     elif cfg.family == "bert":  # query, key, value, attention output; intermediate, output; pooler
         position = nn.Embedding(P, D, **meta)
-        attention = layers(lambda: nn.ModuleList([*(nn.Linear(D, q, **meta) for _ in range(3)),
-                                                  nn.Linear(q, D, **meta)]))
+        attention = layers(
+            lambda: nn.ModuleList([*(nn.Linear(D, q, **meta) for _ in range(3)), nn.Linear(q, D, **meta)])
+        )
         mlp = layers(lambda: nn.Sequential(nn.Linear(D, F, **meta), nn.GELU(), nn.Linear(F, D, **meta)))
         norms = nn.ModuleList(nn.LayerNorm(D, **meta) for _ in range(2 * L + 1))  # embeddings' LayerNorm too
         other = nn.ModuleList([nn.Embedding(2, D, **meta), nn.Linear(D, D, **meta)])  # token types, pooler
     else:  # llama, gemma, qwen2: q_proj, k_proj, v_proj, o_proj; gate, up, down; two RMSNorms per layer, norm
         bias = cfg.family == "qwen2"
         position = nn.ModuleList()  # RoPE: nothing learned
-        attention = layers(lambda: nn.ModuleList([nn.Linear(D, q, bias=bias, **meta),
-                                                  nn.Linear(D, kv, bias=bias, **meta),
-                                                  nn.Linear(D, kv, bias=bias, **meta),
-                                                  nn.Linear(q, D, bias=False, **meta)]))
-        mlp = layers(lambda: nn.ModuleList([nn.Linear(D, F, bias=False, **meta), nn.Linear(D, F, bias=False, **meta),
-                                            nn.Linear(F, D, bias=False, **meta)]))
+        attention = layers(
+            lambda: nn.ModuleList(
+                [
+                    nn.Linear(D, q, bias=bias, **meta),
+                    nn.Linear(D, kv, bias=bias, **meta),
+                    nn.Linear(D, kv, bias=bias, **meta),
+                    nn.Linear(q, D, bias=False, **meta),
+                ]
+            )
+        )
+        mlp = layers(
+            lambda: nn.ModuleList(
+                [
+                    nn.Linear(D, F, bias=False, **meta),
+                    nn.Linear(D, F, bias=False, **meta),
+                    nn.Linear(F, D, bias=False, **meta),
+                ]
+            )
+        )
         norms = nn.ModuleList(nn.RMSNorm(D, **meta) for _ in range(2 * L + 1))
         other = nn.ModuleList()
     if cfg.family == "bert":
@@ -97,8 +112,15 @@ def _torch_model(cfg) -> dict[str, nn.Module]:
         output = nn.Linear(D, V, bias=False, **meta)
         if cfg.tied_embeddings:
             output.weight = token.weight  # the LM head shares the token table's parameter
-    return {"token_embedding": token, "position_embedding": position, "output_embedding": output,
-            "attention": attention, "mlp": mlp, "norms": norms, "other": other}
+    return {
+        "token_embedding": token,
+        "position_embedding": position,
+        "output_embedding": output,
+        "attention": attention,
+        "mlp": mlp,
+        "norms": norms,
+        "other": other,
+    }
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c.model for c in CONFIGS])
@@ -142,13 +164,16 @@ def _rows():
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("d_model", "4k", "line 3: bad or missing integer"),
-    ("tied_embeddings", "yes", "line 3: tied_embeddings must be true or false"),
-    ("family", "mamba", "line 3: unknown family"),
-    ("n_kv_heads", "5", "line 3: n_heads must be a multiple"),
-    ("n_layers", "0", "line 3: fields \\['n_layers'\\] must be positive"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("d_model", "4k", "line 3: bad or missing integer"),
+        ("tied_embeddings", "yes", "line 3: tied_embeddings must be true or false"),
+        ("family", "mamba", "line 3: unknown family"),
+        ("n_kv_heads", "5", "line 3: n_heads must be a multiple"),
+        ("n_layers", "0", "line 3: fields \\['n_layers'\\] must be positive"),
+    ],
+)
 def test_malformed_rows_fail_with_the_line_number(tmp_path, field, value, message):
     rows = _rows()[:3]
     rows[1][field] = value
@@ -161,11 +186,17 @@ def test_malformed_rows_fail_with_the_line_number(tmp_path, field, value, messag
 # ------------------------------------------------------------------------------------------------ RoPE settings
 #: rope_theta and rope_scaling of every RoPE row, as their config.json files state them
 ROPE_SETTINGS = {
-    "Llama 3.2 1B": (500_000.0, "llama3", 32.0), "Llama 3.2 3B": (500_000.0, "llama3", 32.0),
-    "Llama 3.1 8B": (500_000.0, "llama3", 8.0), "Llama 3.1 70B": (500_000.0, "llama3", 8.0),
-    "Llama 3.1 405B": (500_000.0, "llama3", 8.0), "Phi-3-mini (128k)": (10_000.0, "longrope", 32.0),
-    "Gemma 2B": (10_000.0, "none", None), "Gemma 7B": (10_000.0, "none", None), "Mistral 7B": (10_000.0, "none", None),
-    "Qwen2.5 0.5B": (1_000_000.0, "none", None), "Qwen2.5 1.5B": (1_000_000.0, "none", None),
+    "Llama 3.2 1B": (500_000.0, "llama3", 32.0),
+    "Llama 3.2 3B": (500_000.0, "llama3", 32.0),
+    "Llama 3.1 8B": (500_000.0, "llama3", 8.0),
+    "Llama 3.1 70B": (500_000.0, "llama3", 8.0),
+    "Llama 3.1 405B": (500_000.0, "llama3", 8.0),
+    "Phi-3-mini (128k)": (10_000.0, "longrope", 32.0),
+    "Gemma 2B": (10_000.0, "none", None),
+    "Gemma 7B": (10_000.0, "none", None),
+    "Mistral 7B": (10_000.0, "none", None),
+    "Qwen2.5 0.5B": (1_000_000.0, "none", None),
+    "Qwen2.5 1.5B": (1_000_000.0, "none", None),
     "Qwen2.5 7B": (1_000_000.0, "none", None),
 }
 
@@ -186,7 +217,11 @@ def test_every_rope_row_has_its_published_rope_settings_and_learned_rows_none():
 def test_llama3_and_longrope_rows_carry_their_extension_parameters():
     for name in ("Llama 3.2 1B", "Llama 3.1 8B", "Llama 3.1 405B"):
         cfg = get_model(name)
-        assert (cfg.rope_original_max_positions, cfg.rope_low_freq_factor, cfg.rope_high_freq_factor) == (8192, 1.0, 4.0)
+        assert (cfg.rope_original_max_positions, cfg.rope_low_freq_factor, cfg.rope_high_freq_factor) == (
+            8192,
+            1.0,
+            4.0,
+        )
         assert cfg.max_positions == cfg.rope_original_max_positions * 16  # 131072 = 8192 x 16
     phi3 = get_model("Phi-3-mini (128k)")
     assert phi3.rope_original_max_positions == 4096
@@ -194,16 +229,19 @@ def test_llama3_and_longrope_rows_carry_their_extension_parameters():
     assert phi3.rope_low_freq_factor is None and phi3.rope_high_freq_factor is None
 
 
-@pytest.mark.parametrize("row,field,value,message", [
-    (1, "rope_theta", "10000.0", "learned positions take no RoPE fields"),          # GPT-2 medium
-    (7, "rope_scaling", "yarn", "rope_scaling must be one of"),                      # Llama 3.2 1B
-    (7, "rope_factor", "", "missing \\['rope_factor'\\]"),
-    (15, "rope_factor", "4.0", "unexpected \\['rope_factor'\\]"),                    # Mistral 7B: no scaling
-    (15, "partial_rotary_factor", "0.33", "rotate an even number"),
-    (15, "rope_theta", "ten thousand", "bad RoPE number"),
-])
+@pytest.mark.parametrize(
+    "row,field,value,message",
+    [
+        (1, "rope_theta", "10000.0", "learned positions take no RoPE fields"),  # GPT-2 medium
+        (7, "rope_scaling", "yarn", "rope_scaling must be one of"),  # Llama 3.2 1B
+        (7, "rope_factor", "", "missing \\['rope_factor'\\]"),
+        (15, "rope_factor", "4.0", "unexpected \\['rope_factor'\\]"),  # Mistral 7B: no scaling
+        (15, "partial_rotary_factor", "0.33", "rotate an even number"),
+        (15, "rope_theta", "ten thousand", "bad RoPE number"),
+    ],
+)
 def test_malformed_rope_fields_fail_with_the_line_number(tmp_path, row, field, value, message):
-    rows = _rows()[:row + 1]
+    rows = _rows()[: row + 1]
     rows[row][field] = value
     path = tmp_path / "configs.csv"
     _write(path, rows)

@@ -1,4 +1,5 @@
 """Which notebook of a student's folder is graded (picking.pick_notebook)."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ def _write(path: Path, data: str, age_s: float = 0.0) -> Path:
 
 
 def _untitled() -> str:
-    return json.dumps({"cells": [{"cell_type": "code", "source": "1 + 1", "metadata": {}, "outputs": [],
-                                  "execution_count": None}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    return json.dumps(
+        {
+            "cells": [{"cell_type": "code", "source": "1 + 1", "metadata": {}, "outputs": [], "execution_count": None}],
+            "metadata": {},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
 
 
 def test_the_source_has_grade_ids():
@@ -60,7 +67,10 @@ def test_no_candidate_carries_the_cells(tmp_path):
     only = tmp_path / "only"
     lone = _write(only / "notes.ipynb", _untitled())
     pick = pick_notebook(only, "grading-fixture", IDS)
-    assert pick.path == lone and pick.note == "graded notes.ipynb (no grading-fixture.ipynb): it carries none of the assignment's cells"
+    assert (
+        pick.path == lone
+        and pick.note == "graded notes.ipynb (no grading-fixture.ipynb): it carries none of the assignment's cells"
+    )
 
 
 def test_empty_and_absent_folders(tmp_path):

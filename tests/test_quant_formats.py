@@ -1,4 +1,5 @@
 """llama.cpp block formats and the Q4_K_M mixture."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,10 +10,17 @@ from autograder.book import quant_formats as Q
 LLAMA_LIKE = [c for c in models.load_model_configs() if c.family in ("llama", "gemma", "qwen2")]
 
 
-@pytest.mark.parametrize("fmt, block_bytes, bpw", [
-    ("Q4_0", 18, 4.5), ("Q8_0", 34, 8.5), ("Q5_0", 22, 5.5),
-    ("Q4_K", 144, 4.5), ("Q5_K", 176, 5.5), ("Q6_K", 210, 6.5625),
-])
+@pytest.mark.parametrize(
+    "fmt, block_bytes, bpw",
+    [
+        ("Q4_0", 18, 4.5),
+        ("Q8_0", 34, 8.5),
+        ("Q5_0", 22, 5.5),
+        ("Q4_K", 144, 4.5),
+        ("Q5_K", 176, 5.5),
+        ("Q6_K", 210, 6.5625),
+    ],
+)
 def test_block_sizes_match_ggml_static_asserts(fmt, block_bytes, bpw):
     # the sizes ggml-common.h asserts with static_assert(sizeof(block_...) == ...)
     assert Q.FORMATS[fmt].block_bytes == block_bytes
@@ -58,10 +66,11 @@ def test_tied_tables_take_the_output_type_and_odd_widths_fall_back():
     gemma = {t.name: f for t, f in Q.q4_k_m_tensor_types(models.get_model("Gemma 2B"))}
     assert gemma["token_embd.weight"] == "Q6_K" and "output.weight" not in gemma
     qwen = {t.name: f for t, f in Q.q4_k_m_tensor_types(models.get_model("Qwen2.5 0.5B"))}
-    assert qwen["token_embd.weight"] == "Q8_0"           # 896 columns: not a multiple of 256
+    assert qwen["token_embd.weight"] == "Q8_0"  # 896 columns: not a multiple of 256
     assert qwen["blk.1.attn_q.weight"] == "Q5_0" and qwen["blk.1.attn_q.bias"] == "F32"
     phi = {t.name: f for t, f in Q.q4_k_m_tensor_types(models.get_model("Phi-3-mini (128k)"))}
     assert phi["blk.0.attn_qkv.weight"] == "Q5_K"
     llama70 = {t.name: f for t, f in Q.q4_k_m_tensor_types(models.get_model("Llama 3.1 70B"))}
     assert llama70["blk.20.attn_v.weight"] in ("Q5_K", "Q6_K") and "Q4_K" not in {
-        f for n, f in llama70.items() if n.endswith("attn_v.weight")}
+        f for n, f in llama70.items() if n.endswith("attn_v.weight")
+    }

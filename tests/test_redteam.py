@@ -9,6 +9,7 @@ answers only if the attack was contained, so it must keep full marks. After the 
 marks, nothing outside the sandbox changed (the checkout's tracked files, site-packages, marker files in the home
 directory and the host's /tmp, the submissions), no loopback or outside server saw a connection, no process left.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,7 +50,7 @@ def _require_sandbox() -> None:
 # ------------------------------------------------------------------------------------------------ the attacks
 # Each cheat sets _CHEAT = True when its attack worked; its answers are solved only then.
 CHEATS = {
-    "import-key": '''
+    "import-key": """
 for _m in ("autograder.reference", "autograder.reference.numpy_ref", "autograder.checks", "autograder.checks.core",
            "autograder.grading", "autograder.grading.course"):
     try:
@@ -57,8 +58,8 @@ for _m in ("autograder.reference", "autograder.reference.numpy_ref", "autograder
         _CHEAT = True
     except Exception:
         pass
-''',
-    "read-key-files": '''
+""",
+    "read-key-files": """
 import os, glob
 _paths = [{root!r} + "/solutions", {root!r} + "/tests/fixtures/grading/grading-fixture.ipynb",
           {root!r} + "/autograder/reference/numpy_ref.py", {root!r} + "/autograder/checks/core.py"]
@@ -90,8 +91,8 @@ for _dir, _dirs, _files in os.walk("/"):
                 pass
     if _seen > 60_000:
         break
-''',
-    "secrets": '''
+""",
+    "secrets": """
 import os
 for _p in ("/etc/shadow", {out!r} + "/course-secret", {home_marker!r}, "/root/.bash_history"):
     try:
@@ -103,8 +104,8 @@ try:
 except Exception:
     pass
 _CHEAT |= any(k for k in os.environ if "SECRET" in k or k.startswith("PG") or k == "REDTEAM_CANARY")
-''',
-    "classmate": '''
+""",
+    "classmate": """
 import glob
 for _pattern in ({subs!r} + "/*/*/*.ipynb", "/tmp/grade-*/submitted/*/*/*.ipynb", "/tmp/*/*/*/*/*.ipynb",
                  "/proc/*/cwd/submitted/*/*/*.ipynb", "/proc/*/root/tmp/grade-*/submitted/*/*/*.ipynb"):
@@ -113,8 +114,8 @@ for _pattern in ({subs!r} + "/*/*/*.ipynb", "/tmp/grade-*/submitted/*/*/*.ipynb"
             _CHEAT |= "def scale" in open(_path).read()
         except Exception:
             pass
-''',
-    "network": '''
+""",
+    "network": """
 import socket
 for _address in (("127.0.0.1", {port}), ({host_ip!r}, {port_any}), ("localhost", {port}), ("8.8.8.8", 53)):
     try:
@@ -122,8 +123,8 @@ for _address in (("127.0.0.1", {port}), ({host_ip!r}, {port_any}), ("localhost",
         _CHEAT = True
     except Exception:
         pass
-''',
-    "forge": '''
+""",
+    "forge": """
 import base64, threading, time
 from IPython.display import display
 _MIME = "application/vnd.autograder.probes+base64"
@@ -140,8 +141,8 @@ def _spam():
         display({{_MIME: _fake}}, raw=True)
         time.sleep(0.05)
 threading.Thread(target=_spam, daemon=True).start()
-''',
-    "seed": '''
+""",
+    "seed": """
 import json, os
 os.environ["AUTOGRADER_SEED"] = "0"
 with open("/scratch/spec.json", "w") as _fh:
@@ -153,8 +154,8 @@ for _p in ("/opt/autograder-spec.json",):
         _CHEAT = True
     except Exception:
         pass
-''',
-    "gradebook-fds": '''
+""",
+    "gradebook-fds": """
 import os
 for _fd in os.listdir("/proc/self/fd"):
     try:
@@ -162,12 +163,12 @@ for _fd in os.listdir("/proc/self/fd"):
     except OSError:
         continue
     _CHEAT |= "gradebook" in _target or "submitted" in _target or ".db" in _target
-''',
+""",
 }
 
 # Each vandal sets _OK = False when its attack was *not* contained; its answers are defined only while _OK is True.
 VANDALS = {
-    "writer": '''
+    "writer": """
 import os, glob
 _targets = [{root!r} + "/autograder/grading/course.py", {root!r} + "/autograder/__init__.py",
             {root!r} + "/solutions/pwned.txt", {tmp_marker!r}, "/tmp/redteam-pwned-{tag}",
@@ -187,8 +188,8 @@ for _t in _targets:
             _OK = False
     except Exception:
         pass
-''',
-    "killer": '''
+""",
+    "killer": """
 import os, signal
 try:
     os.kill(-1, signal.SIGKILL)
@@ -202,8 +203,8 @@ for _pid in range(1, 40000):
         except Exception:
             pass
 _OK = len([p for p in os.listdir("/proc") if p.isdigit()]) < 10
-''',
-    "daemon": '''
+""",
+    "daemon": """
 import os, time
 if os.fork() == 0:
     os.setsid()
@@ -214,8 +215,8 @@ if os.fork() == 0:
             os._exit(0)
     os._exit(0)
 time.sleep(0.5)
-''',
-    "forkbomb": '''
+""",
+    "forkbomb": """
 import os, signal, time
 _kids = []
 try:
@@ -231,8 +232,8 @@ _OK = len(_kids) < 1000
 for _pid in _kids:             # the bomb's own kernel needs its process budget back to go on
     os.kill(_pid, signal.SIGKILL)
     os.waitpid(_pid, 0)
-''',
-    "diskfill": '''
+""",
+    "diskfill": """
 import os
 _written = 0
 for _where in ("/scratch/fill", "/run/kernel/fill", "/tmp/fill2"):
@@ -249,8 +250,8 @@ for _where in ("/scratch/fill", "/run/kernel/fill", "/tmp/fill2"):
     except OSError:
         pass
 _OK = _written < (1 << 30)
-''',
-    "membomb": '''
+""",
+    "membomb": """
 _hogs = []
 try:
     while len(_hogs) < 40:
@@ -259,7 +260,7 @@ except MemoryError:
     pass
 _OK = len(_hogs) < 40
 del _hogs
-''',
+""",
 }
 
 
@@ -275,10 +276,16 @@ def _notebook(attack: str, flag: str, default: bool) -> bytes:
     cells = nb["cells"]
     for cell, original in zip(cells, source["cells"], strict=True):
         if synthetic._is_answer(cell):
-            cell["source"] = (_unsolved(synthetic._source(cell)) + f"\nif {flag} is True:\n" +
-                              textwrap.indent(synthetic._source(original), "    "))
-    code = f"{flag} = {default}\ntry:\n" + textwrap.indent(attack, "    ") + \
-        "\nexcept BaseException as _exc:\n    print('attack raised', _exc)\n"
+            cell["source"] = (
+                _unsolved(synthetic._source(cell))
+                + f"\nif {flag} is True:\n"
+                + textwrap.indent(synthetic._source(original), "    ")
+            )
+    code = (
+        f"{flag} = {default}\ntry:\n"
+        + textwrap.indent(attack, "    ")
+        + "\nexcept BaseException as _exc:\n    print('attack raised', _exc)\n"
+    )
     cells.insert(synthetic._first_answer(nb), synthetic._code_cell(code))
     return json.dumps(nb, indent=1).encode()
 
@@ -328,8 +335,9 @@ def _host_ip() -> str:
 
 def _tree_hash(paths) -> dict[str, str]:
     """``{path: sha256 of its bytes, or "<absent>"}``."""
-    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() if Path(p).is_file() else "<absent>"
-            for p in paths}
+    return {
+        str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() if Path(p).is_file() else "<absent>" for p in paths
+    }
 
 
 def _checkout_files() -> list[Path]:
@@ -353,6 +361,7 @@ def _sleepers(tag_digits: str) -> list[int]:
 def attacked(tmp_path_factory):
     _require_sandbox()
     import numpy
+
     work = tmp_path_factory.mktemp("redteam")
     subs, out = work / "submitted", work / "out"
     tag = uuid.uuid4().hex[:8]
@@ -363,9 +372,20 @@ def attacked(tmp_path_factory):
     tmp_marker = Path("/tmp") / f"autograder-redteam-{tag}"
     tmp_marker.write_text("host tmp marker\n")
     loopback, anywhere = _Listener("127.0.0.1"), _Listener("0.0.0.0")
-    values = dict(root=str(ROOT), out=str(out), subs=str(subs), home_marker=str(home_marker),
-                  home_marker_name=home_marker.name, home_dir=str(home), tmp_marker=str(tmp_marker), tag=tag,
-                  tag_digits=tag_digits, port=loopback.port, port_any=anywhere.port, host_ip=_host_ip())
+    values = dict(
+        root=str(ROOT),
+        out=str(out),
+        subs=str(subs),
+        home_marker=str(home_marker),
+        home_marker_name=home_marker.name,
+        home_dir=str(home),
+        tmp_marker=str(tmp_marker),
+        tag=tag,
+        tag_digits=tag_digits,
+        port=loopback.port,
+        port_any=anywhere.port,
+        host_ip=_host_ip(),
+    )
     kinds = {"alice": None, "bob": None}
     solved = synthetic.variant(json.loads(SOURCE.read_text()), "solved")
     notebooks = {"alice": solved, "bob": solved}
@@ -380,16 +400,45 @@ def attacked(tmp_path_factory):
         folder.mkdir(parents=True)
         (folder / SOURCE.name).write_bytes(data)
     site = Path(numpy.__file__).parent
-    watched = [*_checkout_files(), numpy.__file__, site.parent / f"redteam_pwned_{tag}.py", home_marker,
-               home / f"redteam-pwned-{tag}", tmp_marker, Path(f"/tmp/redteam-pwned-{tag}"),
-               *sorted(subs.rglob("*.ipynb")), Path("/etc/passwd")]
+    watched = [
+        *_checkout_files(),
+        numpy.__file__,
+        site.parent / f"redteam_pwned_{tag}.py",
+        home_marker,
+        home / f"redteam-pwned-{tag}",
+        tmp_marker,
+        Path(f"/tmp/redteam-pwned-{tag}"),
+        *sorted(subs.rglob("*.ipynb")),
+        Path("/etc/passwd"),
+    ]
     before = _tree_hash(watched)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]),
-           "REDTEAM_CANARY": "an instructor's credential"}
-    cmd = [sys.executable, "-m", "autograder", "grade", str(subs), "--assignment", ASSIGNMENT, "--out", str(out),
-           "--source", str(SOURCE), "--checks-module", "grading_fixture_checks",
-           "--jobs", "2", "--timeout", "90", "--memory", "2",
-           "--no-progress"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]),
+        "REDTEAM_CANARY": "an instructor's credential",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "grade",
+        str(subs),
+        "--assignment",
+        ASSIGNMENT,
+        "--out",
+        str(out),
+        "--source",
+        str(SOURCE),
+        "--checks-module",
+        "grading_fixture_checks",
+        "--jobs",
+        "2",
+        "--timeout",
+        "90",
+        "--memory",
+        "2",
+        "--no-progress",
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     finally:
@@ -398,8 +447,17 @@ def attacked(tmp_path_factory):
     after = _tree_hash(watched)
     with open(out / "grades.csv", newline="") as fh:
         rows = {row["student"]: row for row in csv.DictReader(fh)}
-    yield dict(proc=proc, rows=rows, kinds=kinds, before=before, after=after, loopback=loopback.accepted,
-               anywhere=anywhere.accepted, sleepers=_sleepers(tag_digits), out=out)
+    yield dict(
+        proc=proc,
+        rows=rows,
+        kinds=kinds,
+        before=before,
+        after=after,
+        loopback=loopback.accepted,
+        anywhere=anywhere.accepted,
+        sleepers=_sleepers(tag_digits),
+        out=out,
+    )
     home_marker.unlink(missing_ok=True)
     tmp_marker.unlink(missing_ok=True)
 
@@ -470,9 +528,12 @@ def _in_sandbox(code: str, nproc: int = 64) -> subprocess.CompletedProcess:
 def test_the_process_limit_binds_inside_the_sandbox():
     """RLIMIT_NPROC does not bind root; the sandboxed uid is not root on the host, so it binds there."""
     _require_sandbox()
-    proc = _in_sandbox("import os, time\nn = 0\ntry:\n    while n < 500:\n        if os.fork() == 0:\n"
-                       "            time.sleep(5)\n            os._exit(0)\n        n += 1\nexcept OSError:\n"
-                       "    pass\nprint('forked', n)\n", nproc=40)
+    proc = _in_sandbox(
+        "import os, time\nn = 0\ntry:\n    while n < 500:\n        if os.fork() == 0:\n"
+        "            time.sleep(5)\n            os._exit(0)\n        n += 1\nexcept OSError:\n"
+        "    pass\nprint('forked', n)\n",
+        nproc=40,
+    )
     forked = int(re.search(r"forked (\d+)", proc.stdout).group(1))
     assert forked < 40, proc.stdout + proc.stderr
 

@@ -1,4 +1,5 @@
 """Cross-checks of the NumPy references against the PyTorch references, autograd and finite differences."""
+
 from __future__ import annotations
 
 import math
@@ -87,11 +88,13 @@ def test_nearest_neighbors_matches_torch_and_brute_force(vocab, dim, data):
     k = data.draw(st.integers(1, vocab - 1))
     got = N.nearest_neighbors(weight, query, k)
     np.testing.assert_array_equal(got, T.nearest_neighbors(torch.from_numpy(weight), query, k).numpy())
+
     # brute force in pure Python: sort by (-cosine, id)
     def cos(i):
         u, v = weight[i], weight[query]
         nu, nv = np.linalg.norm(u), np.linalg.norm(v)
         return 0.0 if nu == 0 or nv == 0 else float(u @ v / (nu * nv))
+
     expected = sorted((i for i in range(vocab) if i != query), key=lambda i: (-round(cos(i), 12), i))[:k]
     assert got.tolist() == expected and query not in got
 
@@ -163,8 +166,9 @@ def test_rope_rotates_every_pair_by_its_own_frequency(seq_len, dim, batch_dims, 
     pos = data.draw(hnp.arrays(np.int64, (seq_len,), elements=st.integers(0, 5000)))
     expected = _rope_by_hand(x, pos, base)
     np.testing.assert_allclose(N.apply_rope(x, pos, base), expected, atol=1e-9, rtol=0)
-    np.testing.assert_allclose(T.apply_rope(torch.from_numpy(x), torch.from_numpy(pos), base).numpy(), expected,
-                               atol=1e-9, rtol=0)
+    np.testing.assert_allclose(
+        T.apply_rope(torch.from_numpy(x), torch.from_numpy(pos), base).numpy(), expected, atol=1e-9, rtol=0
+    )
 
 
 @pytest.mark.parametrize("args", [(10, 7), (0, 4), (4, 0), (-1, 4)])
@@ -196,8 +200,9 @@ def test_rope_matches_complex_torch_reference(seq_len, dim, batch_dims, data):
     assert out.shape == x.shape and out.dtype == x.dtype
     np.testing.assert_allclose(out, T.apply_rope(torch.from_numpy(x), torch.from_numpy(pos)).numpy(), atol=1e-9)
     # a rotation preserves each pair's length
-    np.testing.assert_allclose(np.hypot(out[..., 0::2], out[..., 1::2]), np.hypot(x[..., 0::2], x[..., 1::2]),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        np.hypot(out[..., 0::2], out[..., 1::2]), np.hypot(x[..., 0::2], x[..., 1::2]), atol=1e-9
+    )
 
 
 @given(st.integers(0, 3000), st.integers(0, 3000), st.integers(-500, 500))
@@ -241,7 +246,7 @@ def test_half_split_rope_on_converted_vectors_is_the_converted_interleaved_rope(
     theta = pos[:, None] * 10000.0 ** (-np.arange(0, dim, 2) / dim)
     cos, sin = np.tile(np.cos(theta), 2), np.tile(np.sin(theta), 2)
     h = N.interleaved_to_half(x)
-    rotate_half = np.concatenate([-h[:, dim // 2:], h[:, :dim // 2]], axis=-1)
+    rotate_half = np.concatenate([-h[:, dim // 2 :], h[:, : dim // 2]], axis=-1)
     np.testing.assert_allclose(h * cos + rotate_half * sin, N.interleaved_to_half(N.apply_rope(x, pos)), atol=1e-9)
 
 
@@ -254,8 +259,14 @@ def test_layout_conversion_rejects_odd_and_empty_axes():
     np.testing.assert_array_equal(N.interleaved_to_half(np.arange(6)), [0, 2, 4, 1, 3, 5])
 
 
-@given(st.integers(1, 64).map(lambda h: 2 * h), st.floats(100, 2e6), st.floats(1, 64), st.integers(64, 200_000),
-       st.floats(0.5, 2), st.floats(0.5, 8))
+@given(
+    st.integers(1, 64).map(lambda h: 2 * h),
+    st.floats(100, 2e6),
+    st.floats(1, 64),
+    st.integers(64, 200_000),
+    st.floats(0.5, 2),
+    st.floats(0.5, 8),
+)
 def test_llama3_frequencies_match_the_clamped_torch_form(dim, base, factor, original, low, extra):
     high = low + extra
     ours = N.llama3_inv_freq(dim, base, factor, original, low, high)
@@ -271,10 +282,18 @@ def test_llama3_frequencies_on_llama_3_1_and_errors():
     wavelength = 2 * math.pi / plain
     np.testing.assert_allclose(f[wavelength < 2048], plain[wavelength < 2048], rtol=1e-14)
     np.testing.assert_allclose(f[wavelength > 8192], plain[wavelength > 8192] / 8)
-    np.testing.assert_allclose(N.llama3_inv_freq(64, 10000.0, 1.0, 4096), 10000.0 ** (-np.arange(0, 64, 2) / 64),
-                               rtol=1e-14)                                                           # factor 1
-    for bad in [dict(dim=7), dict(dim=0), dict(base=1.0), dict(factor=0.5), dict(original_max_positions=0),
-                dict(low_freq_factor=4.0, high_freq_factor=1.0), dict(low_freq_factor=0.0)]:
+    np.testing.assert_allclose(
+        N.llama3_inv_freq(64, 10000.0, 1.0, 4096), 10000.0 ** (-np.arange(0, 64, 2) / 64), rtol=1e-14
+    )  # factor 1
+    for bad in [
+        dict(dim=7),
+        dict(dim=0),
+        dict(base=1.0),
+        dict(factor=0.5),
+        dict(original_max_positions=0),
+        dict(low_freq_factor=4.0, high_freq_factor=1.0),
+        dict(low_freq_factor=0.0),
+    ]:
         args = {**dict(dim=64, base=10000.0, factor=4.0, original_max_positions=4096), **bad}
         with pytest.raises(ValueError):
             N.llama3_inv_freq(**args)
@@ -343,10 +362,19 @@ def test_training_bytes_matches_real_optimizer_state(optimizer, dtype):
 
 
 def test_training_bytes_per_parameter_table():
-    per = {(d, o): N.training_bytes(10**6, d, o) / 10**6
-           for d in ("float32", "bfloat16") for o in ("sgd", "momentum", "adam")}
-    assert per == {("float32", "sgd"): 8, ("float32", "momentum"): 12, ("float32", "adam"): 16,
-                   ("bfloat16", "sgd"): 8, ("bfloat16", "momentum"): 12, ("bfloat16", "adam"): 16}
+    per = {
+        (d, o): N.training_bytes(10**6, d, o) / 10**6
+        for d in ("float32", "bfloat16")
+        for o in ("sgd", "momentum", "adam")
+    }
+    assert per == {
+        ("float32", "sgd"): 8,
+        ("float32", "momentum"): 12,
+        ("float32", "adam"): 16,
+        ("bfloat16", "sgd"): 8,
+        ("bfloat16", "momentum"): 12,
+        ("bfloat16", "adam"): 16,
+    }
     # Llama 3.1 8B with Adam in mixed precision: about 128 GB before activations
     assert N.training_bytes(8_030_261_248, "bfloat16", "adam") == 16 * 8_030_261_248
 
@@ -415,8 +443,10 @@ def test_numerical_gradient_restores_x_even_when_f_raises():
     grad = N.numerical_gradient(lambda v: float(np.sum(np.sin(v) * v)), x)
     np.testing.assert_array_equal(x, before)
     np.testing.assert_allclose(grad, np.sin(before) + before * np.cos(before), atol=1e-8)
+
     def boom(v):
         raise RuntimeError("f failed")
+
     with pytest.raises(RuntimeError):
         N.numerical_gradient(boom, x)
     np.testing.assert_array_equal(x, before)
@@ -436,17 +466,24 @@ def test_embedding_function_gradcheck_and_matches_numpy():
 
 
 # ----------------------------------------------------------------------------------- KV cache, chunked loss
-@given(st.integers(1, 130), st.integers(1, 16), st.integers(1, 9), st.integers(0, 50),
-       st.sampled_from(sorted(N.DTYPE_BYTES)), st.integers(1, 4))
+@given(
+    st.integers(1, 130),
+    st.integers(1, 16),
+    st.integers(1, 9),
+    st.integers(0, 50),
+    st.sampled_from(sorted(N.DTYPE_BYTES)),
+    st.integers(1, 4),
+)
 def test_kv_cache_bytes_matches_meta_tensors(n_layers, n_kv_heads, head_dim, n_tokens, dtype, batch):
     assert N.kv_cache_bytes(n_layers, n_kv_heads, head_dim, n_tokens, dtype, batch) == T.kv_cache_bytes(
-        n_layers, n_kv_heads, head_dim, n_tokens, dtype, batch)
+        n_layers, n_kv_heads, head_dim, n_tokens, dtype, batch
+    )
 
 
 def test_kv_cache_bytes_formula_and_errors():
     # Llama 3.1 8B: 32 layers, 8 kv heads of 128 in bfloat16 = 128 KiB per token
     assert N.kv_cache_bytes(32, 8, 128, 1) == 2 * 32 * 8 * 128 * 2
-    assert N.kv_cache_bytes(1, 1, 3, 2, "int4") == 2 * 2 * 2        # each 3-value vector rounds up to 2 bytes
+    assert N.kv_cache_bytes(1, 1, 3, 2, "int4") == 2 * 2 * 2  # each 3-value vector rounds up to 2 bytes
     for bad in [dict(n_layers=0), dict(n_kv_heads=-1), dict(head_dim=1.5), dict(batch_size=0), dict(n_tokens=-1)]:
         kwargs = dict(n_layers=2, n_kv_heads=2, head_dim=4, n_tokens=3, batch_size=1) | bad
         with pytest.raises(ValueError):
@@ -455,16 +492,23 @@ def test_kv_cache_bytes_formula_and_errors():
         N.kv_cache_bytes(2, 2, 4, 3, "fp8")
 
 
-@given(st.integers(1, 40), st.integers(1, 6), st.integers(2, 30), st.integers(1, 50),
-       st.sampled_from([np.float32, np.float64]), st.integers(0, 10**6))
+@given(
+    st.integers(1, 40),
+    st.integers(1, 6),
+    st.integers(2, 30),
+    st.integers(1, 50),
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(0, 10**6),
+)
 def test_chunked_cross_entropy_matches_autograd_for_any_chunk(n, d, v, chunk, dtype, seed):
     rng = np.random.default_rng(seed)
     hidden = rng.standard_normal((n, d)).astype(dtype)
     weight = rng.standard_normal((v, d)).astype(dtype)
     targets = rng.integers(0, v, n)
     loss, dh, dw = N.chunked_cross_entropy(hidden, weight, targets, chunk)
-    loss_t, dh_t, dw_t = T.chunked_cross_entropy(torch.from_numpy(hidden).double(), torch.from_numpy(weight).double(),
-                                                 torch.from_numpy(targets), chunk)
+    loss_t, dh_t, dw_t = T.chunked_cross_entropy(
+        torch.from_numpy(hidden).double(), torch.from_numpy(weight).double(), torch.from_numpy(targets), chunk
+    )
     tol = 1e-10 if dtype == np.float64 else 1e-5
     assert loss == pytest.approx(loss_t, rel=tol, abs=tol)
     assert dh.dtype == dtype and dw.dtype == dtype and dh.shape == (n, d) and dw.shape == (v, d)
@@ -480,7 +524,7 @@ def test_chunked_cross_entropy_equals_full_softmax_cross_entropy_and_rejects_bad
     assert got[0] == pytest.approx(loss, rel=1e-13)
     np.testing.assert_allclose(got[1], dz @ weight, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(got[2], dz.T @ hidden, rtol=1e-12, atol=1e-14)
-    big = N.chunked_cross_entropy(1e3 * hidden, weight, targets, 4)      # logits in the thousands stay finite
+    big = N.chunked_cross_entropy(1e3 * hidden, weight, targets, 4)  # logits in the thousands stay finite
     assert np.isfinite(big[0]) and np.isfinite(big[1]).all()
     with pytest.raises(ValueError):
         N.chunked_cross_entropy(hidden, weight, targets, 0)
@@ -500,7 +544,7 @@ def test_training_bytes_refuses_integer_dtypes_like_autograd(dtype):
         N.training_bytes(10, dtype, "adam")
     with pytest.raises(ValueError, match="floating-point"):
         T.training_bytes(10, dtype, "adam")
-    with pytest.raises(RuntimeError):               # what the refusal mirrors: no integer tensor requires grad
+    with pytest.raises(RuntimeError):  # what the refusal mirrors: no integer tensor requires grad
         torch.zeros(2, dtype=torch.int8).requires_grad_(True)
     with pytest.raises(ValueError, match="unknown dtype"):
         N.training_bytes(10, "float64", "adam")

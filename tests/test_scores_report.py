@@ -1,4 +1,5 @@
 """One source of truth: final rows from the gradebook (manual scores, comments, lateness) and the class report."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,9 +21,19 @@ DUE = dt.datetime(2026, 12, 5, 12, 0)
 
 
 def _graded(student: str, scale: float, unit: float, checks=()) -> GradeResult:
-    return GradeResult(student, A, "graded", scale + unit, 5.0, "",
-                       [TestRecord("test_scale", scale, 2.0, scale == 2.0, "m", False, checks),
-                        TestRecord("test_unit", unit, 3.0, unit == 3.0, "m", True)], submission_hash=student)
+    return GradeResult(
+        student,
+        A,
+        "graded",
+        scale + unit,
+        5.0,
+        "",
+        [
+            TestRecord("test_scale", scale, 2.0, scale == 2.0, "m", False, checks),
+            TestRecord("test_unit", unit, 3.0, unit == 3.0, "m", True),
+        ],
+        submission_hash=student,
+    )
 
 
 @pytest.fixture()
@@ -42,16 +53,16 @@ def test_manual_scores_and_comments_reach_the_row_and_survive_reruns(store):
     store.save(result)
     gb = store.gradebook()
     grade = gb.find_grade("test_scale", A, A, "ann")
-    grade.manual_score = 1.5                                  # what the formgrader writes
+    grade.manual_score = 1.5  # what the formgrader writes
     gb.db.commit()
     row = build_row(result, store.view("ann"), lambda raw: Lateness(None, None, None))
     assert row.raw_score == 4.5 and row.score == 4.5 and row.hand_scored
     assert "scored by hand in the gradebook: test_scale" in row.reason
-    store.record(result)                                      # a rerun with the same notebook
+    store.record(result)  # a rerun with the same notebook
     again = store.view("ann")
     assert {c.grade_id: c.manual for c in again.cells}["test_scale"] == 1.5
     assert not {c.grade_id: c.needs_manual for c in again.cells}["test_scale"]
-    store.record(result, fresh=True)                          # a changed notebook: nbgrader flags it for review
+    store.record(result, fresh=True)  # a changed notebook: nbgrader flags it for review
     cells = {c.grade_id: c for c in store.view("ann").cells}
     assert cells["test_scale"].manual == 1.5 and cells["test_scale"].needs_manual
     page = feedback.render(result, build_row(result, store.view("ann"), lambda raw: Lateness(None, None, None)))
@@ -62,7 +73,7 @@ def test_comments_from_the_gradebook(store):
     result = _graded("bob", 2.0, 3.0)
     store.save(result)
     gb = store.gradebook()
-    gb.find_comment("scale_answer", A, A, "bob").manual_comment = "good work <3"   # what the formgrader writes
+    gb.find_comment("scale_answer", A, A, "bob").manual_comment = "good work <3"  # what the formgrader writes
     gb.db.commit()
     row = build_row(result, store.view("bob"), lambda raw: Lateness(None, None, None))
     assert row.comments == (("scale_answer", "good work <3"),)
@@ -94,7 +105,7 @@ def test_lateness_is_written_where_nbgrader_keeps_it(store):
     assert gb.find_assignment(A).duedate == DUE and submission.timestamp == submitted
     assert submission.total_seconds_late == pytest.approx(row.lateness.minutes_late * 60)
     assert gb.find_submission_notebook(A, A, "dee").late_submission_penalty == 1.5
-    assert submission.late_submission_penalty == 1.5    # what nbgrader export subtracts: the same final score
+    assert submission.late_submission_penalty == 1.5  # what nbgrader export subtracts: the same final score
     assert max(0.0, submission.score - submission.late_submission_penalty) == row.score
 
 
@@ -105,25 +116,41 @@ def _rows(results):
 def test_report_is_self_contained_with_plots_checks_and_history(tmp_path):
     checks_a = (("scales a vector", False, "expected 2, got 1"), ("keeps dtype", True, "ok"))
     checks_b = (("scales a vector", False, "expected 2, got 1"), ("keeps dtype", False, "float64"))
-    rows = _rows([_graded("ann", 0.0, 3.0, checks_a), _graded("bob", 0.0, 0.0, checks_b),
-                  _graded("cy", 2.0, 3.0, (("scales a vector", True, "ok"), ("keeps dtype", True, "ok"))),
-                  GradeResult("dan", A, "timeout", None, 5.0, "too slow")])
+    rows = _rows(
+        [
+            _graded("ann", 0.0, 3.0, checks_a),
+            _graded("bob", 0.0, 0.0, checks_b),
+            _graded("cy", 2.0, 3.0, (("scales a vector", True, "ok"), ("keeps dtype", True, "ok"))),
+            GradeResult("dan", A, "timeout", None, 5.0, "too slow"),
+        ]
+    )
     rows[0].flags = ["bob 91%"]
-    first = dt.datetime(2026, 12, 6, 9, 0, tzinfo=dt.timezone.utc)
+    first = dt.datetime(2026, 12, 6, 9, 0, tzinfo=dt.UTC)
     write_report(tmp_path, rows, A, now=first)
     page = (tmp_path / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 2          # histogram and pass rates, embedded
-    assert not re.search(r'(src|href)="(?!data:)', page)              # nothing fetched from elsewhere
+    assert page.count('src="data:image/png;base64,') == 2  # histogram and pass rates, embedded
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from elsewhere
     assert "Histogram of 3 scores between 0 and 5 of 5" in page and "too slow" in page and "bob 91%" in page
     stats = check_stats(rows)
     assert stats[0][:4] == ("test_scale", "scales a vector", 3 - 1, 3) and stats[0][4] == "expected 2, got 1"
-    assert class_stats(rows).mean == pytest.approx((3 + 0 + 5) / 3)   # the timeout is not a 0
-    rows2 = _rows([_graded("ann", 2.0, 3.0), _graded("bob", 0.0, 0.0), _graded("cy", 2.0, 3.0),
-                   GradeResult("dan", A, "timeout", None, 5.0, "too slow")])
+    assert class_stats(rows).mean == pytest.approx((3 + 0 + 5) / 3)  # the timeout is not a 0
+    rows2 = _rows(
+        [
+            _graded("ann", 2.0, 3.0),
+            _graded("bob", 0.0, 0.0),
+            _graded("cy", 2.0, 3.0),
+            GradeResult("dan", A, "timeout", None, 5.0, "too slow"),
+        ]
+    )
     write_report(tmp_path, rows2, A, now=first + dt.timedelta(hours=1))
     history = read_history(tmp_path)
-    assert [(h["student"], h["score"]) for h in history] == [("ann", "3"), ("bob", "0"), ("cy", "5"), ("dan", ""),
-                                                             ("ann", "5")]
+    assert [(h["student"], h["score"]) for h in history] == [
+        ("ann", "3"),
+        ("bob", "0"),
+        ("cy", "5"),
+        ("dan", ""),
+        ("ann", "5"),
+    ]
     page = (tmp_path / "report.html").read_text()
     assert "3 (2026-12-06 09:00)" in page and "5 (2026-12-06 10:00)" in page
 

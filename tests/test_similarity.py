@@ -5,6 +5,7 @@ each checked against the assignment's own checks, compared pairwise and with the
 reference code; then a disguised copy of each (identifiers renamed, comments reworded, layout changed) against
 its original. The figures are printed (``pytest -s``) and asserted: the README states them.
 """
+
 from __future__ import annotations
 
 import ast
@@ -36,7 +37,7 @@ def _cells_of(code: str) -> dict[str, str]:
     cells, pending = {}, []
     for node in tree.body:
         start = node.lineno - 1 - len(getattr(node, "decorator_list", []))
-        text = "\n".join(lines[start:node.end_lineno])
+        text = "\n".join(lines[start : node.end_lineno])
         pending.append(text)
         if isinstance(node, ast.FunctionDef) and node.name in FUNCTIONS:
             cells[f"answer_{node.name}"] = "\n\n".join(pending)
@@ -60,8 +61,9 @@ def _disguise(code: str) -> str:
     find them."""
     tree = ast.parse(code)
     chosen = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    chosen |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments)
-               for a in n.posonlyargs + n.args + n.kwonlyargs}
+    chosen |= {
+        a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments) for a in n.posonlyargs + n.args + n.kwonlyargs
+    }
     chosen |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
     chosen -= set(FUNCTIONS)
     out, previous = [], None
@@ -69,9 +71,16 @@ def _disguise(code: str) -> str:
         kind, text = tok.type, tok.string
         if kind == tokenize.NAME and text in chosen and previous != ".":
             text = f"my_{text[::-1]}_"
-        elif kind == tokenize.STRING and text[:1] in "fF":     # names inside an f-string's braces too
-            text = re.sub(r"\{([^{}]*)\}", lambda m: "{" + re.sub(
-                r"\b[A-Za-z_]\w*\b", lambda w: f"my_{w[0][::-1]}_" if w[0] in chosen else w[0], m[1]) + "}", text)
+        elif kind == tokenize.STRING and text[:1] in "fF":  # names inside an f-string's braces too
+            text = re.sub(
+                r"\{([^{}]*)\}",
+                lambda m: (
+                    "{"
+                    + re.sub(r"\b[A-Za-z_]\w*\b", lambda w: f"my_{w[0][::-1]}_" if w[0] in chosen else w[0], m[1])
+                    + "}"
+                ),
+                text,
+            )
         elif kind == tokenize.COMMENT:
             text = "# note to self: this part works, do not touch"
         out.append((kind, text))
@@ -84,8 +93,12 @@ def _passes_every_check(cells: dict[str, str]) -> list[str]:
     namespace = {"np": np}
     for text in cells.values():
         exec(compile(text, "<answer>", "exec"), namespace)
-    return [f"{g}: {n}: {m}" for g in core.groups("token-embeddings")
-            for n, ok, m in core.verdicts("token-embeddings", g, namespace) if not ok]
+    return [
+        f"{g}: {n}: {m}"
+        for g in core.groups("token-embeddings")
+        for n, ok, m in core.verdicts("token-embeddings", g, namespace)
+        if not ok
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +109,15 @@ def corpus():
     disguised = {a.stem: _cells_of(_disguise(a.read_text())) for a in AUTHORS}
     prints = {a: sim.fingerprint(sim.answer_cells(_notebook(c), ids), template) for a, c in cells.items()}
     copies = {a: sim.fingerprint(sim.answer_cells(_notebook(c), ids), template) for a, c in disguised.items()}
-    return dict(template=template, solution=solution, reference=reference, cells=cells, disguised=disguised,
-                prints=prints, copies=copies)
+    return dict(
+        template=template,
+        solution=solution,
+        reference=reference,
+        cells=cells,
+        disguised=disguised,
+        prints=prints,
+        copies=copies,
+    )
 
 
 def test_every_independent_answer_and_every_disguised_copy_is_right(corpus):
@@ -111,15 +131,15 @@ def test_normalising_removes_comments_layout_docstrings_and_names():
     a = 'def f(x, y):\n    """Add."""\n    total = x + y  # sum\n    return np.sqrt(total)\n'
     b = "def g(first,second):\n\n    s=first+second\n    # the root\n    return np.sqrt( s )\n"
     assert sim.normalise(a) == sim.normalise(b)
-    assert "sqrt" in sim.normalise(a) and "return" in sim.normalise(a)   # attribute names and keywords stay
+    assert "sqrt" in sim.normalise(a) and "return" in sim.normalise(a)  # attribute names and keywords stay
     assert sim.normalise('x = "a"') == sim.normalise("y = 'something else'")
-    assert sim.normalise("def f(:\n  ???") != []                             # a syntax error still normalises
+    assert sim.normalise("def f(:\n  ???") != []  # a syntax error still normalises
 
 
 def test_the_released_template_is_discounted(corpus):
     template = corpus["template"]
     untouched = sim.fingerprint(sim.answer_cells(RELEASED, sim.answer_ids(SOURCE)), template)
-    assert len(untouched) == 0          # two students who hand in the template unchanged share nothing
+    assert len(untouched) == 0  # two students who hand in the template unchanged share nothing
     assert sim.compare_class({"ann": untouched, "bob": untouched}, corpus["solution"], corpus["reference"]) == []
 
 
@@ -142,10 +162,13 @@ def test_false_positive_rate_on_independent_right_answers(corpus):
     independent = [sim.jaccard(prints[a], prints[b])[0] for a, b in pairs]
     flagged = [p for p in sim.compare_class(prints, corpus["solution"], corpus["reference"])]
     copied = [sim.flagged(prints[a], copies[a]) for a in prints]
-    print(f"\nsimilarity: {len(pairs)} pairs of independent right answers, {sum(p.b != sim.SOLUTION_FLAG for p in flagged)} "
-          f"flagged (max Jaccard {max(independent):.2f}); {len(prints)} answers vs solution and reference, "
-          f"{sum(p.b == sim.SOLUTION_FLAG for p in flagged)} flagged; disguised copies flagged "
-          f"{sum(hit for hit, _ in copied)}/{len(copied)} (min Jaccard {min(s for _, s in copied):.2f})")
+    n_flagged = sum(p.b != sim.SOLUTION_FLAG for p in flagged)
+    print(
+        f"\nsimilarity: {len(pairs)} pairs of independent right answers, {n_flagged} "
+        f"flagged (max Jaccard {max(independent):.2f}); {len(prints)} answers vs solution and reference, "
+        f"{sum(p.b == sim.SOLUTION_FLAG for p in flagged)} flagged; disguised copies flagged "
+        f"{sum(hit for hit, _ in copied)}/{len(copied)} (min Jaccard {min(s for _, s in copied):.2f})"
+    )
     assert flagged == []
     assert all(hit for hit, _ in copied)
 

@@ -10,6 +10,7 @@ Launch buttons: every Colab and Binder link opens a tracked ``.ipynb`` of this r
 Accessibility: each page Chromium opens also runs axe-core's WCAG 2 A and AA rules (``AXE_VERSION`` from the npm
 registry, installed under ``_build/node/``); 0 violations, results in ``axe.json``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -41,11 +42,27 @@ ARTIFACTS = ROOT / "_build" / "test-artifacts" / "site"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 MIN_SECRET_CHARS = 25  # shorter lines ("ids = np.asarray(ids)", "dim = grad_out.shape[-1]") are idiom, not a leak
 # The graded functions of course-contract.md: their reference source is the assignments' answer key.
-GRADED_NUMPY = ("xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors", "sinusoidal_positions",
-                "add_positions", "apply_rope", "interleaved_to_half", "llama3_inv_freq", "embedding_parameters",
-                "tensor_bytes", "training_bytes", "lookup_bytes",
-                "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "numerical_gradient",
-                "kv_cache_bytes", "chunked_cross_entropy")
+GRADED_NUMPY = (
+    "xavier_uniform",
+    "embedding_forward",
+    "one_hot",
+    "nearest_neighbors",
+    "sinusoidal_positions",
+    "add_positions",
+    "apply_rope",
+    "interleaved_to_half",
+    "llama3_inv_freq",
+    "embedding_parameters",
+    "tensor_bytes",
+    "training_bytes",
+    "lookup_bytes",
+    "embedding_backward",
+    "sparse_embedding_backward",
+    "softmax_cross_entropy",
+    "numerical_gradient",
+    "kv_cache_bytes",
+    "chunked_cross_entropy",
+)
 GRADED_TORCH = ("TokenPositionEmbedding", "EmbeddingFunction")
 MIN_REFERENCE_CHARS = 25  # shorter reference lines ("if dim % 2:", "return weight[ids]") are the math, not the key
 
@@ -64,6 +81,7 @@ def toc_docs() -> list[str]:
                 docs.append(entry["file"])
             walk(entry.get("sections"))
             walk(entry.get("chapters"))
+
     walk(toc.get("chapters"))
     for part in toc.get("parts", []):
         walk(part.get("chapters"))
@@ -81,8 +99,11 @@ def markdown_text(source: Path) -> str:
     """The prose of a page: markdown cells of a notebook, or a MyST file without its code cells."""
     if source.suffix == ".ipynb":
         nb = json.loads(source.read_text())
-        return "\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-                         for c in nb["cells"] if c["cell_type"] == "markdown")
+        return "\n".join(
+            "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in nb["cells"]
+            if c["cell_type"] == "markdown"
+        )
     return re.sub(r"```\{code-cell\}.*?```", "", source.read_text(), flags=re.S)
 
 
@@ -222,8 +243,11 @@ def secret_lines(solutions: Path, exercises: Path) -> dict[str, str]:
             meta = cell.get("metadata", {}).get("nbgrader", {})
             lines = []
             if meta.get("solution"):
-                lines = (_between(source, "BEGIN SOLUTION", "END SOLUTION") if "BEGIN SOLUTION" in source
-                         else source.splitlines())
+                lines = (
+                    _between(source, "BEGIN SOLUTION", "END SOLUTION")
+                    if "BEGIN SOLUTION" in source
+                    else source.splitlines()
+                )
             if "BEGIN HIDDEN TESTS" in source:
                 lines += _between(source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
             for line in lines:
@@ -242,7 +266,11 @@ def code_lines(source: str) -> list[str]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             skip.update(range(node.lineno, node.body[0].lineno))  # the header, however many lines it spans
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 skip.update(range(first.lineno, first.end_lineno + 1))
     lines = source.splitlines()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -260,8 +288,11 @@ def reference_secrets() -> dict[str, str]:
     secrets = {}
     for module, names in ((numpy_ref, GRADED_NUMPY), (torch_ref, GRADED_TORCH)):
         for name in names:
-            lines = [line for line in code_lines(inspect.getsource(getattr(module, name)))
-                     if len(line) >= MIN_REFERENCE_CHARS]
+            lines = [
+                line
+                for line in code_lines(inspect.getsource(getattr(module, name)))
+                if len(line) >= MIN_REFERENCE_CHARS
+            ]
             assert lines, f"{module.__name__}.{name} has no line of {MIN_REFERENCE_CHARS}+ characters to look for"
             for line in lines:
                 secrets[line] = ", ".join(filter(None, [secrets.get(line), f"{module.__name__}.{name}"]))
@@ -308,10 +339,17 @@ def leaks(site: Path, secrets: dict[str, str]) -> list[str]:
 # the build
 # --------------------------------------------------------------------------------------------------------------
 def test_strict_build_passes(built_site):
-    problems = [line for line in built_site.log.splitlines() if re.search(r"WARNING|ERROR|Traceback", line)
-                and "Kernel is running over TCP" not in line]
-    assert built_site.returncode == 0, ("jupyter-book build . -W -n --keep-going failed:\n" + "\n".join(problems[:40])
-                                        + "\n...\n" + built_site.log[-3000:])
+    problems = [
+        line
+        for line in built_site.log.splitlines()
+        if re.search(r"WARNING|ERROR|Traceback", line) and "Kernel is running over TCP" not in line
+    ]
+    assert built_site.returncode == 0, (
+        "jupyter-book build . -W -n --keep-going failed:\n"
+        + "\n".join(problems[:40])
+        + "\n...\n"
+        + built_site.log[-3000:]
+    )
     print(f"strict build: {built_site.seconds:.1f} s")
 
 
@@ -329,31 +367,41 @@ def test_every_toc_page_is_published_with_its_buttons(built_site):
         text = page.read_text()
         source = source_of(doc)
         rel = source.relative_to(ROOT).as_posix()
-        wanted = {"repository button": f'href="{repo}"', "edit button": f"{repo}/edit/{branch}/{rel}",
-                  "issues button": f"{repo}/issues/new"}
+        wanted = {
+            "repository button": f'href="{repo}"',
+            "edit button": f"{repo}/edit/{branch}/{rel}",
+            "issues button": f"{repo}/issues/new",
+        }
         if is_notebook(source):
             launched = source.with_suffix(".ipynb").relative_to(ROOT).as_posix()  # a .md chapter's twin
-            wanted |= {"Binder button": f"https://mybinder.org/v2/gh/{org_repo}/{branch}?urlpath=lab/tree/{launched}",
-                       "Colab button": f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/{launched}",
-                       "notebook download": f"_sources/{doc}.ipynb\""}
+            wanted |= {
+                "Binder button": f"https://mybinder.org/v2/gh/{org_repo}/{branch}?urlpath=lab/tree/{launched}",
+                "Colab button": f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/{launched}",
+                "notebook download": f'_sources/{doc}.ipynb"',
+            }
             if not (built_site.html / "_sources" / f"{doc}.ipynb").exists():
                 missing.append(f"{doc}: no downloadable _sources/{doc}.ipynb")
         missing += [f"{doc}: no {what} ({needle})" for what, needle in wanted.items() if needle not in text]
     assert not missing, "\n".join(missing)
 
 
-LAUNCH_LINK = re.compile(r"^(?:https://colab\.research\.google\.com/github/(?P<c_repo>[^/]+/[^/]+)/blob/"
-                         r"(?P<c_branch>[^/]+)/(?P<c_path>[^?#]+)"
-                         r"|https://mybinder\.org/v2/gh/(?P<b_repo>[^/]+/[^/]+)/(?P<b_branch>[^?]+)"
-                         r"\?urlpath=(?:lab/tree|tree|notebooks)/(?P<b_path>[^&#]+))$")
+LAUNCH_LINK = re.compile(
+    r"^(?:https://colab\.research\.google\.com/github/(?P<c_repo>[^/]+/[^/]+)/blob/"
+    r"(?P<c_branch>[^/]+)/(?P<c_path>[^?#]+)"
+    r"|https://mybinder\.org/v2/gh/(?P<b_repo>[^/]+/[^/]+)/(?P<b_branch>[^?]+)"
+    r"\?urlpath=(?:lab/tree|tree|notebooks)/(?P<b_path>[^&#]+))$"
+)
 
 
 def launch_links(site: Path) -> list[tuple[str, str]]:
     """``(page, href)`` of every link to Colab or Binder in the site's HTML pages."""
     links = []
     for page in sorted(p for p in site.rglob("*.html") if "_static" not in p.relative_to(site).parts):
-        links += [(page.relative_to(site).as_posix(), ref) for tag, ref in parse_html(page.read_text()).refs
-                  if tag == "a" and re.match(r"https://(colab\.research\.google\.com|mybinder\.org)/", ref)]
+        links += [
+            (page.relative_to(site).as_posix(), ref)
+            for tag, ref in parse_html(page.read_text()).refs
+            if tag == "a" and re.match(r"https://(colab\.research\.google\.com|mybinder\.org)/", ref)
+        ]
     return links
 
 
@@ -364,8 +412,9 @@ def test_every_launch_link_opens_a_tracked_notebook(built_site):
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     repo = config["repository"]["url"].rstrip("/").removeprefix("https://github.com/")
-    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                                 check=True).stdout.splitlines())
+    tracked = set(
+        subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()
+    )
     links = launch_links(built_site.html)
     notebook_pages = [doc for doc in toc_docs() if is_notebook(source_of(doc))]
     assert len(links) >= 2 * len(notebook_pages), f"{len(links)} launch links for {len(notebook_pages)} notebook pages"
@@ -391,8 +440,11 @@ def test_launch_link_parser_rejects_sources_and_other_repositories():
     assert LAUNCH_LINK.match(ok).group("c_path") == "book/a.ipynb"
     binder = "https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/book/a.ipynb"
     assert LAUNCH_LINK.match(binder).group("b_path") == "book/a.ipynb"
-    assert LAUNCH_LINK.match("https://colab.research.google.com/github/o/r/blob/main/book/a.md").group("c_path") \
-        .endswith(".md")  # matched, then refused by the test above for not being a notebook
+    assert (
+        LAUNCH_LINK.match("https://colab.research.google.com/github/o/r/blob/main/book/a.md")
+        .group("c_path")
+        .endswith(".md")
+    )  # matched, then refused by the test above for not being a notebook
     assert LAUNCH_LINK.match("https://mybinder.org/v2/gh/o/r/main") is None
 
 
@@ -431,11 +483,14 @@ def test_internal_links_resolve(built_site):
 
 def test_link_checker_finds_missing_files_and_anchors(tmp_path):
     (tmp_path / "sub").mkdir()
-    (tmp_path / "index.html").write_text('<a href="sub/page.html#there">ok</a> <a href="sub/page.html#nowhere">x</a>'
-                                         '<img src="missing.png" alt="m"> <a href="https://example.org/x">ext</a>'
-                                         '<a href="#top">self</a><span id="top"></span>')
-    (tmp_path / "sub" / "page.html").write_text('<h1 id="there">T</h1><a href="../index.html">back</a>'
-                                                '<a href="gone.html">gone</a>')
+    (tmp_path / "index.html").write_text(
+        '<a href="sub/page.html#there">ok</a> <a href="sub/page.html#nowhere">x</a>'
+        '<img src="missing.png" alt="m"> <a href="https://example.org/x">ext</a>'
+        '<a href="#top">self</a><span id="top"></span>'
+    )
+    (tmp_path / "sub" / "page.html").write_text(
+        '<h1 id="there">T</h1><a href="../index.html">back</a><a href="gone.html">gone</a>'
+    )
     broken = broken_links(tmp_path)
     assert len(broken) == 3, broken
     assert any("#nowhere" in b for b in broken) and any("missing.png" in b for b in broken)
@@ -452,8 +507,10 @@ def test_no_solution_hidden_test_or_graded_reference_is_published(built_site):
     references = reference_secrets()
     found = leaks(built_site.html, {**solutions, **references})
     assert not found, "instructor-only content in the built site:\n" + "\n".join(found[:30])
-    print(f"checked {len(solutions)} solution/hidden-test lines and {len(references)} lines of graded reference "
-          "functions against the site")
+    print(
+        f"checked {len(solutions)} solution/hidden-test lines and {len(references)} lines of graded reference "
+        "functions against the site"
+    )
 
 
 def test_reference_lines_leave_out_docstrings_comments_and_signatures():
@@ -472,9 +529,23 @@ def test_reference_lines_leave_out_docstrings_comments_and_signatures():
 
 
 def _notebook(cells) -> str:
-    return json.dumps({"cells": [{"cell_type": "code", "metadata": {"nbgrader": meta}, "source": src,
-                                  "outputs": [], "execution_count": None} for src, meta in cells],
-                       "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    return json.dumps(
+        {
+            "cells": [
+                {
+                    "cell_type": "code",
+                    "metadata": {"nbgrader": meta},
+                    "source": src,
+                    "outputs": [],
+                    "execution_count": None,
+                }
+                for src, meta in cells
+            ],
+            "metadata": {},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+    )
 
 
 def test_leak_scanner_catches_a_planted_solution_even_when_highlighted(tmp_path, built_site):
@@ -488,10 +559,17 @@ def test_leak_scanner_catches_a_planted_solution_even_when_highlighted(tmp_path,
     hidden = "assert planted_lookup(np.eye(3), [2]).shape == (1, 3)  # planted hidden test"
     signature = "def planted_lookup(weight, ids, planted_option=None):"
     for folder, cells in {
-        "solutions": [(f"{signature}\n    ### BEGIN SOLUTION\n{answer}\n    out = weight[checked_ids]\n    return out\n"
-                       "    ### END SOLUTION\n", {"solution": True, "grade": False, "grade_id": "a"}),
-                      (f"assert True\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS\n",
-                       {"solution": False, "grade": True, "grade_id": "t", "points": 1})],
+        "solutions": [
+            (
+                f"{signature}\n    ### BEGIN SOLUTION\n{answer}\n    out = weight[checked_ids]\n    return out\n"
+                "    ### END SOLUTION\n",
+                {"solution": True, "grade": False, "grade_id": "a"},
+            ),
+            (
+                f"assert True\n### BEGIN HIDDEN TESTS\n{hidden}\n### END HIDDEN TESTS\n",
+                {"solution": False, "grade": True, "grade_id": "t", "points": 1},
+            ),
+        ],
         "exercises": [(f"{signature}\n    # YOUR CODE HERE\n    raise NotImplementedError()\n", {"solution": True})],
     }.items():
         (tmp_path / folder / "planted").mkdir(parents=True)
@@ -505,8 +583,9 @@ def test_leak_scanner_catches_a_planted_solution_even_when_highlighted(tmp_path,
     site = tmp_path / "site"
     site.mkdir()
     (site / "clean.html").write_text(page)
-    (site / "highlighted.html").write_text(page.replace("</article>", highlight(answer, PythonLexer(),
-                                                                                HtmlFormatter()) + "</article>"))
+    (site / "highlighted.html").write_text(
+        page.replace("</article>", highlight(answer, PythonLexer(), HtmlFormatter()) + "</article>")
+    )
     (site / "hidden.txt").write_text(hidden.replace(" ", "  "))
     (site / "marker.html").write_text(page.replace("</article>", "<p># ### BEGIN HIDDEN TESTS</p></article>"))
     found = leaks(site, secrets)
@@ -548,8 +627,10 @@ def chromium() -> str:
         if name and shutil.which(name):
             return shutil.which(name)
     if in_ci():
-        pytest.fail("Chromium is required in CI for the browser check: `make test` installs Debian's chromium "
-                    "package when run as root; or set CHROMIUM=/path/to/chromium")
+        pytest.fail(
+            "Chromium is required in CI for the browser check: `make test` installs Debian's chromium "
+            "package when run as root; or set CHROMIUM=/path/to/chromium"
+        )
     pytest.skip("Chromium not found (apt-get install chromium, or set CHROMIUM): browser check skipped")
 
 
@@ -563,10 +644,25 @@ def axe_script() -> Path | None:
     npm = shutil.which("npm")
     if npm is None:
         return None
-    proc = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-save", "--no-package-lock", "--no-audit",
-                           "--no-fund", f"axe-core@{AXE_VERSION}"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0 and script.is_file(), \
+    proc = subprocess.run(
+        [
+            npm,
+            "install",
+            "--prefix",
+            str(prefix),
+            "--no-save",
+            "--no-package-lock",
+            "--no-audit",
+            "--no-fund",
+            f"axe-core@{AXE_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0 and script.is_file(), (
         f"npm install axe-core@{AXE_VERSION} failed:\n{proc.stderr[-2000:]}"
+    )
     return script
 
 
@@ -604,7 +700,7 @@ def with_axe(page: Path, script: Path, folder: Path) -> Path:
     assert head, f"{page}: no <head>"
     base = f'<base href="{page.parent.as_uri()}/">'
     runner = f'<script src="{script.as_uri()}"></script>' + AXE_RUNNER % json.dumps(list(AXE_TAGS))
-    text = text[:head.end()] + base + text[head.end():]
+    text = text[: head.end()] + base + text[head.end() :]
     at = text.rindex("</body>")
     copy = folder / page.name
     copy.write_text(text[:at] + runner + text[at:])
@@ -615,11 +711,29 @@ def render(browser: str, page: Path, screenshot: Path) -> str:
     """The DOM of ``page`` after its JavaScript ran in headless Chromium; saves a screenshot."""
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         proc = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,2000",
-             "--hide-scrollbars", "--virtual-time-budget=15000", f"--screenshot={screenshot}", "--dump-dom",
-             page.as_uri()], capture_output=True, text=True, timeout=180)
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                f"--user-data-dir={profile}",
+                "--window-size=1280,2000",
+                "--hide-scrollbars",
+                "--virtual-time-budget=15000",
+                f"--screenshot={screenshot}",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     assert proc.returncode == 0, f"chromium failed on {page}: {proc.stderr[-2000:]}"
     return proc.stdout
 
@@ -680,9 +794,16 @@ def test_pages_render_in_a_browser_with_figures_alt_text_and_math(rendered_pages
             problems.append(f"{doc}: the source has math but MathJax typeset none of it (is _static/mathjax there?)")
         if has_math(source) and not re.search(r"<script[^>]+src=\"[^\"]*mathjax[^\"]*\"", dom, flags=re.I):
             problems.append(f"{doc}: the page has math but loads no MathJax to typeset it")
-        summary.append({"page": doc, "images": len(page.article_imgs), "figures": page.figures,
-                        "math_elements": page.math, "mathjax_typeset": page.mathjax_typeset,
-                        "screenshot": str(shot.relative_to(ROOT))})
+        summary.append(
+            {
+                "page": doc,
+                "images": len(page.article_imgs),
+                "figures": page.figures,
+                "math_elements": page.math,
+                "mathjax_typeset": page.mathjax_typeset,
+                "screenshot": str(shot.relative_to(ROOT)),
+            }
+        )
     (ARTIFACTS / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     assert not problems, "\n".join(problems)
 
@@ -691,8 +812,10 @@ def test_pages_pass_the_axe_wcag2_a_and_aa_audit(rendered_pages):
     """axe-core's WCAG 2 A and AA rules, run in Chromium on every page after its scripts and MathJax: 0 violations.
     The full results go to ``ARTIFACTS/axe.json``."""
     if all(r.axe is None for r in rendered_pages) and shutil.which("npm") is None:
-        message = (f"npm not found: the accessibility audit (axe-core {AXE_VERSION} from the npm registry) needs "
-                   "Node.js and npm (apt-get install nodejs npm)")
+        message = (
+            f"npm not found: the accessibility audit (axe-core {AXE_VERSION} from the npm registry) needs "
+            "Node.js and npm (apt-get install nodejs npm)"
+        )
         if in_ci():
             pytest.fail(message + "; it is required in CI")
         pytest.skip(message)
@@ -723,9 +846,11 @@ def test_axe_audit_reports_planted_violations(tmp_path):
     (tmp_path / "site" / "sub").mkdir(parents=True)
     (tmp_path / "site" / "style.css").write_text(".faint { color: #d0d0d0; background: #ffffff; }\n")
     page = tmp_path / "site" / "sub" / "page.html"
-    page.write_text('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Planted</title>'
-                    '<link rel="stylesheet" href="../style.css"></head><body><main><h1>Planted</h1>'
-                    '<img src="../none.png"><a href="#x"></a><p class="faint">faint text</p></main></body></html>')
+    page.write_text(
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Planted</title>'
+        '<link rel="stylesheet" href="../style.css"></head><body><main><h1>Planted</h1>'
+        '<img src="../none.png"><a href="#x"></a><p class="faint">faint text</p></main></body></html>'
+    )
     (tmp_path / "copy").mkdir()
     dom = render(browser, with_axe(page, script, tmp_path / "copy"), tmp_path / "shot.png")
     result = axe_results(dom)

@@ -12,6 +12,7 @@ judge side (``autograder/checks/``, the references, the grader).
 * probe and judge registries list the same checks; the two modes of ``run_checks`` and ``check``; the payload
   decoder refuses garbage.
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,10 +27,10 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from test_assignments import ASSIGNMENTS, REFERENCE_NAMESPACE, solution_namespace, solution_path
 
 from autograder.checks import core
 from autograder.student import check, grading, registry, run_checks, sandbox_tree, transport
-from test_assignments import ASSIGNMENTS, REFERENCE_NAMESPACE, solution_namespace, solution_path
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT = ROOT / "autograder" / "student"
@@ -67,8 +68,13 @@ def test_student_modules_import_only_the_stdlib_numpy_torch_and_themselves():
     for path in [ROOT / "autograder" / "__init__.py", *_student_modules()]:
         for line, name in _imports(path):
             top = name.split(".")[0]
-            ok = (top in sys.stdlib_module_names or top in ALLOWED_TOP or name == "autograder.student"
-                  or name.startswith("autograder.student.") or name == "__future__")
+            ok = (
+                top in sys.stdlib_module_names
+                or top in ALLOWED_TOP
+                or name == "autograder.student"
+                or name.startswith("autograder.student.")
+                or name == "__future__"
+            )
             if not ok:
                 bad.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
     assert bad == []
@@ -85,16 +91,20 @@ def test_the_only_judge_module_named_on_the_student_side_is_local_modes():
                 named.append((path.name, node.value))
     assert named == [("local.py", "autograder.checks.core")]
     from autograder.student import local
+
     assert local.JUDGE_MODULE == "autograder.checks.core"
 
 
 def test_sandbox_tree_lists_every_student_and_data_file():
     tree = sandbox_tree(ROOT)
-    expected = {"autograder/__init__.py"} | {p.relative_to(ROOT).as_posix() for p in _student_modules()} | {
-        p.relative_to(ROOT).as_posix() for p in (ROOT / "autograder" / "data").rglob("*") if p.is_file()}
+    expected = (
+        {"autograder/__init__.py"}
+        | {p.relative_to(ROOT).as_posix() for p in _student_modules()}
+        | {p.relative_to(ROOT).as_posix() for p in (ROOT / "autograder" / "data").rglob("*") if p.is_file()}
+    )
     assert set(tree) == expected and tree == sorted(tree)
     assert not any(path.startswith(("autograder/reference", "autograder/checks")) for path in tree)
-    assert sandbox_tree() == tree                              # the default root is this checkout
+    assert sandbox_tree() == tree  # the default root is this checkout
     with pytest.raises(ValueError, match="pass the folder above it"):
         sandbox_tree(ROOT / "autograder")
 
@@ -105,8 +115,9 @@ def test_probe_and_judge_registries_list_the_same_checks(assignment):
     probes = {(g, p.name) for g, ps in registry.groups(assignment).items() for p in ps}
     assert probes and probes == core.judges(assignment)
     for group_name, checks in core.groups(assignment).items():
-        assert [(c.name, c.function, c.hidden) for c in checks] == \
-               [(p.name, p.function, p.hidden) for p in registry.group(assignment, group_name)]
+        assert [(c.name, c.function, c.hidden) for c in checks] == [
+            (p.name, p.function, p.hidden) for p in registry.group(assignment, group_name)
+        ]
 
 
 # ------------------------------------------------------------------------------------------------ the judge's seed
@@ -142,8 +153,12 @@ def test_a_reported_seed_is_not_read():
 
 
 def test_malformed_probe_data_fails_its_checks_with_a_message():
-    verdicts = core.judge_group("backprop", "embedding_function_hidden", {"1-d, 3-d, scalar and empty ids; negative "
-                                                                          "ids rejected": [{"out": 1}]}, seed=3)
+    verdicts = core.judge_group(
+        "backprop",
+        "embedding_function_hidden",
+        {"1-d, 3-d, scalar and empty ids; negative ids rejected": [{"out": 1}]},
+        seed=3,
+    )
     [(name, ok, message)] = verdicts
     assert not ok and "\n" not in message
     assert not any(ok for _, ok, _ in core.judge_group("backprop", "embedding_backward", "not a dict", seed=0))
@@ -153,12 +168,22 @@ def test_malformed_probe_data_fails_its_checks_with_a_message():
 @pytest.fixture()
 def grading_mode(tmp_path, monkeypatch):
     """A grading spec for token-embeddings in the environment, and grading mode's in-memory state reset."""
+
     def make(groups, seed=5, assignment="token-embeddings", probe_modules=()):
         path = tmp_path / f"spec-{len(list(tmp_path.iterdir()))}.json"
-        path.write_text(json.dumps({"assignment": assignment, "groups": list(groups), "hidden_seed": seed,
-                                    "probe_modules": list(probe_modules)}))
+        path.write_text(
+            json.dumps(
+                {
+                    "assignment": assignment,
+                    "groups": list(groups),
+                    "hidden_seed": seed,
+                    "probe_modules": list(probe_modules),
+                }
+            )
+        )
         monkeypatch.setenv(grading.SPEC_ENV, str(path))
         return path
+
     saved = dict(grading._PROBED)
     grading._PROBED.clear()
     yield make
@@ -169,9 +194,9 @@ def grading_mode(tmp_path, monkeypatch):
 def test_grading_mode_prints_one_line_never_raises_and_emits_one_payload(grading_mode, capsys, monkeypatch):
     grading_mode(["embedding_forward", "embedding_forward_hidden", "one_hot"], seed=5)
     ns = dict(solution_namespace("token-embeddings"))
-    exec("def embedding_forward(weight, ids):\n    return weight[ids]\n", ns)       # wrong: negative ids wrap
-    run_checks("token-embeddings", "embedding_forward", ns)                           # no CheckFailed while grading
-    run_checks("token-embeddings", "no_such_group", ns)                               # not in the spec: nothing kept
+    exec("def embedding_forward(weight, ids):\n    return weight[ids]\n", ns)  # wrong: negative ids wrap
+    run_checks("token-embeddings", "embedding_forward", ns)  # no CheckFailed while grading
+    run_checks("token-embeddings", "no_such_group", ns)  # not in the spec: nothing kept
     check(ns["embedding_forward"])
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 3 and "judged by the grader" in out[0] and "not part of this grading run" in out[1]
@@ -184,8 +209,10 @@ def test_grading_mode_prints_one_line_never_raises_and_emits_one_payload(grading
     assert list(data) == [grading.MIME]
     results = grading.decode_emitted(data[grading.MIME])
     assert set(results) == {"embedding_forward", "embedding_forward_hidden", "one_hot"}
-    assert not all(ok for _, ok, _ in core.judge_group("token-embeddings", "embedding_forward",
-                                                       results["embedding_forward"], seed=5))
+    assert not all(
+        ok
+        for _, ok, _ in core.judge_group("token-embeddings", "embedding_forward", results["embedding_forward"], seed=5)
+    )
     assert all(ok for _, ok, _ in core.judge_group("token-embeddings", "one_hot", results["one_hot"], seed=5))
 
 
@@ -200,6 +227,7 @@ def test_grading_mode_keeps_the_data_of_the_time_the_cell_ran(grading_mode, monk
             raise IndexError("negative id")
         kept.append(out)
         return out
+
     run_checks("token-embeddings", "one_hot", {"one_hot": one_hot})
     for array in kept:
         array[...] = 7
@@ -233,10 +261,17 @@ def test_a_malformed_spec_is_reported_by_the_cell_and_refused_by_emit(tmp_path, 
         grading.emit()
 
 
-@pytest.mark.parametrize("text", ["not base64 at all!", base64.b64encode(b"\x00" * 40).decode(),
-                                  base64.b64encode(b"garbage").decode(), "",
-                                  base64.b64encode(transport.encode([1, 2])).decode(),
-                                  base64.b64encode(transport.encode({"g": 3})).decode()])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not base64 at all!",
+        base64.b64encode(b"\x00" * 40).decode(),
+        base64.b64encode(b"garbage").decode(),
+        "",
+        base64.b64encode(transport.encode([1, 2])).decode(),
+        base64.b64encode(transport.encode({"g": 3})).decode(),
+    ],
+)
 def test_decode_emitted_refuses_garbage_with_value_error(text):
     with pytest.raises(ValueError):
         grading.decode_emitted(text)
@@ -244,13 +279,14 @@ def test_decode_emitted_refuses_garbage_with_value_error(text):
 
 def test_decode_refuses_compressed_and_cut_blobs():
     import io
+
     blob = transport.encode({"x": np.arange(1000.0)})
     assert np.array_equal(transport.decode(blob)["x"], np.arange(1000.0))
     header = int.from_bytes(blob[:8], "little")
     buffer = io.BytesIO()
     np.savez_compressed(buffer, a0=np.zeros(10**6))
     with pytest.raises(ValueError, match="compressed"):
-        transport.decode(blob[:8 + header] + buffer.getvalue())
+        transport.decode(blob[: 8 + header] + buffer.getvalue())
     for cut in (3, 8 + header // 2, len(blob) - 5):
         with pytest.raises(ValueError):
             transport.decode(blob[:cut])
@@ -319,22 +355,31 @@ def test_the_sandbox_files_alone_probe_every_group_and_the_payload_judges_full_m
         shutil.copy2(ROOT / rel, sandbox / rel)
     import IPython
     import torch
+
     sites = sorted({str(Path(m.__file__).resolve().parents[1]) for m in (np, torch, IPython)})
     job = {"specs": {}, "cells": {}}
     seeds = {a: 1000 + i for i, a in enumerate(ASSIGNMENTS)}
     for assignment in ASSIGNMENTS:
         groups = sorted(registry.groups(assignment))
         spec = tmp_path / f"{assignment}.json"
-        spec.write_text(json.dumps({"assignment": assignment, "groups": groups, "hidden_seed": seeds[assignment],
-                                    "probe_modules": []}))
+        spec.write_text(
+            json.dumps(
+                {"assignment": assignment, "groups": groups, "hidden_seed": seeds[assignment], "probe_modules": []}
+            )
+        )
         job["specs"][assignment] = str(spec)
         job["cells"][assignment] = _solution_cells(assignment, set(groups[::2]))
     (tmp_path / "job.json").write_text(json.dumps(job))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", grading.SPEC_ENV)}
     env["MPLBACKEND"] = "Agg"
-    proc = subprocess.run([sys.executable, "-S", "-c", _CHILD, str(sandbox), json.dumps(sites),
-                           str(tmp_path / "job.json")], capture_output=True, text=True, env=env, timeout=600,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", _CHILD, str(sandbox), json.dumps(sites), str(tmp_path / "job.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert Path(report["file"]).resolve().is_relative_to(sandbox.resolve())

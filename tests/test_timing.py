@@ -2,6 +2,7 @@
 
 No assertion here depends on how fast anything ran: the clock is fake wherever a duration is checked.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,8 +48,13 @@ def test_time_interleaved_alternates_and_keeps_each_functions_samples():
     calls = []
     # round r: a lasts 1 + r, b lasts 10 + r (seconds on the fake clock)
     durations = [d for r in range(4) for d in (1.0 + r, 10.0 + r)]
-    a, b = timing.time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], device="cpu",
-                                   warmup=1, repeats=4, clock=FakeClock(durations))
+    a, b = timing.time_interleaved(
+        [lambda: calls.append("a"), lambda: calls.append("b")],
+        device="cpu",
+        warmup=1,
+        repeats=4,
+        clock=FakeClock(durations),
+    )
     assert calls == ["a", "b"] * 5  # one warm-up round, then four timed rounds, alternating
     assert a.samples_s == (1.0, 2.0, 3.0, 4.0) and b.samples_s == (10.0, 11.0, 12.0, 13.0)
     assert a.median_s == 2.5 and b.median_s == 11.5
@@ -56,6 +62,7 @@ def test_time_interleaved_alternates_and_keeps_each_functions_samples():
 
 def test_garbage_collection_is_paused_while_timing_and_restored():
     import gc
+
     seen = []
     assert gc.isenabled()
     timing.time_fn(lambda: seen.append(gc.isenabled()), device="cpu", warmup=1, repeats=2)
@@ -79,8 +86,15 @@ def test_timing_to_dict_round_trips_the_statistics():
     assert "2.0" in str(Timing("dev", "fake", (2e-6,))) and "dev" in str(t)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"repeats": 0}, "repeats"), ({"warmup": -1}, "warmup"),
-                                             ({"repeats": 2.5}, "repeats"), ({"device": "tpu"}, "device")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"repeats": 0}, "repeats"),
+        ({"warmup": -1}, "warmup"),
+        ({"repeats": 2.5}, "repeats"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
 def test_time_fn_rejects_bad_arguments_with_a_clear_message(kwargs, message):
     with pytest.raises(ValueError, match=message):
         timing.time_fn(lambda: None, **kwargs)
@@ -129,8 +143,13 @@ def test_cpu_model_reads_proc_cpuinfo(tmp_path):
     assert timing.cpu_model(tmp_path / "missing")  # falls back to platform, never empty
 
 
-@pytest.mark.parametrize("name, slug", [("CPU AMD EPYC (x86_64, 2 threads)", "cpu-amd-epyc-x86-64-2-threads"),
-                                        ("NVIDIA H100 80GB HBM3 (cuda)", "nvidia-h100-80gb-hbm3-cuda")])
+@pytest.mark.parametrize(
+    "name, slug",
+    [
+        ("CPU AMD EPYC (x86_64, 2 threads)", "cpu-amd-epyc-x86-64-2-threads"),
+        ("NVIDIA H100 80GB HBM3 (cuda)", "nvidia-h100-80gb-hbm3-cuda"),
+    ],
+)
 def test_device_slug(name, slug):
     assert timing.device_slug(name) == slug
 
@@ -172,8 +191,15 @@ def _const(seconds, n=5):
 
 
 def test_bandwidth_arithmetic():
-    bw = Bandwidth("op", 2_000_000_000, op=_const(0.5), copy=_const(0.25), memory_copy=_const(1.0),
-                   memory_copy_bytes=10_000_000_000, cache_bytes=32 * 2**20)
+    bw = Bandwidth(
+        "op",
+        2_000_000_000,
+        op=_const(0.5),
+        copy=_const(0.25),
+        memory_copy=_const(1.0),
+        memory_copy_bytes=10_000_000_000,
+        cache_bytes=32 * 2**20,
+    )
     assert bw.gbps == pytest.approx(4.0)
     assert bw.copy_gbps == pytest.approx(8.0)
     assert bw.fraction_of_copy == pytest.approx(0.5)

@@ -23,6 +23,7 @@ assumes. Two small things autograd also keeps are left out of the formula: each 
 standard deviation per token (``(b, s, 1)`` tensors; PyTorch's CPU kernel keeps them in the input's dtype) and the
 ``(s, s)`` boolean causal mask; :func:`layernorm_statistics_bytes` and :func:`causal_mask_bytes` count them.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["korthikanti_layer_bytes", "GPTLayer", "saved_activation_bytes", "layernorm_statistics_bytes",
-           "causal_mask_bytes"]
+__all__ = [
+    "korthikanti_layer_bytes",
+    "GPTLayer",
+    "saved_activation_bytes",
+    "layernorm_statistics_bytes",
+    "causal_mask_bytes",
+]
 
 
 def korthikanti_layer_bytes(seq_len: int, batch: int, hidden: int, heads: int) -> int:
@@ -75,7 +81,7 @@ class GPTLayer(nn.Module):
         b, s, h = x.shape
         d = h // self.heads
         q, k, v = self.qkv(self.ln1(x)).split(h, dim=-1)
-        q, k, v = (t.reshape(b, s, self.heads, d).transpose(1, 2) for t in (q, k, v))   # (b, a, s, d)
+        q, k, v = (t.reshape(b, s, self.heads, d).transpose(1, 2) for t in (q, k, v))  # (b, a, s, d)
         scores = (q @ k.transpose(-1, -2)).mul_(1 / math.sqrt(d))
         causal = torch.ones(s, s, dtype=torch.bool, device=x.device).triu(1)
         probs = self._dropout(scores.masked_fill_(causal, float("-inf")).softmax(dim=-1))

@@ -5,10 +5,12 @@ peak of a NumPy computation is the largest total of live arrays (plus small Pyth
 measured, not estimated. PyTorch's CPU allocator does not report to ``tracemalloc``: use this for NumPy code only
 (and ``torch.cuda.max_memory_allocated`` for CUDA tensors).
 """
+
 from __future__ import annotations
 
 import tracemalloc
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = ["traced_peak_bytes"]
 

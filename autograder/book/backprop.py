@@ -5,10 +5,11 @@ sweeps, and one tiny next-token model trained twice -- by hand in NumPy and with
 The gradients the hand-written model uses are the reference ones (``numpy_ref.softmax_cross_entropy`` and
 ``numpy_ref.embedding_backward``), so the two training runs test the reference against autograd end to end.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -18,9 +19,19 @@ from autograder.book.tiny_models import one_thread
 from autograder.measure.scatter import scatter_add_sorted
 from autograder.reference.numpy_ref import embedding_backward, embedding_forward, softmax_cross_entropy
 
-__all__ = ["scatter_add_sorted", "sgd_rows_", "finite_difference_errors", "markov_corpus", "BigramParams",
-           "init_bigram", "bigram_loss_and_grads", "train_numpy", "train_torch", "tied_bigram_grads",
-           "tied_bigram_autograd"]
+__all__ = [
+    "scatter_add_sorted",
+    "sgd_rows_",
+    "finite_difference_errors",
+    "markov_corpus",
+    "BigramParams",
+    "init_bigram",
+    "bigram_loss_and_grads",
+    "train_numpy",
+    "train_torch",
+    "tied_bigram_grads",
+    "tied_bigram_autograd",
+]
 
 
 def sgd_rows_(weight: np.ndarray, unique_ids: np.ndarray, row_grads: np.ndarray, lr: float) -> np.ndarray:
@@ -35,8 +46,9 @@ def sgd_rows_(weight: np.ndarray, unique_ids: np.ndarray, row_grads: np.ndarray,
     return weight
 
 
-def finite_difference_errors(f: Callable[[np.ndarray], float], x: np.ndarray, exact: np.ndarray,
-                             eps_values: np.ndarray, gradient: Callable) -> np.ndarray:
+def finite_difference_errors(
+    f: Callable[[np.ndarray], float], x: np.ndarray, exact: np.ndarray, eps_values: np.ndarray, gradient: Callable
+) -> np.ndarray:
     """Max absolute error of ``gradient(f, x, eps)`` against ``exact`` for each ``eps`` in ``eps_values``.
 
     ``gradient`` is a finite-difference routine with ``numerical_gradient``'s signature; returns float64 ``(E,)``.
@@ -59,35 +71,40 @@ def markov_corpus(vocab_size: int, n_tokens: int, rng: np.random.Generator, bran
 @dataclass
 class BigramParams:
     """A next-token model: token table ``E`` ``(V, D)``, head ``W`` ``(D, V)`` and bias ``b`` ``(V,)``."""
+
     E: np.ndarray
     W: np.ndarray
     b: np.ndarray
 
-    def copy(self) -> "BigramParams":
+    def copy(self) -> BigramParams:
         return BigramParams(self.E.copy(), self.W.copy(), self.b.copy())
 
 
 def init_bigram(vocab_size: int, dim: int, rng: np.random.Generator, dtype=np.float64) -> BigramParams:
     """Small random initial weights (normal, std 0.1 for ``E``, ``1/sqrt(D)`` for ``W``; zero bias)."""
-    return BigramParams(E=(0.1 * rng.standard_normal((vocab_size, dim))).astype(dtype),
-                        W=(rng.standard_normal((dim, vocab_size)) / np.sqrt(dim)).astype(dtype),
-                        b=np.zeros(vocab_size, dtype=dtype))
+    return BigramParams(
+        E=(0.1 * rng.standard_normal((vocab_size, dim))).astype(dtype),
+        W=(rng.standard_normal((dim, vocab_size)) / np.sqrt(dim)).astype(dtype),
+        b=np.zeros(vocab_size, dtype=dtype),
+    )
 
 
 def bigram_loss_and_grads(p: BigramParams, x: np.ndarray, y: np.ndarray) -> tuple[float, BigramParams]:
     """Forward and backward by hand: ``h = E[x]``, ``z = h W + b``, ``loss = CE(z, y)``; returns the loss and the
     gradients ``(dE, dW, db)`` as a :class:`BigramParams`. ``x``, ``y``: int ``(N,)``."""
-    h = embedding_forward(p.E, x)                       # (N, D)
-    z = h @ p.W + p.b                                   # (N, V)
-    loss, dz = softmax_cross_entropy(z, y)              # dz: (N, V)
-    dW = h.T @ dz                                       # (D, V)
-    db = dz.sum(axis=0)                                 # (V,)
-    dh = dz @ p.W.T                                     # (N, D)
-    dE = embedding_backward(dh, x, p.E.shape[0])        # (V, D): scatter-add of dh
+    h = embedding_forward(p.E, x)  # (N, D)
+    z = h @ p.W + p.b  # (N, V)
+    loss, dz = softmax_cross_entropy(z, y)  # dz: (N, V)
+    dW = h.T @ dz  # (D, V)
+    db = dz.sum(axis=0)  # (V,)
+    dh = dz @ p.W.T  # (N, D)
+    dE = embedding_backward(dh, x, p.E.shape[0])  # (V, D): scatter-add of dh
     return loss, BigramParams(dE, dW, db)
 
 
-def train_numpy(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> tuple[np.ndarray, BigramParams]:
+def train_numpy(
+    p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int
+) -> tuple[np.ndarray, BigramParams]:
     """Full-batch SGD for ``steps`` steps from a copy of ``p``; returns the losses ``(steps,)`` and final weights."""
     p = p.copy()
     losses = np.empty(steps)
@@ -99,7 +116,9 @@ def train_numpy(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps:
     return losses, p
 
 
-def train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> tuple[np.ndarray, BigramParams]:
+def train_torch(
+    p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int
+) -> tuple[np.ndarray, BigramParams]:
     """The same model and optimizer in PyTorch (``nn.Embedding``, ``nn.Linear``, ``F.cross_entropy``,
     ``torch.optim.SGD``), starting from the same weights; gradients from autograd.
 
@@ -110,14 +129,16 @@ def train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps:
         return _train_torch(p, x, y, lr, steps)
 
 
-def _train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int) -> tuple[np.ndarray, BigramParams]:
+def _train_torch(
+    p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps: int
+) -> tuple[np.ndarray, BigramParams]:
     dtype = torch.from_numpy(p.E).dtype
     vocab_size, dim = p.E.shape
     embed = nn.Embedding(vocab_size, dim, dtype=dtype)
     head = nn.Linear(dim, vocab_size, dtype=dtype)
     with torch.no_grad():
         embed.weight.copy_(torch.from_numpy(p.E))
-        head.weight.copy_(torch.from_numpy(p.W.T))     # nn.Linear stores (out, in)
+        head.weight.copy_(torch.from_numpy(p.W.T))  # nn.Linear stores (out, in)
         head.bias.copy_(torch.from_numpy(p.b))
     opt = torch.optim.SGD([*embed.parameters(), *head.parameters()], lr=lr)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -128,12 +149,15 @@ def _train_torch(p: BigramParams, x: np.ndarray, y: np.ndarray, lr: float, steps
         loss.backward()
         opt.step()
         losses[step] = loss.item()
-    final = BigramParams(embed.weight.detach().numpy().copy(), head.weight.detach().numpy().T.copy(),
-                         head.bias.detach().numpy().copy())
+    final = BigramParams(
+        embed.weight.detach().numpy().copy(), head.weight.detach().numpy().T.copy(), head.bias.detach().numpy().copy()
+    )
     return losses, final
 
 
-def tied_bigram_grads(E: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+def tied_bigram_grads(
+    E: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> tuple[float, dict[str, np.ndarray]]:
     """The bigram model with its output layer tied to the table: ``h = E[x]``, ``z = h E^T + b``, ``CE(z, y)``.
 
     ``E`` is used twice, so its gradient is the sum of two paths: ``"input"``, the scatter-add of
@@ -141,10 +165,10 @@ def tied_bigram_grads(E: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray
     vocabulary gets ``sum_n (p_nv - [v = y_n]) h_n / N``). Returns ``(loss, {"input", "output", "E", "b"})`` with
     ``E = input + output``; shapes ``(V, D)`` and ``(V,)``.
     """
-    h = embedding_forward(E, x)                         # (N, D)
-    loss, dz = softmax_cross_entropy(h @ E.T + b, y)    # dz: (N, V)
-    from_output = dz.T @ h                              # (V, D): the output layer's dense gradient
-    from_input = embedding_backward(dz @ E, x, E.shape[0])   # (V, D): scatter-add of dh
+    h = embedding_forward(E, x)  # (N, D)
+    loss, dz = softmax_cross_entropy(h @ E.T + b, y)  # dz: (N, V)
+    from_output = dz.T @ h  # (V, D): the output layer's dense gradient
+    from_input = embedding_backward(dz @ E, x, E.shape[0])  # (V, D): scatter-add of dh
     return loss, {"input": from_input, "output": from_output, "E": from_input + from_output, "b": dz.sum(axis=0)}
 
 

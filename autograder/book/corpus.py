@@ -9,6 +9,7 @@ geometry: after training, nouns of one topic sit near each other.
     >>> vocab = Vocabulary.from_sentences(sentences)
     >>> ids = vocab.encode(sentences[0])          # int64 (len(sentence),)
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,18 +21,26 @@ __all__ = ["TOPICS", "TEMPLATES", "FUNCTION_WORDS", "generate_corpus", "Vocabula
 
 #: topic -> part of speech -> words. Every word belongs to exactly one topic and one part of speech.
 TOPICS: dict[str, dict[str, tuple[str, ...]]] = {
-    "animals": {"noun": ("cat", "dog", "horse", "cow", "sheep", "goat", "rabbit", "fox"),
-                "verb": ("chased", "fed", "groomed", "herded"),
-                "adj": ("furry", "wild", "hungry", "tame")},
-    "food": {"noun": ("bread", "cheese", "soup", "apple", "rice", "cake", "pasta", "salad"),
-             "verb": ("cooked", "ate", "baked", "tasted"),
-             "adj": ("sweet", "salty", "fresh", "spicy")},
-    "vehicles": {"noun": ("car", "bus", "train", "truck", "bike", "boat", "plane", "tram"),
-                 "verb": ("drove", "parked", "repaired", "washed"),
-                 "adj": ("fast", "electric", "rusty", "noisy")},
-    "weather": {"noun": ("rain", "snow", "wind", "storm", "fog", "sunshine", "hail", "frost"),
-                "verb": ("forecast", "watched", "feared", "measured"),
-                "adj": ("cold", "heavy", "gentle", "sudden")},
+    "animals": {
+        "noun": ("cat", "dog", "horse", "cow", "sheep", "goat", "rabbit", "fox"),
+        "verb": ("chased", "fed", "groomed", "herded"),
+        "adj": ("furry", "wild", "hungry", "tame"),
+    },
+    "food": {
+        "noun": ("bread", "cheese", "soup", "apple", "rice", "cake", "pasta", "salad"),
+        "verb": ("cooked", "ate", "baked", "tasted"),
+        "adj": ("sweet", "salty", "fresh", "spicy"),
+    },
+    "vehicles": {
+        "noun": ("car", "bus", "train", "truck", "bike", "boat", "plane", "tram"),
+        "verb": ("drove", "parked", "repaired", "washed"),
+        "adj": ("fast", "electric", "rusty", "noisy"),
+    },
+    "weather": {
+        "noun": ("rain", "snow", "wind", "storm", "fog", "sunshine", "hail", "frost"),
+        "verb": ("forecast", "watched", "feared", "measured"),
+        "adj": ("cold", "heavy", "gentle", "sudden"),
+    },
 }
 
 #: words every topic shares; they carry grammar, not topic.
@@ -86,10 +95,11 @@ def topic_of(word: str) -> str:
 @dataclass(frozen=True)
 class Vocabulary:
     """Word <-> id maps. ids are ``0 .. V-1`` in first-seen order of the words."""
+
     words: tuple[str, ...]
 
     @classmethod
-    def from_sentences(cls, sentences: list[list[str]]) -> "Vocabulary":
+    def from_sentences(cls, sentences: list[list[str]]) -> Vocabulary:
         seen: dict[str, None] = {}
         for sentence in sentences:
             for word in sentence:

@@ -26,6 +26,7 @@ helpers it calls and of the parameters) matches, and runs the experiment otherwi
 autograder.book.extrapolation --write`` regenerates the cache, and ``tests/test_book_extrapolation.py`` fails when
 the committed key is stale. Everything trains on one CPU thread with explicit seeds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,18 +49,42 @@ from autograder.book import rope_layouts
 from autograder.book.tiny_models import one_thread
 from autograder.reference import numpy_ref
 
-__all__ = ["ARMS", "TRAINED_KINDS", "CONDITIONS", "DEFAULT_PARAMS", "RESULTS_JSON", "PositionAttention",
-           "offset_copy_batch", "train_offset_copy", "correct_by_position", "run_experiment", "cache_key",
-           "load_or_run", "summary"]
+__all__ = [
+    "ARMS",
+    "TRAINED_KINDS",
+    "CONDITIONS",
+    "DEFAULT_PARAMS",
+    "RESULTS_JSON",
+    "PositionAttention",
+    "offset_copy_batch",
+    "train_offset_copy",
+    "correct_by_position",
+    "run_experiment",
+    "cache_key",
+    "load_or_run",
+    "summary",
+]
 
 RESULTS_JSON = Path(__file__).resolve().parents[1] / "data" / "extrapolation_results.json"
 #: the model kinds that are trained; ``rope_pi`` is the ``rope`` models evaluated with interpolated positions
 TRAINED_KINDS = ("nope", "learned", "sinusoidal", "rope", "alibi")
 ARMS = ("nope", "learned", "sinusoidal", "rope", "rope_pi", "alibi")
 CONDITIONS = ("trained", "shifted", "windowed", "long")
-DEFAULT_PARAMS = {"vocab_size": 16, "dim": 32, "train_len": 32, "test_len": 128, "offset": 3, "steps": 300,
-                  "batch": 64, "lr": 0.01, "eval_batch": 256, "seeds": [0, 1, 2, 3, 4], "theta": 10000.0,
-                  "alibi_slope": 0.5, "learned_std": 0.02}
+DEFAULT_PARAMS = {
+    "vocab_size": 16,
+    "dim": 32,
+    "train_len": 32,
+    "test_len": 128,
+    "offset": 3,
+    "steps": 300,
+    "batch": 64,
+    "lr": 0.01,
+    "eval_batch": 256,
+    "seeds": [0, 1, 2, 3, 4],
+    "theta": 10000.0,
+    "alibi_slope": 0.5,
+    "learned_std": 0.02,
+}
 
 
 class PositionAttention(nn.Module):
@@ -73,15 +98,28 @@ class PositionAttention(nn.Module):
     unknown kind.
     """
 
-    def __init__(self, vocab_size: int, dim: int, max_len: int, positions: str, seed: int = 0, *,
-                 theta: float = 10000.0, alibi_slope: float = 0.5, learned_std: float = 0.02):
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int,
+        max_len: int,
+        positions: str,
+        seed: int = 0,
+        *,
+        theta: float = 10000.0,
+        alibi_slope: float = 0.5,
+        learned_std: float = 0.02,
+    ):
         super().__init__()
         if positions not in TRAINED_KINDS:
             raise ValueError(f"positions must be one of {TRAINED_KINDS}, got {positions!r}")
         self.positions, self.max_len, self.alibi_slope = positions, max_len, alibi_slope
         self.rope_layout = "interleaved"
-        self.register_buffer("inv_freq", torch.tensor(theta, dtype=torch.float64).pow(
-            -torch.arange(0, dim, 2, dtype=torch.float64) / dim).float(), persistent=False)
+        self.register_buffer(
+            "inv_freq",
+            torch.tensor(theta, dtype=torch.float64).pow(-torch.arange(0, dim, 2, dtype=torch.float64) / dim).float(),
+            persistent=False,
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.token = nn.Embedding(vocab_size, dim)
@@ -93,16 +131,19 @@ class PositionAttention(nn.Module):
             self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
             self.readout = nn.Linear(dim, vocab_size)
 
-    def attention_weights(self, ids: torch.Tensor, start: int = 0, window: int | None = None,
-                          pi_factor: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def attention_weights(
+        self, ids: torch.Tensor, start: int = 0, window: int | None = None, pi_factor: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(weights (B, T, T), values (B, T, D))``: the causal (optionally windowed) softmax and its values."""
         length = ids.shape[-1]
         pos = torch.arange(start, start + length)
         x = self.token(ids)
         if self.positions in ("learned", "sinusoidal"):
             if start + length > self.max_len:
-                raise ValueError(f"positions up to {start + length - 1} need a table of {start + length} rows; "
-                                 f"this one has {self.max_len}")
+                raise ValueError(
+                    f"positions up to {start + length - 1} need a table of {start + length} rows; "
+                    f"this one has {self.max_len}"
+                )
             x = x + (self.position(pos) if self.positions == "learned" else self.position_table[pos])
         q, k, v = self.query(x), self.key(x), self.value(x)
         if self.positions == "rope":
@@ -110,7 +151,7 @@ class PositionAttention(nn.Module):
             q = rope_layouts.rope_rotate(q, pos, inv_freq=freqs, layout=self.rope_layout)
             k = rope_layouts.rope_rotate(k, pos, inv_freq=freqs, layout=self.rope_layout)
         scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-        distance = pos[:, None] - pos[None, :]                     # (T, T): query position minus key position
+        distance = pos[:, None] - pos[None, :]  # (T, T): query position minus key position
         if self.positions == "alibi":
             scores = scores - self.alibi_slope * distance.clamp(min=0)
         visible = distance >= 0
@@ -118,14 +159,16 @@ class PositionAttention(nn.Module):
             visible &= distance < window
         return scores.masked_fill(~visible, float("-inf")).softmax(dim=-1), v
 
-    def forward(self, ids: torch.Tensor, start: int = 0, window: int | None = None,
-                pi_factor: float = 1.0) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, start: int = 0, window: int | None = None, pi_factor: float = 1.0
+    ) -> torch.Tensor:
         weights, v = self.attention_weights(ids, start, window, pi_factor)
         return self.readout(weights @ v)
 
 
-def offset_copy_batch(batch: int, length: int, vocab_size: int, offset: int,
-                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def offset_copy_batch(
+    batch: int, length: int, vocab_size: int, offset: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random ids ``(B, T)`` and targets ``(B, T)``: the target at position ``t`` is the id at ``t - offset``.
 
     The first ``offset`` positions have no such id; their target is ``-100``, which ``F.cross_entropy`` ignores.
@@ -139,8 +182,16 @@ def offset_copy_batch(batch: int, length: int, vocab_size: int, offset: int,
     return ids, targets
 
 
-def train_offset_copy(model: PositionAttention, *, length: int, offset: int, steps: int = 300, batch: int = 64,
-                      lr: float = 0.01, seed: int = 0) -> list[float]:
+def train_offset_copy(
+    model: PositionAttention,
+    *,
+    length: int,
+    offset: int,
+    steps: int = 300,
+    batch: int = 64,
+    lr: float = 0.01,
+    seed: int = 0,
+) -> list[float]:
     """Train ``model`` with Adam on :func:`offset_copy_batch` sequences of ``length`` tokens; returns the losses."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -158,8 +209,17 @@ def train_offset_copy(model: PositionAttention, *, length: int, offset: int, ste
 
 
 @torch.no_grad()
-def correct_by_position(model: PositionAttention, *, length: int, offset: int, batch: int = 256, seed: int = 1,
-                        start: int = 0, window: int | None = None, pi_factor: float = 1.0) -> np.ndarray:
+def correct_by_position(
+    model: PositionAttention,
+    *,
+    length: int,
+    offset: int,
+    batch: int = 256,
+    seed: int = 1,
+    start: int = 0,
+    window: int | None = None,
+    pi_factor: float = 1.0,
+) -> np.ndarray:
     """int64 ``(length,)``: how many of ``batch`` fresh sequences the model gets right at each position
     (0 for the first ``offset`` positions, which have no target)."""
     gen = torch.Generator().manual_seed(seed)
@@ -171,11 +231,13 @@ def correct_by_position(model: PositionAttention, *, length: int, offset: int, b
 
 def _conditions(p: dict) -> dict[str, dict]:
     """The keyword arguments of :func:`correct_by_position` for each condition."""
-    shift = p["test_len"] - p["train_len"]          # the shifted positions end where the long test does
-    return {"trained": {"length": p["train_len"]},
-            "shifted": {"length": p["train_len"], "start": shift},
-            "windowed": {"length": p["test_len"], "window": p["train_len"]},
-            "long": {"length": p["test_len"]}}
+    shift = p["test_len"] - p["train_len"]  # the shifted positions end where the long test does
+    return {
+        "trained": {"length": p["train_len"]},
+        "shifted": {"length": p["train_len"], "start": shift},
+        "windowed": {"length": p["test_len"], "window": p["train_len"]},
+        "long": {"length": p["test_len"]},
+    }
 
 
 def run_experiment(params: dict | None = None, *, arms: tuple[str, ...] = ARMS, log=None) -> dict:
@@ -194,15 +256,36 @@ def run_experiment(params: dict | None = None, *, arms: tuple[str, ...] = ARMS, 
     pi_factor = p["test_len"] / p["train_len"]
     for kind in [k for k in TRAINED_KINDS if k in kinds]:
         for seed in p["seeds"]:
-            model = PositionAttention(p["vocab_size"], p["dim"], max_len=p["test_len"], positions=kind, seed=seed,
-                                      theta=p["theta"], alibi_slope=p["alibi_slope"], learned_std=p["learned_std"])
-            losses = train_offset_copy(model, length=p["train_len"], offset=p["offset"], steps=p["steps"],
-                                       batch=p["batch"], lr=p["lr"], seed=seed)
+            model = PositionAttention(
+                p["vocab_size"],
+                p["dim"],
+                max_len=p["test_len"],
+                positions=kind,
+                seed=seed,
+                theta=p["theta"],
+                alibi_slope=p["alibi_slope"],
+                learned_std=p["learned_std"],
+            )
+            losses = train_offset_copy(
+                model,
+                length=p["train_len"],
+                offset=p["offset"],
+                steps=p["steps"],
+                batch=p["batch"],
+                lr=p["lr"],
+                seed=seed,
+            )
             for arm in [a for a in arms if a == kind or (kind == "rope" and a == "rope_pi")]:
                 out["final_loss"].setdefault(arm, []).append(losses[-1])
                 for condition, kwargs in _conditions(p).items():
-                    counts = correct_by_position(model, offset=p["offset"], batch=p["eval_batch"], seed=1000 + seed,
-                                                 pi_factor=pi_factor if arm == "rope_pi" else 1.0, **kwargs)
+                    counts = correct_by_position(
+                        model,
+                        offset=p["offset"],
+                        batch=p["eval_batch"],
+                        seed=1000 + seed,
+                        pi_factor=pi_factor if arm == "rope_pi" else 1.0,
+                        **kwargs,
+                    )
                     out["correct"][arm][condition].append(counts.tolist())
             if log:
                 log(f"{kind} seed {seed}: final loss {losses[-1]:.4f} ({time.perf_counter() - t0:.1f} s so far)")
@@ -213,8 +296,13 @@ def run_experiment(params: dict | None = None, *, arms: tuple[str, ...] = ARMS, 
 def _sources() -> str:
     """The code the results depend on: this module, the RoPE rotation, the sinusoidal table and the thread helper,
     as syntax trees without docstrings, so that comments, docstrings and formatting do not make the cache stale."""
-    objects = [sys.modules[__name__], rope_layouts.rope_rotate, rope_layouts.rotate_half,
-               numpy_ref.sinusoidal_positions, one_thread]
+    objects = [
+        sys.modules[__name__],
+        rope_layouts.rope_rotate,
+        rope_layouts.rotate_half,
+        numpy_ref.sinusoidal_positions,
+        one_thread,
+    ]
     return "\n".join(_code_tree(inspect.getsource(obj)) for obj in objects)
 
 
@@ -223,8 +311,13 @@ def _code_tree(source: str) -> str:
     tree = ast.parse(textwrap.dedent(source))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
     return ast.dump(tree)
 
@@ -232,8 +325,10 @@ def _code_tree(source: str) -> str:
 def cache_key(params: dict | None = None) -> str:
     """sha256 of the code (:func:`_sources`), the parameters and the torch/NumPy versions."""
     p = dict(DEFAULT_PARAMS, **(params or {}))
-    blob = json.dumps({"params": p, "torch": torch.__version__.split("+")[0], "numpy": np.__version__},
-                      sort_keys=True) + _sources()
+    blob = (
+        json.dumps({"params": p, "torch": torch.__version__.split("+")[0], "numpy": np.__version__}, sort_keys=True)
+        + _sources()
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -257,7 +352,7 @@ def write_cache(params: dict | None = None, path: Path = RESULTS_JSON, log=print
 
 def summary(results: dict, arm: str, condition: str, first: int, stop: int) -> np.ndarray:
     """float64 ``(n_seeds,)``: each seed's accuracy over positions ``first .. stop - 1`` under ``condition``."""
-    counts = np.asarray(results["correct"][arm][condition], dtype=np.float64)      # (seeds, positions)
+    counts = np.asarray(results["correct"][arm][condition], dtype=np.float64)  # (seeds, positions)
     return counts[:, first:stop].sum(1) / (results["params"]["eval_batch"] * (stop - first))
 
 

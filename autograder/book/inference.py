@@ -11,13 +11,21 @@ The KV-cache byte count is the graded ``kv_cache_bytes`` of the reference; this 
   ``6 N`` for training (the backward pass costs twice the forward), the usual approximation of Kaplan et al. (2020)
   and EleutherAI's Transformer Math 101; attention's own ``T``-dependent FLOPs are left out, as there.
 """
+
 from __future__ import annotations
 
 from autograder.models import ModelConfig, parameter_breakdown
 from autograder.reference.numpy_ref import kv_cache_bytes, tensor_bytes
 
-__all__ = ["kv_cache_bytes_per_token", "kv_cache_bytes_for", "mha_kv_cache_bytes_per_token",
-           "decode_bytes_per_token", "matmul_parameters", "forward_flops_per_token", "training_flops_per_token"]
+__all__ = [
+    "kv_cache_bytes_per_token",
+    "kv_cache_bytes_for",
+    "mha_kv_cache_bytes_per_token",
+    "decode_bytes_per_token",
+    "matmul_parameters",
+    "forward_flops_per_token",
+    "training_flops_per_token",
+]
 
 
 def kv_cache_bytes_per_token(cfg: ModelConfig, dtype: str = "bfloat16") -> int:

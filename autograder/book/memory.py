@@ -5,6 +5,7 @@ The byte counts themselves come from the reference (``numpy_ref.tensor_bytes`` a
 benchmark uses both too); this module re-exports them for the chapters and combines them into the quantities the
 chapter plots.
 """
+
 from __future__ import annotations
 
 import html
@@ -14,8 +15,15 @@ from autograder.measure.embedding_bytes import INDEX_BYTES, dense_gradient_bytes
 from autograder.measure.zipf import zipf_token_ids
 from autograder.reference.numpy_ref import lookup_bytes, tensor_bytes
 
-__all__ = ["zipf_token_ids", "INDEX_BYTES", "dense_gradient_bytes", "sparse_gradient_bytes", "lookup_intensity",
-           "matmul_intensity", "html_table"]
+__all__ = [
+    "zipf_token_ids",
+    "INDEX_BYTES",
+    "dense_gradient_bytes",
+    "sparse_gradient_bytes",
+    "lookup_intensity",
+    "matmul_intensity",
+    "html_table",
+]
 
 
 def lookup_intensity(n_tokens: int, dim: int, dtype: str = "float32") -> float:
@@ -36,6 +44,7 @@ def matmul_intensity(m: int, k: int, n: int, dtype: str = "float32") -> float:
 def html_table(header: Sequence[str], rows: Sequence[Sequence[object]], align_right_from: int = 1) -> str:
     """A compact HTML ``<table>``: cells escaped, columns from ``align_right_from`` on right-aligned (numbers),
     the first column kept on one line."""
+
     def cell(tag: str, value: object, j: int) -> str:
         style = "text-align:right" if j >= align_right_from else "white-space:nowrap"
         return f'<{tag} style="{style}">{html.escape(str(value))}</{tag}>'

@@ -13,6 +13,7 @@ Outside the book build -- a chapter opened in Colab, Binder or Jupyter, where my
 nothing reads glued values -- :func:`glue_number`, :func:`glue_text` and :func:`glue_markdown` store nothing (they
 still check their arguments) and :func:`glue_figure` shows the figure in the notebook instead.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -27,6 +28,7 @@ def _glue():
     except ModuleNotFoundError:
         return None
     return glue
+
 
 #: matplotlib settings shared by every chapter's figures.
 BOOK_STYLE = {"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False}
@@ -66,6 +68,7 @@ def glue_figure(name: str, fig) -> None:
         glue(name, fig, display=False)
     else:
         from IPython.display import display
+
         display(fig)
     plt.close(fig)
 

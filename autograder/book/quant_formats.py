@@ -26,6 +26,7 @@ of the layers and every third layer between), Q5_K to a fused ``attn_qkv``, and 
 output whose rows do not fit Q6_K -> Q8_0). :func:`q4_k_m_tensor_types` applies those rules to the course's model
 table; nothing of llama.cpp's code is copied, only the rules as stated here.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -33,18 +34,29 @@ from dataclasses import dataclass
 
 from autograder.models import ModelConfig
 
-__all__ = ["BlockFormat", "FORMATS", "QK_K", "quantized_bytes", "GgufTensor", "gguf_tensors",
-           "use_more_bits", "q4_k_m_tensor_types", "mixture_bytes", "FUSED_QKV_MODELS"]
+__all__ = [
+    "BlockFormat",
+    "FORMATS",
+    "QK_K",
+    "quantized_bytes",
+    "GgufTensor",
+    "gguf_tensors",
+    "use_more_bits",
+    "q4_k_m_tensor_types",
+    "mixture_bytes",
+    "FUSED_QKV_MODELS",
+]
 
-HALF = 2          # sizeof(ggml_half)
-QK_K = 256        # values per K-quant super-block
+HALF = 2  # sizeof(ggml_half)
+QK_K = 256  # values per K-quant super-block
 K_SCALE_SIZE = 12
-QK = 32           # values per block of the legacy formats (QK4_0, QK5_0, QK8_0)
+QK = 32  # values per block of the legacy formats (QK4_0, QK5_0, QK8_0)
 
 
 @dataclass(frozen=True)
 class BlockFormat:
     """One storage format: ``block_values`` weights stored in the byte fields ``fields`` ``((name, bytes), ...)``."""
+
     name: str
     block_values: int
     fields: tuple[tuple[str, int], ...]
@@ -59,17 +71,21 @@ class BlockFormat:
         return 8 * self.block_bytes / self.block_values
 
 
-FORMATS: dict[str, BlockFormat] = {f.name: f for f in (
-    BlockFormat("F32", 1, (("value", 4),)),
-    BlockFormat("F16", 1, (("value", HALF),)),
-    BlockFormat("Q8_0", QK, (("d", HALF), ("qs", QK))),
-    BlockFormat("Q4_0", QK, (("d", HALF), ("qs", QK // 2))),
-    BlockFormat("Q5_0", QK, (("d", HALF), ("qh", 4), ("qs", QK // 2))),
-    BlockFormat("Q4_K", QK_K, (("d", HALF), ("dmin", HALF), ("scales", K_SCALE_SIZE), ("qs", QK_K // 2))),
-    BlockFormat("Q5_K", QK_K, (("d", HALF), ("dmin", HALF), ("scales", K_SCALE_SIZE), ("qh", QK_K // 8),
-                               ("qs", QK_K // 2))),
-    BlockFormat("Q6_K", QK_K, (("ql", QK_K // 2), ("qh", QK_K // 4), ("scales", QK_K // 16), ("d", HALF))),
-)}
+FORMATS: dict[str, BlockFormat] = {
+    f.name: f
+    for f in (
+        BlockFormat("F32", 1, (("value", 4),)),
+        BlockFormat("F16", 1, (("value", HALF),)),
+        BlockFormat("Q8_0", QK, (("d", HALF), ("qs", QK))),
+        BlockFormat("Q4_0", QK, (("d", HALF), ("qs", QK // 2))),
+        BlockFormat("Q5_0", QK, (("d", HALF), ("qh", 4), ("qs", QK // 2))),
+        BlockFormat("Q4_K", QK_K, (("d", HALF), ("dmin", HALF), ("scales", K_SCALE_SIZE), ("qs", QK_K // 2))),
+        BlockFormat(
+            "Q5_K", QK_K, (("d", HALF), ("dmin", HALF), ("scales", K_SCALE_SIZE), ("qh", QK_K // 8), ("qs", QK_K // 2))
+        ),
+        BlockFormat("Q6_K", QK_K, (("ql", QK_K // 2), ("qh", QK_K // 4), ("scales", QK_K // 16), ("d", HALF))),
+    )
+}
 
 #: models whose llama.cpp conversion keeps the attention projections fused in one ``attn_qkv`` tensor and the
 #: gate and up projections in one ``ffn_up`` (Phi-3's ``qkv_proj`` and ``gate_up_proj``)
@@ -96,6 +112,7 @@ def quantized_bytes(rows: int, cols: int, fmt: str) -> int:
 class GgufTensor:
     """A tensor as llama.cpp names and shapes it: ``rows`` x ``cols`` (``cols`` = ``ne[0]``, the row length that
     blocks divide), ``layer`` (``None`` outside the blocks), ``kind`` (the name without ``blk.N.``)."""
+
     name: str
     kind: str
     rows: int
@@ -123,8 +140,10 @@ def gguf_tensors(cfg: ModelConfig) -> list[GgufTensor]:
     q, kv = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
     tensors = [GgufTensor("token_embd.weight", "token_embd", V, D, None)]
     for i in range(cfg.n_layers):
-        def add(kind: str, rows: int, cols: int) -> None:
-            tensors.append(GgufTensor(f"blk.{i}.{kind}", kind, rows, cols, i))
+
+        def add(kind: str, rows: int, cols: int, layer: int = i) -> None:
+            tensors.append(GgufTensor(f"blk.{layer}.{kind}", kind, rows, cols, layer))
+
         add("attn_norm.weight", 1, D)
         if cfg.model in FUSED_QKV_MODELS:
             add("attn_qkv.weight", q + 2 * kv, D)

@@ -10,6 +10,7 @@ Both add a ``(heads, T_q, T_k)`` term to ``q . k / sqrt(d)`` before the softmax 
   (:func:`t5_bucket`, as Hugging Face's ``T5Attention._relative_position_bucket`` computes it). ``num_buckets x heads``
   parameters, in T5 held by the first layer and shared by all.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,9 @@ def alibi_bias(length: int, slopes: np.ndarray) -> np.ndarray:
     return np.where(distance >= 0, bias, -np.inf)
 
 
-def t5_bucket(relative_position: np.ndarray, *, bidirectional: bool = True, num_buckets: int = 32,
-              max_distance: int = 128) -> np.ndarray:
+def t5_bucket(
+    relative_position: np.ndarray, *, bidirectional: bool = True, num_buckets: int = 32, max_distance: int = 128
+) -> np.ndarray:
     """int64 buckets of ``relative_position = key position - query position`` (any shape), as T5 computes them.
 
     Bidirectional (the encoder): half the buckets for keys after the query. Causal (the decoder): only keys at or
@@ -61,7 +63,8 @@ def t5_bucket(relative_position: np.ndarray, *, bidirectional: bool = True, num_
         rel = -np.minimum(rel, 0)
     max_exact = num_buckets // 2
     with np.errstate(divide="ignore"):
-        large = max_exact + (np.log(np.maximum(rel, 1) / max_exact) / math.log(max_distance / max_exact)
-                             * (num_buckets - max_exact)).astype(np.int64)
+        large = max_exact + (
+            np.log(np.maximum(rel, 1) / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact)
+        ).astype(np.int64)
     large = np.minimum(large, num_buckets - 1)
     return buckets + np.where(rel < max_exact, rel, large)

@@ -10,6 +10,7 @@ key projections are permuted to match: :func:`half_split_permutation` is that pe
 :func:`permute_heads_to_half` applies it to a projection weight or bias, head by head, the way Transformers' Llama
 conversion script does (``view(n_heads, d/2, 2, ...).transpose(1, 2)``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,14 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def rope_rotate(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0, *,
-                inv_freq: torch.Tensor | None = None, layout: str = "interleaved") -> torch.Tensor:
+def rope_rotate(
+    x: torch.Tensor,
+    positions: torch.Tensor,
+    base: float = 10000.0,
+    *,
+    inv_freq: torch.Tensor | None = None,
+    layout: str = "interleaved",
+) -> torch.Tensor:
     """RoPE of ``x`` ``(..., T, D)`` at ``positions`` ``(T,)`` in ``x``'s dtype, angles formed on the fly in float32.
 
     ``inv_freq`` (``(D/2,)``, default ``base ** (-2i / D)``) lets a caller pass rescaled frequencies (position
@@ -49,7 +56,7 @@ def rope_rotate(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0,
     elif inv_freq.shape != (dim // 2,):
         raise ValueError(f"inv_freq must have shape ({dim // 2},), got {tuple(inv_freq.shape)}")
     theta = positions.to(device=x.device, dtype=torch.float32)[:, None] * inv_freq.to(x.device, torch.float32)
-    cos, sin = theta.cos().to(x.dtype), theta.sin().to(x.dtype)             # (T, D/2)
+    cos, sin = theta.cos().to(x.dtype), theta.sin().to(x.dtype)  # (T, D/2)
     if layout == "half":
         cos, sin = torch.cat((cos, cos), dim=-1), torch.cat((sin, sin), dim=-1)
         return x * cos + rotate_half(x) * sin
@@ -65,7 +72,7 @@ def half_split_permutation(head_dim: int) -> np.ndarray:
     """
     if head_dim < 2 or head_dim % 2:
         raise ValueError(f"head_dim must be even and positive, got {head_dim}")
-    return numpy_ref.interleaved_to_half(np.arange(head_dim))          # the graded conversion, applied to indices
+    return numpy_ref.interleaved_to_half(np.arange(head_dim))  # the graded conversion, applied to indices
 
 
 def permute_heads_to_half(weight: torch.Tensor, n_heads: int) -> torch.Tensor:

@@ -27,25 +27,41 @@ LongRoPE's factor lists are shipped in ``data/longrope_factors.json`` (:func:`lo
 the table's Phi-3-mini (128k) row uses Phi-3.5-mini-instruct's lists (same architecture and contexts), because
 Phi-3-mini-128k's own could not be retrieved offline; the file and every page that shows them say so.
 """
+
 from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from autograder.reference import numpy_ref
 
-__all__ = ["inv_freq", "position_interpolation", "ntk_aware", "yarn", "llama3", "longrope", "longrope_factors",
-           "LONGROPE_FACTORS_JSON", "model_inv_freq", "wavelengths"]
+__all__ = [
+    "inv_freq",
+    "position_interpolation",
+    "ntk_aware",
+    "yarn",
+    "llama3",
+    "longrope",
+    "longrope_factors",
+    "LONGROPE_FACTORS_JSON",
+    "model_inv_freq",
+    "wavelengths",
+]
 
 LONGROPE_FACTORS_JSON = Path(__file__).resolve().parents[1] / "data" / "longrope_factors.json"
 
 
 def _check_dim(rotary_dim: int) -> None:
-    if isinstance(rotary_dim, bool) or not isinstance(rotary_dim, (int, np.integer)) or rotary_dim < 2 or rotary_dim % 2:
+    if (
+        isinstance(rotary_dim, bool)
+        or not isinstance(rotary_dim, (int, np.integer))
+        or rotary_dim < 2
+        or rotary_dim % 2
+    ):
         raise ValueError(f"rotary_dim must be an even integer >= 2, got {rotary_dim!r}")
 
 
@@ -88,8 +104,15 @@ def ntk_aware(rotary_dim: int, theta: float, factor: float) -> np.ndarray:
     return inv_freq(rotary_dim, theta * factor ** (rotary_dim / (rotary_dim - 2)))
 
 
-def yarn(rotary_dim: int, theta: float, factor: float, original_max_positions: int, *,
-         beta_fast: float = 32.0, beta_slow: float = 1.0) -> tuple[np.ndarray, float]:
+def yarn(
+    rotary_dim: int,
+    theta: float,
+    factor: float,
+    original_max_positions: int,
+    *,
+    beta_fast: float = 32.0,
+    beta_slow: float = 1.0,
+) -> tuple[np.ndarray, float]:
     """YaRN ("NTK-by-parts" frequencies plus an attention temperature): ``(inv_freq, attention_factor)``.
 
     A pair that turns ``r = original_max_positions / wavelength`` times over the original context is kept when
@@ -100,32 +123,46 @@ def yarn(rotary_dim: int, theta: float, factor: float, original_max_positions: i
     _check_factor(factor)
     base = inv_freq(rotary_dim, theta)
 
-    def correction_dim(rotations: float) -> float:   # the (fractional) pair index that turns `rotations` times
+    def correction_dim(rotations: float) -> float:  # the (fractional) pair index that turns `rotations` times
         return rotary_dim * math.log(original_max_positions / (rotations * 2 * math.pi)) / (2 * math.log(theta))
 
     low = max(math.floor(correction_dim(beta_fast)), 0)
     high = min(math.ceil(correction_dim(beta_slow)), rotary_dim - 1)
     if low == high:
-        high += 0.001                                # Transformers' guard against a zero-width ramp
+        high += 0.001  # Transformers' guard against a zero-width ramp
     ramp = np.clip((np.arange(rotary_dim // 2, dtype=np.float64) - low) / (high - low), 0, 1)
-    keep = 1 - ramp                                  # 1: keep the original frequency, 0: interpolate
+    keep = 1 - ramp  # 1: keep the original frequency, 0: interpolate
     freqs = base / factor * (1 - keep) + base * keep
     return freqs, 0.1 * math.log(factor) + 1.0
 
 
-def llama3(rotary_dim: int, theta: float, factor: float, original_max_positions: int, low_freq_factor: float,
-           high_freq_factor: float) -> np.ndarray:
+def llama3(
+    rotary_dim: int,
+    theta: float,
+    factor: float,
+    original_max_positions: int,
+    low_freq_factor: float,
+    high_freq_factor: float,
+) -> np.ndarray:
     """Llama 3.1's ``llama3`` scaling: long wavelengths divided by ``factor``, short ones kept, a smooth blend between.
 
     The positional-encodings assignment grades this function, so it lives in the reference
     (``numpy_ref.llama3_inv_freq``, where its formula is documented) and is called from here.
     """
-    return numpy_ref.llama3_inv_freq(rotary_dim, theta, factor, original_max_positions, low_freq_factor,
-                                     high_freq_factor)
+    return numpy_ref.llama3_inv_freq(
+        rotary_dim, theta, factor, original_max_positions, low_freq_factor, high_freq_factor
+    )
 
 
-def longrope(rotary_dim: int, theta: float, short_factor, long_factor, max_positions: int,
-             original_max_positions: int, seq_len: int) -> tuple[np.ndarray, float]:
+def longrope(
+    rotary_dim: int,
+    theta: float,
+    short_factor,
+    long_factor,
+    max_positions: int,
+    original_max_positions: int,
+    seq_len: int,
+) -> tuple[np.ndarray, float]:
     """LongRoPE: ``(inv_freq / factors, attention_factor)`` with the ``short_factor`` list while ``seq_len`` is at
     most ``original_max_positions`` and the ``long_factor`` list beyond it.
 
@@ -146,7 +183,7 @@ def longrope(rotary_dim: int, theta: float, short_factor, long_factor, max_posit
     return base / factors, attention
 
 
-@lru_cache(maxsize=None)
+@cache
 def _factors_file(path: str) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
@@ -163,8 +200,10 @@ def longrope_factors(model: str) -> dict:
         row = data["table_rows"][model]
         model, note = row["lists"], row["note"]
     if model not in data["models"]:
-        raise KeyError(f"no LongRoPE factors for {model!r} in {LONGROPE_FACTORS_JSON.name}; it holds "
-                       f"{sorted(data['models'])} and the table rows {sorted(data['table_rows'])}")
+        raise KeyError(
+            f"no LongRoPE factors for {model!r} in {LONGROPE_FACTORS_JSON.name}; it holds "
+            f"{sorted(data['models'])} and the table rows {sorted(data['table_rows'])}"
+        )
     out = dict(data["models"][model], model=model)
     if note:
         out["note"] = note
@@ -183,10 +222,23 @@ def model_inv_freq(cfg, seq_len: int | None = None) -> tuple[np.ndarray, float]:
     if cfg.rope_scaling == "none":
         return inv_freq(dim, theta), 1.0
     if cfg.rope_scaling == "llama3":
-        return llama3(dim, theta, cfg.rope_factor, cfg.rope_original_max_positions, cfg.rope_low_freq_factor,
-                      cfg.rope_high_freq_factor), 1.0
+        return llama3(
+            dim,
+            theta,
+            cfg.rope_factor,
+            cfg.rope_original_max_positions,
+            cfg.rope_low_freq_factor,
+            cfg.rope_high_freq_factor,
+        ), 1.0
     if cfg.rope_scaling == "longrope":
         lists = longrope_factors(cfg.model)
-        return longrope(dim, theta, lists["short_factor"], lists["long_factor"], cfg.max_positions,
-                        cfg.rope_original_max_positions, cfg.max_positions if seq_len is None else seq_len)
+        return longrope(
+            dim,
+            theta,
+            lists["short_factor"],
+            lists["long_factor"],
+            cfg.max_positions,
+            cfg.rope_original_max_positions,
+            cfg.max_positions if seq_len is None else seq_len,
+        )
     raise ValueError(f"{cfg.model}: unknown rope_scaling {cfg.rope_scaling!r}")

@@ -22,10 +22,16 @@ exchanged, not ``N x V`` logits): with tensor-parallel size ``t`` each device ho
 and computes ``N x V / t`` logits. Megatron pads ``V`` to a multiple of ``128 t``
 (``--make-vocab-size-divisible-by``, default 128); nanoGPT pads GPT-2's 50,257 to a multiple of 64.
 """
+
 from __future__ import annotations
 
-__all__ = ["ZERO_STAGES", "zero_bytes_per_device", "FSDP_STRATEGIES", "padded_vocab_size",
-           "vocab_parallel_bytes_per_device"]
+__all__ = [
+    "ZERO_STAGES",
+    "zero_bytes_per_device",
+    "FSDP_STRATEGIES",
+    "padded_vocab_size",
+    "vocab_parallel_bytes_per_device",
+]
 
 #: what each ZeRO stage partitions across the data-parallel devices
 ZERO_STAGES = {0: (), 1: ("optimizer",), 2: ("optimizer", "gradients"), 3: ("optimizer", "gradients", "weights")}
@@ -33,8 +39,9 @@ ZERO_STAGES = {0: (), 1: ("optimizer",), 2: ("optimizer", "gradients"), 3: ("opt
 FSDP_STRATEGIES = {"NO_SHARD": 0, "SHARD_GRAD_OP": 2, "FULL_SHARD": 3}
 
 
-def zero_bytes_per_device(n_params: int, n_devices: int, stage: int, *, weight_bytes: int = 2,
-                          grad_bytes: int = 2, optimizer_bytes: int = 12) -> float:
+def zero_bytes_per_device(
+    n_params: int, n_devices: int, stage: int, *, weight_bytes: int = 2, grad_bytes: int = 2, optimizer_bytes: int = 12
+) -> float:
     """Bytes of weights, gradients and optimizer state per device under ZeRO ``stage`` (0-3) on ``n_devices``.
 
     Defaults: ZeRO's mixed-precision Adam (2 + 2 + 12 = 16 bytes per parameter). Raises ``ValueError`` for an
@@ -58,8 +65,16 @@ def padded_vocab_size(vocab_size: int, multiple: int) -> int:
     return -(-int(vocab_size) // int(multiple)) * int(multiple)
 
 
-def vocab_parallel_bytes_per_device(vocab_size: int, dim: int, n_tokens: int, tp: int, *,
-                                    weight_bytes: int = 2, logit_bytes: int = 4, divisible_by: int = 128) -> dict:
+def vocab_parallel_bytes_per_device(
+    vocab_size: int,
+    dim: int,
+    n_tokens: int,
+    tp: int,
+    *,
+    weight_bytes: int = 2,
+    logit_bytes: int = 4,
+    divisible_by: int = 128,
+) -> dict:
     """Per-device bytes of a vocabulary-parallel table and of its logits on ``tp`` tensor-parallel devices.
 
     The vocabulary is padded to a multiple of ``divisible_by * tp`` (Megatron's rule); each device holds
@@ -70,5 +85,9 @@ def vocab_parallel_bytes_per_device(vocab_size: int, dim: int, n_tokens: int, tp
         raise ValueError(f"tp must be a positive integer, got {tp}")
     padded = padded_vocab_size(vocab_size, divisible_by * tp)
     rows = padded // tp
-    return {"padded_vocab": padded, "rows": rows, "table_bytes": rows * dim * weight_bytes,
-            "logits_bytes": n_tokens * rows * logit_bytes}
+    return {
+        "padded_vocab": padded,
+        "rows": rows,
+        "table_bytes": rows * dim * weight_bytes,
+        "logits_bytes": n_tokens * rows * logit_bytes,
+    }

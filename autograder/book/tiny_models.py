@@ -9,8 +9,8 @@ Every function takes an explicit seed or ``torch.Generator`` and gives the same 
 Training runs on one CPU thread (:func:`one_thread`): on these tiny tensors, splitting each operation across threads
 costs more in synchronisation than it saves, many times over when the cores are shared with other work.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -29,9 +29,18 @@ def one_thread():
 
 
 # ----------------------------------------------------------------------------------------------- chapter 1
-def train_skipgram(centers: np.ndarray, contexts: np.ndarray, vocab_size: int, dim: int = 16, *,
-                   epochs: int = 3, batch_size: int = 256, lr: float = 0.02, seed: int = 0,
-                   init_std: float = 0.02) -> tuple[np.ndarray, list[float]]:
+def train_skipgram(
+    centers: np.ndarray,
+    contexts: np.ndarray,
+    vocab_size: int,
+    dim: int = 16,
+    *,
+    epochs: int = 3,
+    batch_size: int = 256,
+    lr: float = 0.02,
+    seed: int = 0,
+    init_std: float = 0.02,
+) -> tuple[np.ndarray, list[float]]:
     """Train skip-gram word vectors: predict each context id from its center id through a softmax over the vocabulary.
 
     ``P(context | center) = softmax(E[center] @ U.T)`` with an input table ``E`` and an output table ``U``, both
@@ -55,7 +64,7 @@ def train_skipgram(centers: np.ndarray, contexts: np.ndarray, vocab_size: int, d
             order = torch.randperm(len(c), generator=gen)
             total = 0.0
             for start in range(0, len(c), batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 logits = F.embedding(c[idx], emb_in) @ emb_out.T
                 loss = F.cross_entropy(logits, x[idx])
                 opt.zero_grad()

@@ -11,6 +11,7 @@ Two accountings of mixed-precision Adam, both built here from real tensors:
 :func:`measure_mixed_precision_step` runs one real step of a small model that way (16-bit working copy for the
 forward and backward, ``torch.optim.Adam`` on the float32 masters) and returns the bytes of each group.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,15 @@ __all__ = ["ACCOUNTINGS", "measure_mixed_precision_step"]
 ACCOUNTINGS = ("zero", "megatron")
 
 
-def measure_mixed_precision_step(vocab_size: int, dim: int, n_tokens: int, *, dtype: torch.dtype = torch.bfloat16,
-                                 accounting: str = "zero", seed: int = 0) -> dict[str, int]:
+def measure_mixed_precision_step(
+    vocab_size: int,
+    dim: int,
+    n_tokens: int,
+    *,
+    dtype: torch.dtype = torch.bfloat16,
+    accounting: str = "zero",
+    seed: int = 0,
+) -> dict[str, int]:
     """One mixed-precision Adam step of an embedding + output-layer model; bytes of each group of tensors.
 
     The model: ``logits = E[ids] @ U.T`` with ``E, U`` of shape ``(V, D)``. Returns ``{"parameters",
@@ -42,21 +50,24 @@ def measure_mixed_precision_step(vocab_size: int, dim: int, n_tokens: int, *, dt
     loss = F.cross_entropy((F.embedding(ids, embed) @ unembed.T).float(), targets)
     loss.backward()
     if accounting == "megatron":
-        kept = [w.grad.float() for w in working]      # main_grad: accumulated in float32
+        kept = [w.grad.float() for w in working]  # main_grad: accumulated in float32
         for w in working:
-            w.grad = None                             # no 16-bit gradient survives
+            w.grad = None  # no 16-bit gradient survives
     else:
         kept = [w.grad for w in working]
-    for m, g in zip(master, kept):
-        m.grad = g.float()                            # Adam updates the float32 masters
+    for m, g in zip(master, kept, strict=False):
+        m.grad = g.float()  # Adam updates the float32 masters
     opt = torch.optim.Adam(master, lr=1e-3)
     opt.step()
-    state = sum(t.nbytes for s in opt.state.values() for t in s.values()
-                if torch.is_tensor(t) and t.numel() == vocab_size * dim)
+    state = sum(
+        t.nbytes for s in opt.state.values() for t in s.values() if torch.is_tensor(t) and t.numel() == vocab_size * dim
+    )
     for m in master:
-        m.grad = None                                 # a temporary cast, not state
-    return {"parameters": sum(m.numel() for m in master),
-            "weights": sum(w.nbytes for w in working),
-            "gradients": sum(g.nbytes for g in kept),
-            "master": sum(m.nbytes for m in master),
-            "optimizer": state}
+        m.grad = None  # a temporary cast, not state
+    return {
+        "parameters": sum(m.numel() for m in master),
+        "weights": sum(w.nbytes for w in working),
+        "gradients": sum(g.nbytes for g in kept),
+        "master": sum(m.nbytes for m in master),
+        "optimizer": state,
+    }

@@ -9,6 +9,7 @@ student's *outputs* from the probe data (results, exceptions, which arguments we
 Every failure is a :class:`~autograder.student.verdict.CheckFailed` with one line a student can act on: the call
 that went wrong, then the shape, dtype, first mismatching index or exception that was expected and what came back.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,19 @@ from autograder.student.verdict import CheckFailed
 
 from .core import add_judge
 
-__all__ = ["case_judges", "describe", "expect_array", "expect_int", "expect_number", "expect_raises",
-           "references_agree", "arrays", "integer", "show_array", "torch_ids"]
+__all__ = [
+    "case_judges",
+    "describe",
+    "expect_array",
+    "expect_int",
+    "expect_number",
+    "expect_raises",
+    "references_agree",
+    "arrays",
+    "integer",
+    "show_array",
+    "torch_ids",
+]
 
 
 def show_value(x: Any) -> str:
@@ -51,8 +63,17 @@ def _not_raised(got: Any, where: str, wanted: str) -> None:
         raise CheckFailed(f"{where}: expected {wanted}, but {describe(got)}")
 
 
-def expect_array(got: Any, expected: np.ndarray, where: str, *, rtol: float = 1e-6, atol: float = 1e-6,
-                 dtype: Any = "expected", integer_kind: bool = False, hint: str = "") -> None:
+def expect_array(
+    got: Any,
+    expected: np.ndarray,
+    where: str,
+    *,
+    rtol: float = 1e-6,
+    atol: float = 1e-6,
+    dtype: Any = "expected",
+    integer_kind: bool = False,
+    hint: str = "",
+) -> None:
     """Fail unless ``got`` is an ndarray of ``expected``'s shape whose values match within ``atol + rtol*|e|``.
 
     ``dtype``: ``"expected"`` demands ``expected.dtype``; a dtype demands that dtype; ``None`` accepts any.
@@ -83,8 +104,10 @@ def expect_array(got: Any, expected: np.ndarray, where: str, *, rtol: float = 1e
         bad = np.argwhere(~ok)
         first = tuple(int(i) for i in bad[0])
         idx = first if len(first) != 1 else first[0]
-        raise CheckFailed(f"{where}: values differ at index {idx}: expected {show_value(expected[first])}, got "
-                          f"{show_value(got[first])} ({len(bad)} of {got.size} entries differ){tail}")
+        raise CheckFailed(
+            f"{where}: values differ at index {idx}: expected {show_value(expected[first])}, got "
+            f"{show_value(got[first])} ({len(bad)} of {got.size} entries differ){tail}"
+        )
 
 
 def _is_int(value: Any) -> bool:
@@ -97,14 +120,17 @@ def expect_int(got: Any, expected: int, where: str, hint: str = "") -> None:
     _not_raised(got, where, f"the int {expected}")
     if not _is_int(got):
         kind = "a float" if isinstance(got, (float, np.floating)) else describe(got)
-        raise CheckFailed(f"{where}: expected the int {expected}, got {kind} {got!r:.40}: return a whole number "
-                          f"of bytes/parameters (int(...), or integer arithmetic){tail}")
+        raise CheckFailed(
+            f"{where}: expected the int {expected}, got {kind} {got!r:.40}: return a whole number "
+            f"of bytes/parameters (int(...), or integer arithmetic){tail}"
+        )
     if int(got) != int(expected):
         raise CheckFailed(f"{where}: expected {expected}, got {int(got)}{tail}")
 
 
-def expect_number(got: Any, expected: float, where: str, *, rtol: float = 1e-6, atol: float = 1e-9,
-                  hint: str = "") -> None:
+def expect_number(
+    got: Any, expected: float, where: str, *, rtol: float = 1e-6, atol: float = 1e-9, hint: str = ""
+) -> None:
     """Fail unless ``got`` is a finite real scalar (Python or NumPy, or a 0-d array) close to ``expected``."""
     tail = f" ({hint})" if hint else ""
     _not_raised(got, where, f"a number close to {expected:.6g}")
@@ -114,8 +140,10 @@ def expect_number(got: Any, expected: float, where: str, *, rtol: float = 1e-6, 
         raise CheckFailed(f"{where}: expected a scalar number, got {describe(got)}{tail}")
     if not math.isfinite(float(got)):
         # + 0.0 turns a reference of -0.0 into 0 ("close to -0" reads like a typo)
-        raise CheckFailed(f"{where}: expected a finite number close to {expected + 0.0:.6g}, got {float(got)}"
-                          f"{tail or ' (an overflow, or the log of 0?)'}")
+        raise CheckFailed(
+            f"{where}: expected a finite number close to {expected + 0.0:.6g}, got {float(got)}"
+            f"{tail or ' (an overflow, or the log of 0?)'}"
+        )
     if not math.isclose(float(got), float(expected), rel_tol=rtol, abs_tol=atol):
         raise CheckFailed(f"{where}: expected {expected:.8g}, got {float(got):.8g}{tail}")
 
@@ -136,13 +164,16 @@ def references_agree(a: Any, b: Any, what: str, *, atol: float = 1e-6) -> None:
 Comparator = Callable[[Any, Any, Any, str, Case], None]
 
 
-def arrays(*, rtol: float = 1e-6, atol: float = 1e-6, dtype: Any = "expected",
-           integer_kind: bool = False) -> Comparator:
+def arrays(
+    *, rtol: float = 1e-6, atol: float = 1e-6, dtype: Any = "expected", integer_kind: bool = False
+) -> Comparator:
     """Compare an array result with the NumPy reference (after checking it against the PyTorch one)."""
+
     def compare(got, ref_np, ref_torch, where, case):
         if ref_torch is not None:
             references_agree(ref_np, ref_torch, where, atol=max(atol, 1e-6))
         expect_array(got, ref_np, where, rtol=rtol, atol=atol, dtype=dtype, integer_kind=integer_kind, hint=case.hint)
+
     return compare
 
 
@@ -151,14 +182,22 @@ def integer() -> Comparator:
         if ref_torch is not None and int(ref_np) != int(ref_torch):
             raise RuntimeError(f"internal error: the NumPy and PyTorch references disagree on {where}")
         expect_int(got, int(ref_np), where, hint=case.hint)
+
     return compare
 
 
 # ------------------------------------------------------------------------------------------------ case judges
-def case_judges(assignment: str, group: str, *, numpy_ref: Callable | None, torch_ref: Callable | None,
-                compare: Comparator, arg_names: tuple[str, ...] = (),
-                mutation_hint: str = "compute a new array instead (e.g. `x + y`, not `x += y`)",
-                weights: dict[str, float] | None = None) -> None:
+def case_judges(
+    assignment: str,
+    group: str,
+    *,
+    numpy_ref: Callable | None,
+    torch_ref: Callable | None,
+    compare: Comparator,
+    arg_names: tuple[str, ...] = (),
+    mutation_hint: str = "compute a new array instead (e.g. `x + y`, not `x += y`)",
+    weights: dict[str, float] | None = None,
+) -> None:
     """Register the judge of every case probe of ``group`` (see :func:`autograder.student.registry.case_probes`).
 
     Each judge rebuilds its cases with the probe's own builder (``probe.cases(seed)``, ``seed`` from the grader)
@@ -171,9 +210,13 @@ def case_judges(assignment: str, group: str, *, numpy_ref: Callable | None, torc
     if not probes:
         raise RuntimeError(f"internal error: {assignment}/{group} has no case probes to judge")
     for probe in probes:
-        add_judge(assignment, group, probe.name, _case_judge(probe.function, probe.cases, numpy_ref, torch_ref,
-                                                             compare, arg_names, mutation_hint),
-                  weight=(weights or {}).get(probe.name, 1.0))
+        add_judge(
+            assignment,
+            group,
+            probe.name,
+            _case_judge(probe.function, probe.cases, numpy_ref, torch_ref, compare, arg_names, mutation_hint),
+            weight=(weights or {}).get(probe.name, 1.0),
+        )
 
 
 def _case_judge(function, cases, numpy_ref, torch_ref, compare, arg_names, mutation_hint):
@@ -186,17 +229,21 @@ def _case_judge(function, cases, numpy_ref, torch_ref, compare, arg_names, mutat
             where = f"{function}({case.label})"
             mutated = record["mutated"]
             if mutated:
-                which = ", ".join(arg_names[i] if isinstance(i, int) and 0 <= i < len(arg_names) else f"argument {i}"
-                                  for i in mutated)
+                which = ", ".join(
+                    arg_names[i] if isinstance(i, int) and 0 <= i < len(arg_names) else f"argument {i}" for i in mutated
+                )
                 raise CheckFailed(f"{where}: modified its input {which} in place; {mutation_hint}")
             got = record["got"]
             if case.raises is not None:
                 ref = call(numpy_ref, *case.args, **case.kwargs)
                 if not (isinstance(ref, Raised) and ref.is_a(case.raises)):
-                    raise RuntimeError(f"internal error: the NumPy reference does not raise {case.raises.__name__} for {where}")
+                    raise RuntimeError(
+                        f"internal error: the NumPy reference does not raise {case.raises.__name__} for {where}"
+                    )
                 expect_raises(got, case.raises, where, case.hint)
                 continue
             ref_np = numpy_ref(*case.args, **case.kwargs) if numpy_ref is not None else None
             ref_torch = torch_ref(*case.args, **case.kwargs) if torch_ref is not None else None
             compare(got, ref_np, ref_torch, where, case)
+
     return judge

@@ -19,6 +19,7 @@ equally): :func:`cell_points` splits a test cell's points across its checks by w
 one of two equally weighted checks earns half the cell's points. :func:`group` joins probes and judges by ``(assignment, group, check name)`` and fails loudly when one side
 lacks the other.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -32,9 +33,26 @@ from autograder.student.registry import ASSIGNMENTS, Probe
 from autograder.student.transport import Raised, decode, encode
 from autograder.student.verdict import CheckFailed, format_verdict
 
-__all__ = ["ASSIGNMENTS", "VISIBLE_SEED", "LOCAL_HIDDEN_SEED", "Raised", "CheckFailed", "Check", "judge",
-           "add_judge", "group", "groups", "judges", "judge_group", "verdicts", "probe_modules", "format_verdict",
-           "encode", "decode", "cell_points"]
+__all__ = [
+    "ASSIGNMENTS",
+    "VISIBLE_SEED",
+    "LOCAL_HIDDEN_SEED",
+    "Raised",
+    "CheckFailed",
+    "Check",
+    "judge",
+    "add_judge",
+    "group",
+    "groups",
+    "judges",
+    "judge_group",
+    "verdicts",
+    "probe_modules",
+    "format_verdict",
+    "encode",
+    "decode",
+    "cell_points",
+]
 
 Judge = Callable[[Any, int], None]
 
@@ -42,6 +60,7 @@ Judge = Callable[[Any, int], None]
 @dataclass(frozen=True)
 class Check:
     """One check: its probe (which says what it calls), its judge and its weight within the test cell."""
+
     probe: Probe
     judge: Judge
     weight: float = 1.0
@@ -77,8 +96,9 @@ def add_judge(assignment: str, group_name: str, name: str, fn: Judge, weight: fl
     if key in _JUDGES:
         raise ValueError(f"duplicate judge {name!r} in {assignment}/{group_name}")
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
-        raise ValueError(f"the weight of {assignment}/{group_name}/{name!r} must be a finite number > 0, "
-                         f"got {weight!r}")
+        raise ValueError(
+            f"the weight of {assignment}/{group_name}/{name!r} must be a finite number > 0, got {weight!r}"
+        )
     _JUDGES[key] = fn
     _WEIGHTS[key] = float(weight)
     return fn
@@ -87,8 +107,10 @@ def add_judge(assignment: str, group_name: str, name: str, fn: Judge, weight: fl
 def judge(assignment: str, group_name: str, name: str, *, weight: float = 1.0):
     """Decorator registering ``fn(data, seed)`` as the judge of the check ``name`` of a group, with its
     ``weight`` in the test cell's points (1 by default: a cell's checks count equally)."""
+
     def decorate(fn: Judge) -> Judge:
         return add_judge(assignment, group_name, name, fn, weight)
+
     return decorate
 
 
@@ -108,7 +130,7 @@ def cell_points(assignment: str, group_name: str, verdicts: list[tuple[str, bool
 def _load(assignment: str) -> None:
     """Import the judges of ``assignment``: ``autograder.checks.<assignment_with_underscores>`` if there is one, and
     the module each other probe module names in its ``JUDGE_MODULE`` attribute (the grader's test fixture)."""
-    probes = registry.groups(assignment)                # validates the id, loads the course's probes
+    probes = registry.groups(assignment)  # validates the id, loads the course's probes
     modules = [f"autograder.checks.{assignment.replace('-', '_')}"]
     for ps in probes.values():
         for p in ps:
@@ -128,8 +150,9 @@ def _join(probes: list[Probe]) -> list[Check]:
     for probe in probes:
         fn = _JUDGES.get((probe.assignment, probe.group, probe.name))
         if fn is None:
-            raise RuntimeError(f"internal error: the check {probe.name!r} of {probe.assignment}/{probe.group} has a "
-                               f"probe but no judge")
+            raise RuntimeError(
+                f"internal error: the check {probe.name!r} of {probe.assignment}/{probe.group} has a probe but no judge"
+            )
         checks.append(Check(probe, fn, _WEIGHTS[(probe.assignment, probe.group, probe.name)]))
     return checks
 
@@ -156,8 +179,14 @@ def probe_modules(assignment: str) -> list[str]:
     fixture): the grader lists them in the grading spec's ``probe_modules`` and ships their files
     (``sys.modules[name].__file__``) into the sandbox."""
     _load(assignment)
-    return sorted({p.module for ps in registry.groups(assignment).values() for p in ps
-                   if p.module and not p.module.startswith("autograder.student") and p.module in sys.modules})
+    return sorted(
+        {
+            p.module
+            for ps in registry.groups(assignment).values()
+            for p in ps
+            if p.module and not p.module.startswith("autograder.student") and p.module in sys.modules
+        }
+    )
 
 
 def judge_group(assignment: str, group_name: str, results: Any, seed: int) -> list[tuple[str, bool, str]]:
@@ -180,12 +209,15 @@ def judge_group(assignment: str, group_name: str, results: Any, seed: int) -> li
         except CheckFailed as exc:
             verdicts.append((check.name, False, str(exc)))
         except Exception as exc:  # malformed results (wrong types, forged records) are the student's failure
-            verdicts.append((check.name, False, f"{check.function} returned something unusable: "
-                                                f"{type(exc).__name__}: {exc}"[:500]))
+            verdicts.append(
+                (check.name, False, f"{check.function} returned something unusable: {type(exc).__name__}: {exc}"[:500])
+            )
     return verdicts
 
 
-def verdicts(assignment: str, group_name: str, namespace: dict, seed: int = LOCAL_HIDDEN_SEED) -> list[tuple[str, bool, str]]:
+def verdicts(
+    assignment: str, group_name: str, namespace: dict, seed: int = LOCAL_HIDDEN_SEED
+) -> list[tuple[str, bool, str]]:
     """Probe ``namespace`` and judge the results with one ``seed``, through the encode/decode boundary the grader
     uses (what :func:`autograder.student.run_checks` does outside grading)."""
     results = registry.probe_group(assignment, group_name, namespace, seed)

@@ -6,11 +6,13 @@ Every expected count comes from both references: :mod:`~autograder.reference.num
 optimizer allocates). The inputs are rebuilt from the caller's seed by
 :mod:`autograder.student.probes.memory_scaling`; probe data supplies only the student's results.
 """
+
 from __future__ import annotations
 
 import torch
 
-from autograder.reference import numpy_ref as N, torch_ref as T
+from autograder.reference import numpy_ref as N
+from autograder.reference import torch_ref as T
 from autograder.student.probes import memory_scaling as P
 
 from .compare import case_judges, integer

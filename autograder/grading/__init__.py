@@ -15,6 +15,7 @@
 * :mod:`.cli` -- the command
 * :mod:`.benchmarks` -- the grading benchmarks and the synthetic class of the tests (never imported by the grader)
 """
+
 from .records import STATUSES, GradeResult, GradeTask, TestRecord
 from .tasks import grade_submission
 

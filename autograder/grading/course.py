@@ -7,26 +7,35 @@ cell the kernel publishes the probe data (:mod:`autograder.grading.execute`). Th
 seed fixed here, and decide every checked test cell's points; the kernel's own verdict can only take points away
 (a cell that raised, e.g. on a plain hidden ``assert``), never give them.
 """
+
 from __future__ import annotations
 
 import functools
 import json
 import os
-import re
-import textwrap
 from dataclasses import dataclass
 
 from .limits import Child, Limits, run_children
 from .records import GradeResult, GradeTask, TestRecord
 
-__all__ = ["warm_up", "notebook_problem", "SourceInfo", "source_info", "max_score", "populate_gradebook",
-           "prepare_gradebook_blob", "grade_in", "isolation_of", "EMIT_CODE"]
+__all__ = [
+    "warm_up",
+    "notebook_problem",
+    "SourceInfo",
+    "source_info",
+    "max_score",
+    "populate_gradebook",
+    "prepare_gradebook_blob",
+    "grade_in",
+    "isolation_of",
+    "EMIT_CODE",
+]
 
 HIDDEN_MARK = "BEGIN HIDDEN TESTS"
-PROBE_RESULTS_LIMIT = 256 << 20      # characters of the encoded probe payload accepted from the kernel
+PROBE_RESULTS_LIMIT = 256 << 20  # characters of the encoded probe payload accepted from the kernel
 #: what the grader runs in the kernel after the notebook's last cell (the payload of autograder.student.grading)
 EMIT_CODE = "import autograder.student.grading as _autograder_grading; _autograder_grading.emit()"
-LOG_CHARS = 200_000                  # characters of nbgrader's and the kernel's log kept per submission
+LOG_CHARS = 200_000  # characters of nbgrader's and the kernel's log kept per submission
 # The student's id inside a private course directory, which holds one student: any real id (spaces, brackets that
 # nbgrader would read as glob patterns) is only ever a key in the grader's own results.
 PRIVATE_STUDENT = "student"
@@ -38,10 +47,12 @@ def tools_on_path() -> None:
     process: a new ``Gradebook`` otherwise runs ``alembic heads`` as a program from ``PATH`` (seconds, and missing
     when the virtualenv is not activated)."""
     import sys
+
     bindir = os.path.dirname(sys.executable)
     if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     import nbgrader.api
+
     nbgrader.api.get_alembic_version = _alembic_head
 
 
@@ -50,27 +61,34 @@ def _alembic_head() -> str:
     """What ``alembic heads`` prints first for nbgrader's migrations (the schema version of a new gradebook)."""
     import nbgrader
     from alembic.script import ScriptDirectory
+
     return ScriptDirectory(os.path.join(os.path.dirname(nbgrader.__file__), "alembic")).get_current_head()
 
 
 def warm_up() -> None:
     """Import what the grading children need, once, so each forked child starts without import costs."""
     tools_on_path()
-    import IPython.core.interactiveshell  # noqa: F401
-    import nbgrader.apps.nbgraderapp  # noqa: F401
-    import nbgrader.converters.autograde  # noqa: F401
-    import nbgrader.preprocessors  # noqa: F401
-    import numpy  # noqa: F401
-    from autograder.checks import core  # noqa: F401
-    from autograder.student import registry  # noqa: F401
-    from . import execute, sandbox  # noqa: F401
     import importlib
-    importlib.import_module("autograder.grading.kernel")    # the kernel manager of every autograde child
+
+    for module in (
+        "IPython.core.interactiveshell",
+        "nbgrader.apps.nbgraderapp",
+        "nbgrader.converters.autograde",
+        "nbgrader.preprocessors",
+        "numpy",
+        "autograder.checks.core",
+        "autograder.student.registry",
+        "autograder.grading.execute",
+        "autograder.grading.sandbox",
+    ):
+        importlib.import_module(module)
+    importlib.import_module("autograder.grading.kernel")  # the kernel manager of every autograde child
 
 
 def isolation_of(task: GradeTask) -> str:
     """The isolation the kernel of ``task`` gets (the ``isolation`` column of grades.csv)."""
     from .sandbox import ISOLATION_BWRAP, ISOLATION_NONE
+
     return ISOLATION_BWRAP if task.sandbox else ISOLATION_NONE
 
 
@@ -78,8 +96,10 @@ def isolation_of(task: GradeTask) -> str:
 def notebook_problem(data: bytes) -> str | None:
     """``None`` for a readable notebook, else a one-line reason (truncated JSON, not a notebook, ...)."""
     import warnings
+
     import nbformat
-    warnings.filterwarnings("ignore", module="nbformat")    # missing cell ids and the like: not our concern
+
+    warnings.filterwarnings("ignore", module="nbformat")  # missing cell ids and the like: not our concern
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -89,13 +109,16 @@ def notebook_problem(data: bytes) -> str | None:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        return f"the notebook is not valid JSON (truncated or edited by hand?): {exc.msg}: line {exc.lineno} column {exc.colno}"
+        return (
+            f"the notebook is not valid JSON (truncated or edited by hand?): {exc.msg}: "
+            f"line {exc.lineno} column {exc.colno}"
+        )
     if not isinstance(raw, dict) or "cells" not in raw:
         return "the file is JSON but not a Jupyter notebook (no 'cells')"
     try:
         nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
-    except Exception as exc:  # noqa: BLE001 - nbformat raises several types
+    except Exception as exc:  # nbformat raises several types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"the notebook does not follow the notebook format: {first[:200]}"
     return None
@@ -110,8 +133,8 @@ class TestCell:
 
 @dataclass(frozen=True)
 class SourceInfo:
-    test_cells: tuple[TestCell, ...]          # autograded test cells, in notebook order
-    grade_cells: tuple[tuple[str, float], ...]   # every graded cell (tests, manually graded answers): (id, points)
+    test_cells: tuple[TestCell, ...]  # autograded test cells, in notebook order
+    grade_cells: tuple[tuple[str, float], ...]  # every graded cell (tests, manually graded answers): (id, points)
 
     @property
     def max_score(self) -> float:
@@ -138,7 +161,7 @@ def source_info(source: bytes) -> SourceInfo:
 def max_score(source: bytes) -> float:
     try:
         return source_info(source).max_score
-    except Exception:  # noqa: BLE001 - a broken source is reported by the CLI; here it only sizes a result
+    except Exception:  # a broken source is reported by the CLI; here it only sizes a result
         return 0.0
 
 
@@ -149,6 +172,7 @@ def populate_gradebook(db_url: str, assignment: str, notebook_name: str, source:
     import nbformat
     from nbgrader.api import Gradebook
     from nbgrader.preprocessors import ClearOutput, ClearSolutions, ComputeChecksums, LockCells, SaveCells
+
     tools_on_path()
     with Gradebook(db_url) as gb:
         gb.update_or_create_assignment(assignment)
@@ -161,6 +185,7 @@ def populate_gradebook(db_url: str, assignment: str, notebook_name: str, source:
 def prepare_gradebook_blob(assignment: str, notebook_name: str, source: bytes) -> bytes:
     """A SQLite gradebook file holding only the assignment's cells, for workers to start from."""
     import tempfile
+
     with tempfile.TemporaryDirectory(prefix="gradebook-") as tmp:
         path = os.path.join(tmp, "gradebook.db")
         populate_gradebook(f"sqlite:///{path}", assignment, notebook_name, source)
@@ -177,7 +202,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Igno
 from autograder.grading.execute import LimitedExecute
 from autograder.grading.kernel import SandboxedKernelManager
 
-c = get_config()  # noqa: F821
+c = get_config()  # defined by traitlets when it runs this file
 c.CourseDirectory.root = {root!r}
 c.CourseDirectory.db_url = {db_url!r}
 c.CourseDirectory.source_directory = "source"
@@ -210,11 +235,12 @@ def _autograde_main(assignment: str, student: str) -> int:
     """In the forked child: ``nbgrader autograde ASSIGNMENT --student STUDENT`` in the current directory."""
     from jupyter_core.application import NoStart
     from nbgrader.apps.nbgraderapp import NbGraderApp
+
     app = NbGraderApp.instance()
     try:
         app.initialize(["autograde", assignment, "--student", student, "--force"])
         app.start()
-    except NoStart:     # how jupyter apps end after running a subcommand
+    except NoStart:  # how jupyter apps end after running a subcommand
         pass
     return 0
 
@@ -226,7 +252,9 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
     from functools import partial
 
     from autograder.student import grading
+
     from .sandbox import build_libdir, write_spec
+
     t0 = time.perf_counter()
     os.chmod(workdir, 0o700)
     info = source_info(task.source_notebook)
@@ -238,35 +266,77 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
     else:
         populate_gradebook(db_url, task.assignment, task.notebook_name, task.source_notebook)
     nb_file = f"{task.notebook_name}.ipynb"
-    for folder, data in ((os.path.join(workdir, "source", task.assignment), task.source_notebook),
-                         (os.path.join(workdir, "submitted", PRIVATE_STUDENT, task.assignment), task.submission)):
+    for folder, data in (
+        (os.path.join(workdir, "source", task.assignment), task.source_notebook),
+        (os.path.join(workdir, "submitted", PRIVATE_STUDENT, task.assignment), task.submission),
+    ):
         os.makedirs(folder)
         with open(os.path.join(folder, nb_file), "wb") as fh:
             fh.write(data)
-    checked = _checked_groups(task, info)       # decided here, in the trusted process
-    spec_file = write_spec(os.path.join(workdir, "grading-spec.json"),
-                           {"assignment": task.assignment, "groups": checked, "hidden_seed": int(task.hidden_seed),
-                            "probe_modules": probe_modules(task)})
-    scratch = os.path.join(workdir, "scratch")      # the kernel's cwd without the sandbox only
+    checked = _checked_groups(task, info)  # decided here, in the trusted process
+    spec_file = write_spec(
+        os.path.join(workdir, "grading-spec.json"),
+        {
+            "assignment": task.assignment,
+            "groups": checked,
+            "hidden_seed": int(task.hidden_seed),
+            "probe_modules": probe_modules(task),
+        },
+    )
+    scratch = os.path.join(workdir, "scratch")  # the kernel's cwd without the sandbox only
     os.makedirs(scratch)
     emit_file = os.path.join(workdir, "probes.b64")
-    libdir = build_libdir(os.path.join(workdir, "lib"), tuple(probe_modules(task)))   # read-only inside
+    libdir = build_libdir(os.path.join(workdir, "lib"), tuple(probe_modules(task)))  # read-only inside
     with open(os.path.join(workdir, "nbgrader_config.py"), "w") as fh:
-        fh.write(_CONFIG.format(root=workdir, db_url=db_url, cell_timeout=int(task.timeout_s) + 30,
-                                output_chars=int(task.output_chars), emit_code=EMIT_CODE, emit_file=emit_file,
-                                emit_bytes=PROBE_RESULTS_LIMIT, sandboxed=bool(task.sandbox),
-                                runtime_dir=os.path.join(workdir, "runtime"), libdir=libdir,
-                                spec_file=spec_file, spec_env=grading.SPEC_ENV, scratch_dir=scratch,
-                                scratch_bytes=int(task.scratch_bytes), nproc=int(task.nproc)))
+        fh.write(
+            _CONFIG.format(
+                root=workdir,
+                db_url=db_url,
+                cell_timeout=int(task.timeout_s) + 30,
+                output_chars=int(task.output_chars),
+                emit_code=EMIT_CODE,
+                emit_file=emit_file,
+                emit_bytes=PROBE_RESULTS_LIMIT,
+                sandboxed=bool(task.sandbox),
+                runtime_dir=os.path.join(workdir, "runtime"),
+                libdir=libdir,
+                spec_file=spec_file,
+                spec_env=grading.SPEC_ENV,
+                scratch_dir=scratch,
+                scratch_bytes=int(task.scratch_bytes),
+                nproc=int(task.nproc),
+            )
+        )
     jupyter_dir = os.path.join(workdir, "jupyter")
     os.makedirs(jupyter_dir)
-    limits = Limits(memory_bytes=task.memory_bytes,
-                    env={"JUPYTER_CONFIG_DIR": jupyter_dir, "JUPYTER_RUNTIME_DIR": os.path.join(jupyter_dir, "runtime"),
-                         "IPYTHONDIR": os.path.join(workdir, "ipython"), "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+    limits = Limits(
+        memory_bytes=task.memory_bytes,
+        env={
+            "JUPYTER_CONFIG_DIR": jupyter_dir,
+            "JUPYTER_RUNTIME_DIR": os.path.join(jupyter_dir, "runtime"),
+            "IPYTHONDIR": os.path.join(workdir, "ipython"),
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        },
+    )
     import sys
-    children = [Child("autograde", workdir, target=partial(_autograde_main, task.assignment, PRIVATE_STUDENT),
-                      argv=[sys.executable, "-m", "nbgrader", "autograde", task.assignment,
-                            "--student", PRIVATE_STUDENT, "--force"])]
+
+    children = [
+        Child(
+            "autograde",
+            workdir,
+            target=partial(_autograde_main, task.assignment, PRIVATE_STUDENT),
+            argv=[
+                sys.executable,
+                "-m",
+                "nbgrader",
+                "autograde",
+                task.assignment,
+                "--student",
+                PRIVATE_STUDENT,
+                "--force",
+            ],
+        )
+    ]
     result.timings["setup_s"] = time.perf_counter() - t0
     outcomes = run_children(children, limits, task.timeout_s)
     result.timings["run_s"] = max(o.wall_s for o in outcomes.values())
@@ -278,6 +348,7 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
 def _checked_groups(task: GradeTask, info: SourceInfo) -> list[str]:
     """The test cells whose checks are registered (their verdict is re-derived in a trusted process)."""
     import importlib
+
     for module in task.check_modules:
         importlib.import_module(module)
     return checked_groups(task.assignment, info.test_cells)
@@ -287,7 +358,9 @@ def probe_modules(task: GradeTask) -> list[str]:
     """The modules outside ``autograder.student`` that register probes of ``task``'s assignment (imported by the
     probe process before the student's code runs): those of the task's check modules, e.g. the test fixture's."""
     import importlib
+
     from autograder.checks import core
+
     for module in task.check_modules:
         importlib.import_module(module)
     return core.probe_modules(task.assignment)
@@ -304,6 +377,7 @@ def shipped_modules(task) -> list[str]:
 def checked_groups(assignment: str, test_cells) -> list[str]:
     """grade_ids of ``test_cells`` with checks registered for ``assignment`` (check modules already imported)."""
     from autograder.checks import core
+
     checked = []
     for cell in test_cells:
         try:
@@ -352,6 +426,7 @@ def _cell_errors(autograded_path: str) -> tuple[dict[str, str], list[str], bool]
 
 def _kernel_scores(db_url: str, task: GradeTask) -> dict[str, float]:
     from nbgrader.api import Gradebook
+
     with Gradebook(db_url) as gb:
         submission = gb.find_submission_notebook(task.notebook_name, task.assignment, PRIVATE_STUDENT)
         return {grade.name: float(grade.auto_score or 0.0) for grade in submission.grades}
@@ -359,20 +434,24 @@ def _kernel_scores(db_url: str, task: GradeTask) -> dict[str, float]:
 
 def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) -> None:
     from autograder.checks import core
-    if os.environ.get("AUTOGRADER_DEBUG"):    # print what each child wrote (nbgrader's log, tracebacks)
+
+    if os.environ.get("AUTOGRADER_DEBUG"):  # print what each child wrote (nbgrader's log, tracebacks)
         for o in outcomes.values():
             print(f"--- {o.name} rc={o.returncode} timed_out={o.timed_out} wall={o.wall_s:.2f}\n{o.output}")
     autograde = outcomes["autograde"]
     # nbgrader's and the kernel's log, for the instructor only (never in the feedback page)
-    result.log = "\n".join(f"--- {o.name}: exit status {o.returncode}{' (timed out)' if o.timed_out else ''}, "
-                           f"{o.wall_s:.1f} s\n{o.output}" for o in outcomes.values())[-LOG_CHARS:]
+    result.log = "\n".join(
+        f"--- {o.name}: exit status {o.returncode}{' (timed out)' if o.timed_out else ''}, {o.wall_s:.1f} s\n{o.output}"
+        for o in outcomes.values()
+    )[-LOG_CHARS:]
     if autograde.timed_out:
         result.status = "timeout"
-        result.reason = (f"the notebook did not finish within the {task.timeout_s:g} s time limit (--timeout); "
-                         "every process it started was killed")
+        result.reason = (
+            f"the notebook did not finish within the {task.timeout_s:g} s time limit (--timeout); "
+            "every process it started was killed"
+        )
         return
-    autograded = os.path.join(workdir, "autograded", PRIVATE_STUDENT, task.assignment,
-                              f"{task.notebook_name}.ipynb")
+    autograded = os.path.join(workdir, "autograded", PRIVATE_STUDENT, task.assignment, f"{task.notebook_name}.ipynb")
     if autograde.returncode != 0 or not os.path.exists(autograded):
         if autograde.signal_name:
             result.status, result.reason = "crashed", f"the grading process was killed by {autograde.signal_name}"
@@ -381,7 +460,7 @@ def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) 
         return
     kernel = _kernel_scores(db_url, task)
     errors, error_names, truncated = _cell_errors(autograded)
-    with open(autograded, encoding="utf-8") as fh:   # kept in --out/autograded/ for the formgrader
+    with open(autograded, encoding="utf-8") as fh:  # kept in --out/autograded/ for the formgrader
         result.autograded = fh.read()
     verdicts, probe_problem = _judge(task, checked, emit_file)
     tests, notes = [], []
@@ -399,7 +478,7 @@ def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) 
         else:
             checks = tuple(verdicts[cell.grade_id])
             if not all(ok for _, ok, _ in checks):
-                kind, passed = "wrong", False      # partial credit: the passed checks' share, by weight
+                kind, passed = "wrong", False  # partial credit: the passed checks' share, by weight
                 points = core.cell_points(task.assignment, cell.grade_id, list(checks), cell.points)
                 message = "; ".join(f"{n}: {m}" for n, ok, m in checks if not ok)
             elif cell.grade_id in errors:
@@ -407,8 +486,9 @@ def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) 
                 message = _kernel_message(cell, errors)
             else:
                 kind, points, passed, message = "passed", cell.points, True, "passed"
-        tests.append(TestRecord(cell.grade_id, float(points), cell.points, passed, message[:500], cell.hidden,
-                                checks, kind))
+        tests.append(
+            TestRecord(cell.grade_id, float(points), cell.points, passed, message[:500], cell.hidden, checks, kind)
+        )
     if "MemoryError" in error_names:
         notes.append(f"a cell raised MemoryError (memory limit {_gib(task.memory_bytes)})")
     if truncated:
@@ -440,6 +520,7 @@ def _judge(task, checked, emit_file) -> tuple[dict[str, list], str]:
     one the kernel reports) and only compare. Returns ``({grade_id: verdicts}, why a cell has none)``."""
     from autograder.checks import core
     from autograder.student import grading
+
     if not checked:
         return {}, ""
     try:
@@ -451,12 +532,14 @@ def _judge(task, checked, emit_file) -> tuple[dict[str, list], str]:
         return {}, "the probe payload is too large"
     try:
         data = grading.decode_emitted(text)
-    except Exception as exc:   # a corrupted or forged payload is the submission's failure
+    except Exception as exc:  # a corrupted or forged payload is the submission's failure
         return {}, f"unreadable probe payload ({type(exc).__name__})"
     verdicts = {}
     for gid in checked:
         results = data.get(gid) if isinstance(data, dict) else None
         if isinstance(results, dict):
-            verdicts[gid] = [(str(n), bool(ok), str(m)) for n, ok, m in
-                             core.judge_group(task.assignment, gid, results, seed=task.hidden_seed)]
+            verdicts[gid] = [
+                (str(n), bool(ok), str(m))
+                for n, ok, m in core.judge_group(task.assignment, gid, results, seed=task.hidden_seed)
+            ]
     return verdicts, "the payload has no results for this cell"

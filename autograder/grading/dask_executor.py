@@ -26,22 +26,30 @@ What the cluster guarantees, and what this module adds:
   whose result cannot be obtained for any reason (including a lost scheduler) is reported ``crashed``, never
   dropped, and a duplicate is impossible by construction (one future per task, consumed once).
 """
+
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from .filenames import safe_filename
 from .worker_pool import discard_pool, worker_pool
 
-__all__ = ["DaskExecutor", "SchedulerError", "check_address", "TaskTiming", "RunStats", "worker_environment",
-           "COMPARED_PACKAGES"]
+__all__ = [
+    "DaskExecutor",
+    "SchedulerError",
+    "check_address",
+    "TaskTiming",
+    "RunStats",
+    "worker_environment",
+    "COMPARED_PACKAGES",
+]
 
 # Packages whose version must be the same on every worker as here: a different nbgrader, NumPy or PyTorch could
 # change a score. (Dask itself checks its own packages: python, dask, distributed, cloudpickle, msgpack, ...)
@@ -62,6 +70,7 @@ class SchedulerError(RuntimeError):
 @dataclass(frozen=True)
 class TaskTiming:
     """Where and how long one submission was graded: seconds inside the grading function on the worker."""
+
     index: int
     worker: str
     compute_s: float
@@ -70,6 +79,7 @@ class TaskTiming:
 @dataclass
 class RunStats:
     """What one :meth:`DaskExecutor.run` cost: connection and shipping, then the grading wall time."""
+
     workers: int = 0
     threads: int = 0
     connect_s: float = 0.0
@@ -82,7 +92,7 @@ class RunStats:
 
 def _version(package: str) -> str | None:
     try:
-        return metadata.version(package).split("+")[0]     # 2.13.0+cpu and 2.13.0+cu128 grade alike
+        return metadata.version(package).split("+")[0]  # 2.13.0+cpu and 2.13.0+cu128 grade alike
     except metadata.PackageNotFoundError:
         return None
 
@@ -94,18 +104,23 @@ def worker_environment() -> dict[str, Any]:
     """
     try:
         from jupyter_client.kernelspec import find_kernel_specs
+
         kernels = sorted(find_kernel_specs())
-    except Exception as exc:  # noqa: BLE001 - report, don't crash the check
+    except Exception as exc:  # report, don't crash the check
         kernels = [f"<cannot list kernels: {exc}>"]
     try:
         from autograder.grading.sandbox import availability
+
         found = availability()
         sandbox = {"ok": found.ok, "detail": found.detail}
-    except Exception as exc:   # report, don't crash the check
+    except Exception as exc:  # report, don't crash the check
         sandbox = {"ok": False, "detail": f"cannot check the sandbox: {type(exc).__name__}: {exc}"}
-    return {"python": ".".join(map(str, sys.version_info[:2])),
-            "packages": {name: _version(name) for name in COMPARED_PACKAGES},
-            "kernels": kernels, "sandbox": sandbox}
+    return {
+        "python": ".".join(map(str, sys.version_info[:2])),
+        "packages": {name: _version(name) for name in COMPARED_PACKAGES},
+        "kernels": kernels,
+        "sandbox": sandbox,
+    }
 
 
 def _environment_problems(here: dict[str, Any], there: dict[str, Any], require_sandbox: bool = True) -> list[str]:
@@ -128,13 +143,16 @@ def check_address(address: str) -> str:
     """``address`` if it looks like a scheduler address (``tcp://HOST:PORT``, ``HOST:PORT``), else a
     :class:`SchedulerError` saying what to give."""
     if not isinstance(address, str) or not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://\S+|[\w.-]+:\d+", address):
-        raise SchedulerError(f"--scheduler {address!r} is not a scheduler address: give the address "
-                             "`dask scheduler` prints, e.g. tcp://10.0.0.5:8786")
+        raise SchedulerError(
+            f"--scheduler {address!r} is not a scheduler address: give the address "
+            "`dask scheduler` prints, e.g. tcp://10.0.0.5:8786"
+        )
     return address
 
 
-def _grade_on_worker(grade: Callable[[Any], Any], task: Any,
-                     prepare: Callable[[], None] | None) -> tuple[Any, float, str]:
+def _grade_on_worker(
+    grade: Callable[[Any], Any], task: Any, prepare: Callable[[], None] | None
+) -> tuple[Any, float, str]:
     """The Dask task: ``grade(task)`` in this worker's grading pool; the result, its duration, the worker address.
 
     The work runs in the worker's single-threaded grading pool (:mod:`.worker_pool`, its processes started once by
@@ -144,6 +162,7 @@ def _grade_on_worker(grade: Callable[[Any], Any], task: Any,
     from concurrent.futures.process import BrokenProcessPool
 
     from distributed import get_worker
+
     worker = get_worker()
     pool = worker_pool(worker, prepare)
     try:
@@ -172,16 +191,19 @@ def _key(task: Any, index: int, run_id: str) -> str:
 
 def _default_grade() -> Callable[[Any], Any]:
     from autograder.grading.tasks import grade_submission
+
     return grade_submission
 
 
 def _default_crashed(task: Any, reason: str) -> Any:
     from autograder.grading.executors import failed_result
+
     return failed_result(task, reason)
 
 
 def _default_prepare() -> Callable[[], None]:
-    from autograder.grading.executors import init_worker   # the local pool's initializer: same worker set-up
+    from autograder.grading.executors import init_worker  # the local pool's initializer: same worker set-up
+
     return init_worker
 
 
@@ -217,19 +239,32 @@ class DaskExecutor:
         Where the one-line description of the cluster goes before grading (default: standard error).
     """
 
-    def __init__(self, address: str, *, retries: int = 1, connect_timeout_s: float | None = None,
-                 workers_timeout_s: float = 60.0, poll_s: float = 5.0,
-                 grade: Callable[[Any], Any] | None = None,
-                 crashed: Callable[[Any, str], Any] | None = None,
-                 prepare_process: Callable[[], None] | None | object = _DEFAULT, ship_package: bool = True,
-                 log: Callable[[str], None] | None = None, require_sandbox: bool = True):
+    def __init__(
+        self,
+        address: str,
+        *,
+        retries: int = 1,
+        connect_timeout_s: float | None = None,
+        workers_timeout_s: float = 60.0,
+        poll_s: float = 5.0,
+        grade: Callable[[Any], Any] | None = None,
+        crashed: Callable[[Any, str], Any] | None = None,
+        prepare_process: Callable[[], None] | None | object = _DEFAULT,
+        ship_package: bool = True,
+        log: Callable[[str], None] | None = None,
+        require_sandbox: bool = True,
+    ):
         self.address = check_address(address)
         self.require_sandbox = require_sandbox
         self.retries = retries
-        if connect_timeout_s is None:               # Dask's own setting (30 s unless configured)
+        if connect_timeout_s is None:  # Dask's own setting (30 s unless configured)
+            import importlib
+
             import dask.config
-            import distributed  # noqa: F401 - registers distributed's configuration defaults
+
+            importlib.import_module("distributed")  # registers distributed's configuration defaults
             from dask.utils import parse_timedelta
+
             connect_timeout_s = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s")
         self.connect_timeout_s = float(connect_timeout_s)
         self.workers_timeout_s = workers_timeout_s
@@ -243,7 +278,7 @@ class DaskExecutor:
         self._client = None
 
     # ------------------------------------------------------------------------------------------- connection
-    def start(self) -> "DaskExecutor":
+    def start(self) -> DaskExecutor:
         """Connect to the scheduler now (optional; :meth:`run` connects otherwise): an unreachable scheduler is a
         :class:`SchedulerError` before the caller prepares anything else."""
         if self._client is None:
@@ -251,14 +286,18 @@ class DaskExecutor:
             self._client = self._connect()
             self._connect_s = time.perf_counter() - started
         return self
+
     def _connect(self):
         from distributed import Client
+
         try:
             return Client(self.address, timeout=self.connect_timeout_s, set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise SchedulerError(f"cannot reach the Dask scheduler at {self.address} within "
-                                 f"{self.connect_timeout_s:.0f} s ({type(exc).__name__}): start it with "
-                                 "`dask scheduler` and check the address and firewall") from None
+            raise SchedulerError(
+                f"cannot reach the Dask scheduler at {self.address} within "
+                f"{self.connect_timeout_s:.0f} s ({type(exc).__name__}): start it with "
+                "`dask scheduler` and check the address and firewall"
+            ) from None
 
     def close(self) -> None:
         """Disconnect (after :meth:`start` without :meth:`run`); the cluster itself keeps running."""
@@ -271,14 +310,18 @@ class DaskExecutor:
         try:
             client.wait_for_workers(1, timeout=self.workers_timeout_s)
         except TimeoutError:
-            raise SchedulerError(f"the Dask scheduler at {self.address} has no workers after "
-                                 f"{self.workers_timeout_s:.0f} s: start `dask worker {self.address}` on each "
-                                 "grading machine (in the course environment)") from None
+            raise SchedulerError(
+                f"the Dask scheduler at {self.address} has no workers after "
+                f"{self.workers_timeout_s:.0f} s: start `dask worker {self.address}` on each "
+                "grading machine (in the course environment)"
+            ) from None
         start = time.perf_counter()
         if self.ship_package:
             from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value
+
             register_by_value()
             from autograder.grading.course import shipped_modules
+
             extra = sorted({m for task in tasks for m in shipped_modules(task)})
             try:
                 bundle = package_zip(extra_modules=extra)
@@ -288,17 +331,20 @@ class DaskExecutor:
             failed = {w: r for w, r in (replies or {}).items() if r.get("status") != "OK"}
             if failed:
                 worker, reply = next(iter(failed.items()))
-                raise SchedulerError(f"could not install the autograder package on worker {worker}: "
-                                     f"{reply.get('exception', reply)}")
+                raise SchedulerError(
+                    f"could not install the autograder package on worker {worker}: {reply.get('exception', reply)}"
+                )
         here = worker_environment()
         for worker, there in client.run(worker_environment, on_error="return").items():
-            if isinstance(there, BaseException):      # the worker left meanwhile: nothing to check
+            if isinstance(there, BaseException):  # the worker left meanwhile: nothing to check
                 continue
             problems = _environment_problems(here, there, self.require_sandbox)
             if problems:
-                raise SchedulerError(f"worker {worker} does not have the course environment: {'; '.join(problems)}. "
-                                     "Install the pinned requirements.txt (and bubblewrap) there and restart "
-                                     "`dask worker`")
+                raise SchedulerError(
+                    f"worker {worker} does not have the course environment: {'; '.join(problems)}. "
+                    "Install the pinned requirements.txt (and bubblewrap) there and restart "
+                    "`dask worker`"
+                )
         self.stats.ship_s = time.perf_counter() - start
         info = client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
         self.stats.workers = len(info["workers"])
@@ -324,11 +370,13 @@ class DaskExecutor:
         try:
             self.stats.connect_s = self._connect_s
             self._prepare(client, tasks)
-            self.log(f"grading {len(tasks)} submission(s) on the Dask cluster at {self.address}: "
-                     f"{self.stats.workers} worker(s), {self.stats.threads} thread(s); a submission whose worker "
-                     f"dies is retried on another, at most {self.stats.allowed_failures} time(s)")
+            self.log(
+                f"grading {len(tasks)} submission(s) on the Dask cluster at {self.address}: "
+                f"{self.stats.workers} worker(s), {self.stats.threads} thread(s); a submission whose worker "
+                f"dies is retried on another, at most {self.stats.allowed_failures} time(s)"
+            )
             wall_start = time.perf_counter()
-            with client.as_current():             # distributed.wait uses the current client
+            with client.as_current():  # distributed.wait uses the current client
                 self._grade_all(client, tasks, on_result)
             self.stats.wall_s = time.perf_counter() - wall_start
         finally:
@@ -339,11 +387,11 @@ class DaskExecutor:
 
         run_id = uuid.uuid4().hex[:12]
         waiting = iter(range(len(tasks)))
-        in_flight: dict[Any, int] = {}           # future -> task index
+        in_flight: dict[Any, int] = {}  # future -> task index
         reported: set[int] = set()
 
         def report(index: int, result: Any) -> None:
-            if index in reported:                 # one future per task, consumed once: this cannot happen
+            if index in reported:  # one future per task, consumed once: this cannot happen
                 raise RuntimeError(f"submission {index} reported twice")
             reported.add(index)
             on_result(result)
@@ -354,7 +402,7 @@ class DaskExecutor:
                 return call()
             except TimeoutError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - CommClosedError, FuturesCancelledError, ...
+            except Exception as exc:  # CommClosedError, FuturesCancelledError, ...
                 raise _ClusterLost(f"{type(exc).__name__}: {exc}".strip().splitlines()[0]) from exc
 
         def refill() -> None:
@@ -363,16 +411,26 @@ class DaskExecutor:
                 index = next(waiting, None)
                 if index is None:
                     return
-                in_flight[cluster(lambda: client.submit(
-                    _grade_on_worker, self.grade, tasks[index], self.prepare_process,
-                    key=_key(tasks[index], index, run_id), pure=False, retries=self.retries))] = index
+                in_flight[
+                    cluster(
+                        lambda index=index: client.submit(
+                            _grade_on_worker,
+                            self.grade,
+                            tasks[index],
+                            self.prepare_process,
+                            key=_key(tasks[index], index, run_id),
+                            pure=False,
+                            retries=self.retries,
+                        )
+                    )
+                ] = index
 
         def give_up(reason: str) -> None:
             lost = [*in_flight.values(), *waiting]
             for future in in_flight:
                 try:
                     future.release()
-                except Exception:  # noqa: BLE001 - the client may be gone already
+                except Exception:  # the client may be gone already
                     pass
             in_flight.clear()
             for index in lost:
@@ -384,12 +442,11 @@ class DaskExecutor:
             refill()
             while in_flight:
                 try:
-                    done, _ = cluster(lambda: wait(list(in_flight), timeout=self.poll_s,
-                                                   return_when="FIRST_COMPLETED"))
+                    done, _ = cluster(lambda: wait(list(in_flight), timeout=self.poll_s, return_when="FIRST_COMPLETED"))
                 except TimeoutError:
                     if sum(cluster(client.nthreads).values()):
                         no_workers_since = None
-                        refill()                  # workers may have joined
+                        refill()  # workers may have joined
                     else:
                         no_workers_since = no_workers_since or time.monotonic()
                         if time.monotonic() - no_workers_since > self.workers_timeout_s:
@@ -398,7 +455,7 @@ class DaskExecutor:
                 for future in done:
                     index = in_flight.pop(future)
                     result = self._collect(future, tasks[index], index)
-                    future.release()              # free its memory on the cluster; nothing recomputes it
+                    future.release()  # free its memory on the cluster; nothing recomputes it
                     report(index, result)
                 refill()
         except _ClusterLost as exc:
@@ -408,17 +465,22 @@ class DaskExecutor:
     def _collect(self, future, task: Any, index: int) -> Any:
         """The result of one finished future, or the ``crashed`` result that says why there is none."""
         from distributed.scheduler import KilledWorker
+
         try:
             result, compute_s, worker = future.result()
         except KilledWorker as exc:
             self.stats.crashed += 1
-            return self.crashed(task, f"the Dask worker grading it died {exc.allowed_failures + 1} times "
-                                      f"(last on {exc.last_worker.address}); not retried further")
-        except Exception as exc:  # noqa: BLE001 - any failure of one task is that task's 'crashed' reason
+            return self.crashed(
+                task,
+                f"the Dask worker grading it died {exc.allowed_failures + 1} times "
+                f"(last on {exc.last_worker.address}); not retried further",
+            )
+        except Exception as exc:  # any failure of one task is that task's 'crashed' reason
             self.stats.crashed += 1
             kind = "cancelled" if future.cancelled() else f"{type(exc).__name__}: {exc}"
-            return self.crashed(task, f"grading failed on the Dask cluster after {self.retries + 1} attempt(s) "
-                                      f"({kind})"[:500])
+            return self.crashed(
+                task, f"grading failed on the Dask cluster after {self.retries + 1} attempt(s) ({kind})"[:500]
+            )
         self.stats.timings.append(TaskTiming(index, worker, compute_s))
         return result
 
@@ -429,7 +491,7 @@ def _with_retries(call: Callable[[], Any], attempts: int = 3, pause_s: float = 1
     for attempt in range(attempts):
         try:
             return call()
-        except OSError:                              # CommClosedError, StreamClosedError
+        except OSError:  # CommClosedError, StreamClosedError
             if attempt == attempts - 1:
                 raise
             time.sleep(pause_s)
@@ -437,4 +499,5 @@ def _with_retries(call: Callable[[], Any], attempts: int = 3, pause_s: float = 1
 
 def _takes_n_workers(client) -> bool:
     import inspect
+
     return "n_workers" in inspect.signature(client.scheduler_info).parameters

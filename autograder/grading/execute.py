@@ -12,6 +12,7 @@ notebook and outside the output cap, up to ``emit_bytes``; it writes the payload
 trusted course directory, which the sandboxed kernel cannot see) or nothing. Two payloads in one request (a
 student's thread publishing a forged one) count as none.
 """
+
 from __future__ import annotations
 
 from nbformat.v4 import new_output
@@ -48,13 +49,14 @@ class LimitedExecute(Execute):
         import time
 
         from jupyter_core.utils import run_sync
+
         msg_id = self.kc.execute(self.emit_code, silent=False, store_history=False, allow_stdin=False)
         deadline = time.monotonic() + self.emit_timeout
         payloads, size, idle = [], 0, False
         while not idle and time.monotonic() < deadline:
             try:
                 msg = run_sync(self.kc.get_iopub_msg)(timeout=max(0.01, deadline - time.monotonic()))
-            except Exception:   # queue.Empty (the kernel went quiet or died), or a closed channel
+            except Exception:  # queue.Empty (the kernel went quiet or died), or a closed channel
                 break
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
@@ -64,7 +66,7 @@ class LimitedExecute(Execute):
             elif kind in ("display_data", "execute_result") and self.emit_mime in content.get("data", {}):
                 text = content["data"][self.emit_mime]
                 size += len(text) if isinstance(text, str) else 0
-                payloads.append(text if size <= self.emit_bytes else None)   # too big: kept as a refusal
+                payloads.append(text if size <= self.emit_bytes else None)  # too big: kept as a refusal
         if idle and len(payloads) == 1 and isinstance(payloads[0], str):
             with open(self.emit_file, "w") as fh:
                 fh.write(payloads[0])
@@ -81,8 +83,11 @@ class LimitedExecute(Execute):
             self._noted_cells.add(cell_index)
             # stdout: nbgrader scores a test cell with any stderr output as failed
             outs.append(new_output("stream", name="stdout", text=TRUNCATION_NOTE.format(limit=self.output_chars)))
-        if (msg.get("msg_type") == "stream" and content.get("name") == "stderr"
-                and not any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs)):
+        if (
+            msg.get("msg_type") == "stream"
+            and content.get("name") == "stderr"
+            and not any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs)
+        ):
             # past the cap, one short line of stderr still reaches the notebook: it decides nbgrader's verdict
             outs.append(new_output("stream", name="stderr", text=str(content.get("text", ""))[:200]))
         return None

@@ -5,13 +5,15 @@ calling (parent) process** once per task, in completion order. Workers only comp
 gradebook, ``grades.csv`` and the feedback files. A task whose worker dies still yields a ``crashed`` result, so
 ``on_result`` is called exactly once per task.
 """
+
 from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 from .tasks import GradeResult, GradeTask, content_hash, grade_submission
 
@@ -27,8 +29,16 @@ def failed_result(task: GradeTask, reason: str) -> GradeResult:
     """The result for a task whose worker itself failed (not the student's notebook)."""
     from .course import max_score
     from .feedback import render
-    result = GradeResult(task.student, task.assignment, "crashed", None, max_score(task.source_notebook),
-                         reason=reason[:300], submission_hash=content_hash(task))
+
+    result = GradeResult(
+        task.student,
+        task.assignment,
+        "crashed",
+        None,
+        max_score(task.source_notebook),
+        reason=reason[:300],
+        submission_hash=content_hash(task),
+    )
     result.feedback_html = render(result)
     return result
 
@@ -40,7 +50,7 @@ class SerialExecutor:
         for task in tasks:
             try:
                 result = grade_submission(task)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 result = failed_result(task, f"grader error: {type(exc).__name__}: {exc}")
             on_result(result)
 
@@ -48,9 +58,10 @@ class SerialExecutor:
 def init_worker() -> None:
     from .course import warm_up
     from .limits import become_subreaper, enable_warm_fork
-    enable_warm_fork()   # before anything runs PyTorch: each submission's children are forked from this process
-    become_subreaper()   # orphaned kernels re-parent to this worker, which kills them
-    warm_up()            # import nbgrader once per worker
+
+    enable_warm_fork()  # before anything runs PyTorch: each submission's children are forked from this process
+    become_subreaper()  # orphaned kernels re-parent to this worker, which kills them
+    warm_up()  # import nbgrader once per worker
 
 
 def _start_method() -> str:
@@ -58,6 +69,7 @@ def _start_method() -> str:
     (call :func:`autograder.grading.course.warm_up` first); else ``forkserver`` (``spawn`` off POSIX)."""
     import sys
     import threading
+
     if sys.platform.startswith("linux") and threading.active_count() == 1:
         return "fork"
     return "forkserver" if os.name == "posix" else "spawn"
@@ -70,7 +82,8 @@ def _ready() -> bool:
 class LocalExecutor:
     """A pool of ``jobs`` worker processes on this machine (default: one per core); one kernel per submission.
 
-    At most ``2 * jobs`` tasks are in flight at once (``jobs`` running), so memory stays bounded for classes of any size. :meth:`start`
+    At most ``2 * jobs`` tasks are in flight at once (``jobs`` running), so memory stays bounded for classes of any
+    size. :meth:`start`
     (optional) launches and warms the workers early, so that their imports overlap the caller's preparations.
     """
 
@@ -78,7 +91,7 @@ class LocalExecutor:
         self.jobs = max(1, int(jobs or os.cpu_count() or 1))
         self._pool: ProcessPoolExecutor | None = None
 
-    def start(self) -> "LocalExecutor":
+    def start(self) -> LocalExecutor:
         if self._pool is None:
             context = multiprocessing.get_context(_start_method())
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=context, initializer=init_worker)
@@ -93,7 +106,7 @@ class LocalExecutor:
         with pool:
             in_flight = {}
 
-            def refill() -> None:    # one task queued behind each running one: no worker waits for the parent
+            def refill() -> None:  # one task queued behind each running one: no worker waits for the parent
                 while len(in_flight) < 2 * self.jobs:
                     task = next(pending_tasks, None)
                     if task is None:
@@ -102,8 +115,9 @@ class LocalExecutor:
 
             try:
                 refill()
-            except BrokenProcessPool as exc:   # workers cannot start here: grade in this process instead
+            except BrokenProcessPool as exc:  # workers cannot start here: grade in this process instead
                 import sys
+
                 print(f"warning: worker processes failed to start ({exc}); grading serially", file=sys.stderr)
                 SerialExecutor().run(list(in_flight.values()) + list(pending_tasks), on_result)
                 return
@@ -113,12 +127,12 @@ class LocalExecutor:
                     task = in_flight.pop(future)
                     try:
                         result = future.result()
-                    except Exception as exc:  # noqa: BLE001 - a dead worker: this task alone is marked
+                    except Exception as exc:  # a dead worker: this task alone is marked
                         result = failed_result(task, f"grader worker failed: {type(exc).__name__}: {exc}")
                     on_result(result)
                 try:
                     refill()
-                except Exception:  # noqa: BLE001 - a broken pool: grade the rest in a fresh one
+                except Exception:  # a broken pool: grade the rest in a fresh one
                     rest = list(in_flight.values()) + list(pending_tasks)
                     in_flight.clear()
                     LocalExecutor(self.jobs).run(rest, on_result)

@@ -1,4 +1,5 @@
 """File-name sanitising for the grader: one rule for every name built from a student or assignment id."""
+
 from __future__ import annotations
 
 __all__ = ["safe_filename"]

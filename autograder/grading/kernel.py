@@ -10,6 +10,7 @@ file descriptor closed (jupyter_client's own launcher passes all of them on, the
 With ``sandboxed = False`` (``--unsafe-no-sandbox``) the kernel starts as plain nbgrader starts it, but still with
 the grading spec in its environment and closed descriptors: the grading is the same, only the isolation is gone.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ from . import sandbox
 
 __all__ = ["SandboxedKernelManager", "SandboxProvisioner", "INSIDE_CONNECTION"]
 
-INSIDE_CONNECTION = "kernel-inside.json"      # the connection file as the kernel sees it (sandbox paths)
+INSIDE_CONNECTION = "kernel-inside.json"  # the connection file as the kernel sees it (sandbox paths)
 
 
 class SandboxProvisioner(LocalProvisioner):
@@ -35,10 +36,11 @@ class SandboxProvisioner(LocalProvisioner):
         km = self.parent
         runtime = km.runtime_dir
         info = dict(km.get_connection_info())
-        if isinstance(info.get("key"), bytes):          # the HMAC key, as the connection file spells it
+        if isinstance(info.get("key"), bytes):  # the HMAC key, as the connection file spells it
             info["key"] = info["key"].decode()
-        cmd = [sys.executable if os.path.basename(c) in ("python", "python3") and i == 0 else c
-               for i, c in enumerate(cmd)]
+        cmd = [
+            sys.executable if os.path.basename(c) in ("python", "python3") and i == 0 else c for i, c in enumerate(cmd)
+        ]
         extra = km.kernel_env()
         if km.sandboxed:
             info["ip"] = f"{sandbox.RUNTIME}/kernel-ipc"
@@ -56,20 +58,27 @@ class SandboxProvisioner(LocalProvisioner):
             env = sandbox.Jail(km.libdir).env(extra)
             env["PYTHONPATH"] = km.libdir
             env["HOME"] = env["TMPDIR"] = km.scratch_dir
-            for name in ("MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR",
-                         "JUPYTER_RUNTIME_DIR"):
+            for name in ("MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
                 env[name] = env[name].replace(sandbox.SCRATCH, km.scratch_dir)
             if km.spec_file:
                 env[km.spec_env] = km.spec_file
             cwd = km.scratch_dir
         try:
-            self.process = subprocess.Popen(argv, env=env, cwd=cwd, pass_fds=fds, close_fds=True,
-                                            start_new_session=True, stdin=subprocess.DEVNULL,
-                                            stdout=kwargs.get("stdout"), stderr=kwargs.get("stderr"))
+            self.process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                pass_fds=fds,
+                close_fds=True,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=kwargs.get("stdout"),
+                stderr=kwargs.get("stderr"),
+            )
         finally:
             cleanup()
         self.pid = self.process.pid
-        if km.sandboxed:         # the client connects to the sockets inside, through the sandbox's root
+        if km.sandboxed:  # the client connects to the sockets inside, through the sandbox's root
             km.ip = f"{sandbox.sandbox_root(self.pid)}{sandbox.RUNTIME}/kernel-ipc"
             self.connection_info = km.get_connection_info()
         try:
@@ -82,8 +91,10 @@ class SandboxProvisioner(LocalProvisioner):
 
 class SandboxedKernelManager(AsyncKernelManager):
     """An ``AsyncKernelManager`` whose kernel runs in the sandbox, over ``ipc`` sockets in ``runtime_dir``."""
-    runtime_dir = Unicode(help="host directory for the connection files (and, unsandboxed, the sockets)"
-                          ).tag(config=True)
+
+    runtime_dir = Unicode(help="host directory for the connection files (and, unsandboxed, the sockets)").tag(
+        config=True
+    )
     libdir = Unicode(help="host directory with the student-facing package copy").tag(config=True)
     spec_file = Unicode("", help="grading spec file (assignment, groups, hidden seed)").tag(config=True)
     spec_env = Unicode("AUTOGRADER_GRADING_SPEC", help="environment variable naming the spec file").tag(config=True)
@@ -109,7 +120,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     async def _async_pre_start_kernel(self, **kw):
         if self.provisioner is None:
             import uuid
+
             self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
-            self.provisioner = SandboxProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec,
-                                                  parent=self)
+            self.provisioner = SandboxProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
         return await super()._async_pre_start_kernel(**kw)

@@ -10,6 +10,7 @@ The penalty is ``--late-penalty-per-hour`` percent of the maximum score for ever
 time (one second late costs one hour), never more than the score itself: a score never drops below 0. A missing,
 empty, unreadable or future timestamp is a stated reason and no penalty, never a silent "on time".
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,8 +22,17 @@ from pathlib import Path
 from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Float
 
-__all__ = ["parse_due", "read_timestamp", "Timestamp", "Lateness", "assess", "PerStartedHourPenalty",
-           "hours_started", "penalty_points", "TIMESTAMP_FILE"]
+__all__ = [
+    "parse_due",
+    "read_timestamp",
+    "Timestamp",
+    "Lateness",
+    "assess",
+    "PerStartedHourPenalty",
+    "hours_started",
+    "penalty_points",
+    "TIMESTAMP_FILE",
+]
 
 TIMESTAMP_FILE = "timestamp.txt"
 #: a timestamp this far past the grading run's clock is not believed (clock skew between machines is allowed)
@@ -45,14 +55,16 @@ def parse_due(text: str) -> dt.datetime:
     except ValueError:
         raise ValueError(f"--due {text!r} is not an ISO 8601 time (e.g. 2026-12-05T23:59+01:00)") from None
     if moment.tzinfo is None:
-        raise ValueError(f"--due {text!r} has no time zone: add one, e.g. {text.strip()}Z for UTC or "
-                         f"{text.strip()}+01:00") from None
+        raise ValueError(
+            f"--due {text!r} has no time zone: add one, e.g. {text.strip()}Z for UTC or {text.strip()}+01:00"
+        ) from None
     return _utc_naive(moment)
 
 
 @dataclass(frozen=True)
 class Timestamp:
     """A submission's time as naive UTC, or ``None`` with ``problem`` saying why it is unknown."""
+
     time: dt.datetime | None
     problem: str = ""
 
@@ -62,6 +74,7 @@ def read_timestamp(folder: str | os.PathLike, now: dt.datetime | None = None) ->
 
     ``now`` (naive UTC, default the current time) rejects a timestamp more than :data:`FUTURE_SLACK` ahead."""
     from nbgrader.utils import parse_utc
+
     path = Path(folder) / TIMESTAMP_FILE
     try:
         text = path.read_text(encoding="utf-8", errors="strict").strip()
@@ -75,7 +88,7 @@ def read_timestamp(folder: str | os.PathLike, now: dt.datetime | None = None) ->
         moment = parse_utc(text)
     except (ValueError, OverflowError):
         return Timestamp(None, f"{TIMESTAMP_FILE} holds {text[:60]!r}, which is not a time nbgrader can read")
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     if moment > now + FUTURE_SLACK:
         return Timestamp(None, f"{TIMESTAMP_FILE} says {moment:%Y-%m-%d %H:%M} UTC, which is in the future")
     return Timestamp(moment)
@@ -109,6 +122,7 @@ class PerStartedHourPenalty(LateSubmissionPlugin):
 class Lateness:
     """One student's lateness: ``submitted`` (naive UTC) or ``None``; ``minutes_late`` ``None`` when unknown or
     when no due time was given; ``penalty`` in points (``None`` when not assessed); ``note`` a reason to state."""
+
     submitted: dt.datetime | None
     minutes_late: float | None
     penalty: float | None
@@ -119,8 +133,14 @@ class Lateness:
         return bool(self.minutes_late)
 
 
-def assess(timestamp: Timestamp, due: dt.datetime | None, score: float | None, max_score: float,
-           percent_per_hour: float, extension: dt.timedelta | None = None) -> Lateness:
+def assess(
+    timestamp: Timestamp,
+    due: dt.datetime | None,
+    score: float | None,
+    max_score: float,
+    percent_per_hour: float,
+    extension: dt.timedelta | None = None,
+) -> Lateness:
     """Lateness and penalty of one submission. ``due`` ``None``: no deadline, nothing assessed (the time is still
     reported). ``score`` ``None`` (the notebook was not graded): minutes late are known, the penalty is not.
     ``extension`` (nbgrader's per-student extension from the gradebook) moves the due time."""
@@ -135,9 +155,11 @@ def assess(timestamp: Timestamp, due: dt.datetime | None, score: float | None, m
     penalty = penalty_points(score, max_score, seconds, percent_per_hour)
     note = ""
     if seconds > 0:
-        note = (f"submitted {_duration(seconds)} late: -{penalty:g} point{'s' if penalty != 1 else ''}"
-                f" ({hours_started(seconds)} started hour{'s' if hours_started(seconds) != 1 else ''}"
-                f" x {percent_per_hour:g}% of {max_score:g})")
+        note = (
+            f"submitted {_duration(seconds)} late: -{penalty:g} point{'s' if penalty != 1 else ''}"
+            f" ({hours_started(seconds)} started hour{'s' if hours_started(seconds) != 1 else ''}"
+            f" x {percent_per_hour:g}% of {max_score:g})"
+        )
     return Lateness(timestamp.time, seconds / 60.0, penalty, note)
 
 

@@ -8,6 +8,7 @@ or ``exec``\\s a command. :func:`run_children` waits for several children at onc
 deadline and then kills every process they started -- including Jupyter kernels, which ``jupyter_client`` puts in
 sessions of their own.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -18,23 +19,32 @@ import selectors
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-__all__ = ["Limits", "Child", "ChildOutcome", "run_children", "become_subreaper", "enable_warm_fork",
-           "descendants", "kill_tree", "reap_adopted"]
+__all__ = [
+    "Limits",
+    "Child",
+    "ChildOutcome",
+    "run_children",
+    "become_subreaper",
+    "enable_warm_fork",
+    "descendants",
+    "kill_tree",
+    "reap_adopted",
+]
 
 _SUBREAPER = False
 _WARM_FORK = False
 _SECRET = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|^PG|^AWS_|^GOOGLE_|^AZURE_|DATABASE_URL|DSN", re.I)
-KEEP_BYTES = 32_768     # of a child's combined stdout/stderr: this much of the head and of the tail are kept
+KEEP_BYTES = 32_768  # of a child's combined stdout/stderr: this much of the head and of the tail are kept
 
 
 @dataclass(frozen=True)
 class Limits:
-    memory_bytes: int | None = 4 << 30        # RLIMIT_AS
-    file_bytes: int | None = 512 << 20        # RLIMIT_FSIZE
-    env: dict[str, str] = field(default_factory=dict)   # set in the child before it runs
+    memory_bytes: int | None = 4 << 30  # RLIMIT_AS
+    file_bytes: int | None = 512 << 20  # RLIMIT_FSIZE
+    env: dict[str, str] = field(default_factory=dict)  # set in the child before it runs
 
 
 @dataclass
@@ -44,21 +54,22 @@ class Child:
     :func:`enable_warm_fork` and is still single-threaded (a forked copy of a warm worker starts at once), and
     ``argv`` is exec'd otherwise (forking a multi-threaded process, a Dask worker say, is only safe straight into
     ``exec``)."""
+
     name: str
     cwd: str
     target: Callable[[], int] | None = None
     argv: list[str] | None = None
-    capture_bytes: int = 0          # >0: keep the output whole (up to this size) in ChildOutcome.data
+    capture_bytes: int = 0  # >0: keep the output whole (up to this size) in ChildOutcome.data
 
 
 @dataclass
 class ChildOutcome:
     name: str
-    returncode: int | None         # negative: killed by that signal; None: still running at the deadline
+    returncode: int | None  # negative: killed by that signal; None: still running at the deadline
     timed_out: bool
     wall_s: float
-    output: str                    # head and tail of stdout+stderr
-    data: bytes = b""              # the whole output, for a child with capture_bytes
+    output: str  # head and tail of stdout+stderr
+    data: bytes = b""  # the whole output, for a child with capture_bytes
 
     @property
     def signal_name(self) -> str | None:
@@ -80,6 +91,7 @@ def enable_warm_fork() -> None:
     global _WARM_FORK
     try:
         import torch
+
         torch.set_num_threads(1)
     except ImportError:
         pass
@@ -94,7 +106,7 @@ def become_subreaper() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        _SUBREAPER = libc.prctl(36, 1, 0, 0, 0) == 0     # PR_SET_CHILD_SUBREAPER
+        _SUBREAPER = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         _SUBREAPER = False
     return _SUBREAPER
@@ -115,7 +127,7 @@ def _proc_table() -> dict[int, tuple[int, int]]:
                 stat = fh.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = stat[stat.rfind(b")") + 2 :].split()
         table[int(name)] = (int(fields[1]), int(fields[2]))
     return table
 
@@ -139,7 +151,7 @@ def kill_tree(pid: int, known: set[int] = frozenset()) -> None:
     """SIGKILL ``pid``, every descendant, the processes in ``known`` (descendants seen earlier, which may have
     been re-parented since) and the process group of each of them, except this process's own group."""
     me_group, me = os.getpgrp(), os.getpid()
-    for _ in range(3):      # a dying tree can still fork: sweep until nothing new is found
+    for _ in range(3):  # a dying tree can still fork: sweep until nothing new is found
         victims = (descendants(pid) | {pid} | set(known)) - {me}
         table = _proc_table()
         victims = {v for v in victims if v in table}
@@ -163,7 +175,7 @@ def reap_adopted() -> None:
 
     Only call it when this process has no children of its own running (between tasks)."""
     if not _SUBREAPER:
-        return      # never touch the children of a process we do not own (a Dask worker's)
+        return  # never touch the children of a process we do not own (a Dask worker's)
     me = os.getpid()
     for pid, (ppid, _) in _proc_table().items():
         if ppid == me:
@@ -183,7 +195,7 @@ def _child_main(child: Child, limits: Limits, write_fd: int, warm: bool) -> None
         os.dup2(write_fd, 2)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
-        os.closerange(3, 256)    # drop every inherited descriptor (pipes of sibling children, sockets)
+        os.closerange(3, 256)  # drop every inherited descriptor (pipes of sibling children, sockets)
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         if limits.memory_bytes:
@@ -192,7 +204,7 @@ def _child_main(child: Child, limits: Limits, write_fd: int, warm: bool) -> None
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         for name in [n for n in os.environ if _SECRET.search(n)]:
-            del os.environ[name]       # student code must not read (and print into its feedback) credentials
+            del os.environ[name]  # student code must not read (and print into its feedback) credentials
         os.environ.update(limits.env)
         os.chdir(child.cwd)
         if child.argv is not None and (child.target is None or not warm):
@@ -200,11 +212,12 @@ def _child_main(child: Child, limits: Limits, write_fd: int, warm: bool) -> None
         code = int(child.target() or 0)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001 - report and exit; never return into the parent's code
+    except BaseException:  # report and exit; never return into the parent's code
         try:
             import traceback
+
             traceback.print_exc()
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             pass
     finally:
         try:
@@ -226,7 +239,7 @@ class _Buffer:
         if self.capture_bytes and len(self.whole) + len(data) <= self.capture_bytes:
             self.whole += data
         elif self.capture_bytes:
-            self.capture_bytes = 0      # too much: nothing whole is kept
+            self.capture_bytes = 0  # too much: nothing whole is kept
             self.whole = bytearray()
         room = KEEP_BYTES - len(self.head)
         if room > 0:
@@ -236,7 +249,7 @@ class _Buffer:
             self.tail += data
             if len(self.tail) > KEEP_BYTES:
                 self.dropped += len(self.tail) - KEEP_BYTES
-                del self.tail[:len(self.tail) - KEEP_BYTES]
+                del self.tail[: len(self.tail) - KEEP_BYTES]
 
     def text(self) -> str:
         middle = f"\n[... {self.dropped} bytes of output dropped ...]\n".encode() if self.dropped else b""
@@ -249,6 +262,7 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
     Returns ``{child.name: ChildOutcome}``. Single-threaded (a select loop), so forking stays safe.
     """
     import threading
+
     warm = _WARM_FORK and threading.active_count() == 1 and os.environ.get("AUTOGRADER_CHILDREN") != "exec"
     start = time.monotonic()
     deadline = start + timeout_s
@@ -269,7 +283,7 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
         running[pid] = (child, read_fd, buffer)
         selector.register(read_fd, selectors.EVENT_READ, buffer)
     open_fds = {fd for _, fd, _ in running.values()}
-    seen: dict[int, set[int]] = {pid: set() for pid in running}    # descendants seen so far, per child
+    seen: dict[int, set[int]] = {pid: set() for pid in running}  # descendants seen so far, per child
     next_scan = 0.0
 
     def drain(timeout: float) -> None:
@@ -301,9 +315,10 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
             if done:
                 child, fd, buffer = running.pop(pid)
                 kill_tree(pid, seen[pid])  # the child is gone; whatever it left running (a kernel) goes too
-                outcomes[child.name] = ChildOutcome(child.name, os.waitstatus_to_exitcode(status), False,
-                                                    time.monotonic() - start, "")
-    for pid, (child, fd, buffer) in running.items():
+                outcomes[child.name] = ChildOutcome(
+                    child.name, os.waitstatus_to_exitcode(status), False, time.monotonic() - start, ""
+                )
+    for pid, (child, _fd, _buffer) in running.items():
         kill_tree(pid, seen[pid] | descendants(pid))
         try:
             os.waitpid(pid, 0)

@@ -7,6 +7,7 @@ to a student by ``ID`` (Canvas' user id), ``SIS User ID`` or ``SIS Login ID``. T
 ungraded work is a blank cell, never 0 (Canvas leaves a blank cell ungraded); scores are the final ones of
 :class:`~autograder.grading.scores.Row` (manual scores and late penalties included).
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,16 @@ def canvas_rows(rows: list[Row], roster: Roster, column: str) -> list[list[str]]
         person = roster.person(student)
         row = by_student.get(student)
         score = "" if row is None or row.score is None else f"{row.score:g}"
-        lines.append([person.name or student, person.canvas_id, person.sis_user_id or student,
-                      person.sis_login_id or person.email, person.section, score])
+        lines.append(
+            [
+                person.name or student,
+                person.canvas_id,
+                person.sis_user_id or student,
+                person.sis_login_id or person.email,
+                person.section,
+                score,
+            ]
+        )
     return lines
 
 

@@ -6,6 +6,7 @@ quotes the failing line, and check output may describe hidden inputs) stay. :cla
 before it and replaces every output of a cell holding hidden tests with one line. The ``nbgrader_config.py`` that
 ``grade`` writes into its output folder lists both.
 """
+
 from __future__ import annotations
 
 from nbformat.v4 import new_output

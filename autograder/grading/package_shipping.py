@@ -11,6 +11,7 @@ This module imports only the standard library, ``distributed`` and :mod:`.worker
 top level: the plugin is pickled *by value* with both modules (:func:`register_by_value`), so a worker can unpickle
 it before it has any copy of ``autograder``. The grading pool it stops on teardown is owned by :mod:`.worker_pool`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,30 +25,34 @@ from pathlib import Path
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from . import worker_pool
-from .worker_pool import stop_pool   # pickled by value with the plugin (see register_by_value): stdlib only
+from .worker_pool import stop_pool  # pickled by value with the plugin (see register_by_value): stdlib only
 
 __all__ = ["package_zip", "ShipPackage", "register_by_value", "PACKAGE"]
 
 PACKAGE = "autograder"
 _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
 _SKIP_SUFFIXES = {".pyc", ".pyo"}
-_FIXED_DATE = (2020, 1, 1, 0, 0, 0)   # zip entries carry this date so the archive's bytes depend on content only
+_FIXED_DATE = (2020, 1, 1, 0, 0, 0)  # zip entries carry this date so the archive's bytes depend on content only
 
 
 def package_dir() -> Path:
     """The directory this process imports ``autograder`` from (a checkout or site-packages)."""
     import autograder
+
     return Path(autograder.__file__).resolve().parent
 
 
 def module_source(name: str) -> Path:
     """The file (plain module) or directory (package) this process imports the top-level module ``name`` from."""
     import importlib.util
+
     top = name.split(".")[0]
     spec = importlib.util.find_spec(top)
     if spec is None or spec.origin in (None, "built-in", "frozen"):
-        raise ModuleNotFoundError(f"cannot ship module {top!r} to the workers: it is not importable here as a "
-                                  "Python source file or package (put its folder on PYTHONPATH)")
+        raise ModuleNotFoundError(
+            f"cannot ship module {top!r} to the workers: it is not importable here as a "
+            "Python source file or package (put its folder on PYTHONPATH)"
+        )
     if spec.submodule_search_locations:
         return Path(spec.origin).resolve().parent
     return Path(spec.origin).resolve()
@@ -69,8 +74,9 @@ def package_zip(root: Path | None = None, extra_modules: tuple[str, ...] | list[
     """
     root = Path(root) if root is not None else package_dir()
     if not (root / "__init__.py").is_file():
-        raise FileNotFoundError(f"{root} is not a Python package (no __init__.py): "
-                                "pass the autograder package directory")
+        raise FileNotFoundError(
+            f"{root} is not a Python package (no __init__.py): pass the autograder package directory"
+        )
     sources = {PACKAGE: root}
     for name in extra_modules:
         top = name.split(".")[0]
@@ -111,21 +117,24 @@ class ShipPackage(WorkerPlugin):
             with zipfile.ZipFile(io.BytesIO(self.data)) as archive:
                 archive.extractall(staging)
             try:
-                staging.rename(target)          # atomic: a half-extracted package is never importable
-            except OSError:                     # another process of this worker got there first
+                staging.rename(target)  # atomic: a half-extracted package is never importable
+            except OSError:  # another process of this worker got there first
                 import shutil
+
                 shutil.rmtree(staging, ignore_errors=True)
         entry = str(target)
         sys.path[:] = [entry] + [p for p in sys.path if not Path(p).name.startswith(f"{PACKAGE}-")]
-        inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-                     if p and not Path(p).name.startswith(f"{PACKAGE}-")]
+        inherited = [
+            p
+            for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if p and not Path(p).name.startswith(f"{PACKAGE}-")
+        ]
         os.environ["PYTHONPATH"] = os.pathsep.join([entry] + inherited)
         with zipfile.ZipFile(io.BytesIO(self.data)) as archive:
             shipped = {name.split("/")[0].removesuffix(".py") for name in archive.namelist()}
         for module in [m for m in sys.modules if m.split(".")[0] in shipped]:
             del sys.modules[module]
         importlib.invalidate_caches()
-
 
     def teardown(self, worker) -> None:
         """The worker closes or gets another package: stop its grading pool (processes started from this one)."""
@@ -136,6 +145,7 @@ def register_by_value() -> None:
     """Pickle this module's objects (and :mod:`.worker_pool`'s, which the plugin's teardown calls) by value, so
     workers without ``autograder`` can unpickle :class:`ShipPackage`."""
     import cloudpickle
+
     for module in (sys.modules[__name__], worker_pool):
         if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
             cloudpickle.register_pickle_by_value(module)

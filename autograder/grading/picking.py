@@ -6,6 +6,7 @@ assignment's cells: the most of the source's nbgrader ``grade_id`` s in its cell
 every copy of the released notebook). The file's age decides nothing but a tie between equally good candidates,
 and then the newest is graded and the tie is a stated reason. The choice is always named (:attr:`Pick.note`).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,10 @@ READ_LIMIT = 64 << 20
 @dataclass(frozen=True)
 class Pick:
     """The notebook to grade (``None``: nothing to grade) and a note for ``grades.csv`` when it was a choice."""
+
     path: Path | None
     note: str = ""
-    candidates: tuple[str, ...] = ()     # every .ipynb file name in the folder
+    candidates: tuple[str, ...] = ()  # every .ipynb file name in the folder
 
     @property
     def name(self) -> str:
@@ -71,11 +73,23 @@ def pick_notebook(folder: Path, notebook_name: str, grade_ids: set[str]) -> Pick
     chosen = max(top, key=lambda p: (p.stat().st_mtime, p.name))
     listed = ", ".join(p.name for p in notebooks)
     if best == 0:
-        return Pick(chosen, f"several candidate notebooks ({listed}), none carries the assignment's cells: "
-                            f"graded the newest, {chosen.name}", names)
+        return Pick(
+            chosen,
+            f"several candidate notebooks ({listed}), none carries the assignment's cells: "
+            f"graded the newest, {chosen.name}",
+            names,
+        )
     if len(top) > 1:
-        return Pick(chosen, f"several candidate notebooks carry the assignment's cells ({', '.join(p.name for p in top)}): "
-                            f"graded the newest, {chosen.name}", names)
+        return Pick(
+            chosen,
+            f"several candidate notebooks carry the assignment's cells ({', '.join(p.name for p in top)}): "
+            f"graded the newest, {chosen.name}",
+            names,
+        )
     others = ", ".join(p.name for p in notebooks if p != chosen)
-    return Pick(chosen, f"graded {chosen.name}, the notebook with the assignment's cells (no {expected.name}; "
-                        f"also in the folder: {others})", names)
+    return Pick(
+        chosen,
+        f"graded {chosen.name}, the notebook with the assignment's cells (no {expected.name}; "
+        f"also in the folder: {others})",
+        names,
+    )

@@ -2,6 +2,7 @@
 :class:`TestRecord` per test cell) out. This module imports nothing of the grading steps: workers, the store, the
 feedback page and the CLI all share it without import cycles.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -22,22 +23,23 @@ class GradeTask:
     cells (see :func:`autograder.grading.course.prepare_gradebook_blob`); without it the worker builds one from
     ``source_notebook`` itself. ``submission`` is ``None`` when the student has no notebook (status ``missing``).
     """
+
     student: str
     assignment: str
-    notebook_name: str                       # the source notebook's file stem, e.g. "token-embeddings"
-    submission: bytes | None                 # the submitted .ipynb file's bytes
+    notebook_name: str  # the source notebook's file stem, e.g. "token-embeddings"
+    submission: bytes | None  # the submitted .ipynb file's bytes
     source_notebook: bytes
     gradebook_blob: bytes | None = None
-    timeout_s: float = 120.0                 # wall-clock limit for the whole notebook
-    memory_bytes: int = 4 << 30              # RLIMIT_AS of the autograde process, inherited by the kernel
-    output_chars: int = 200_000              # printed output kept per notebook; the rest is dropped
-    hidden_seed: int = 0                     # inputs of the hidden checks: from the course secret (see secret.py)
-    secret_id: str = ""                      # a public fingerprint of that secret (changes the cache key with it)
-    check_modules: tuple[str, ...] = ()      # extra modules that register this assignment's judges (grader side)
-    sandbox: bool = True                     # False only with --unsafe-no-sandbox
-    scratch_bytes: int = 256 << 20           # the sandbox's writable tmpfs
-    nproc: int = 256                         # RLIMIT_NPROC of the sandboxed uid (a fork bomb stops there)
-    grader_fingerprint: str = ""             # hash of the grader, checks and references (see code_fingerprint)
+    timeout_s: float = 120.0  # wall-clock limit for the whole notebook
+    memory_bytes: int = 4 << 30  # RLIMIT_AS of the autograde process, inherited by the kernel
+    output_chars: int = 200_000  # printed output kept per notebook; the rest is dropped
+    hidden_seed: int = 0  # inputs of the hidden checks: from the course secret (see secret.py)
+    secret_id: str = ""  # a public fingerprint of that secret (changes the cache key with it)
+    check_modules: tuple[str, ...] = ()  # extra modules that register this assignment's judges (grader side)
+    sandbox: bool = True  # False only with --unsafe-no-sandbox
+    scratch_bytes: int = 256 << 20  # the sandbox's writable tmpfs
+    nproc: int = 256  # RLIMIT_NPROC of the sandboxed uid (a fork bomb stops there)
+    grader_fingerprint: str = ""  # hash of the grader, checks and references (see code_fingerprint)
 
 
 #: What decided a test cell (``TestRecord.kind``):
@@ -51,20 +53,22 @@ TEST_KINDS = ("passed", "wrong", "kernel-error", "no-results", "kernel-only")
 @dataclass(frozen=True)
 class TestRecord:
     """One test cell's outcome. ``points`` is what the student gets: the judge's verdict for a checked cell."""
-    __test__ = False                         # not a pytest class, despite the name
+
+    __test__ = False  # not a pytest class, despite the name
     grade_id: str
     points: float
     max_points: float
     passed: bool
     message: str
-    hidden: bool                             # the cell holds hidden tests (its source is never shown)
-    checks: tuple[tuple[str, bool, str], ...] = ()   # judged verdicts: (check name, passed, message)
-    kind: str = "passed"                     # one of TEST_KINDS
+    hidden: bool  # the cell holds hidden tests (its source is never shown)
+    checks: tuple[tuple[str, bool, str], ...] = ()  # judged verdicts: (check name, passed, message)
+    kind: str = "passed"  # one of TEST_KINDS
 
 
 @dataclass
 class GradeResult:
     """What a worker sends back: plain data only (no nbgrader or student objects)."""
+
     student: str
     assignment: str
     status: str
@@ -75,9 +79,9 @@ class GradeResult:
     feedback_html: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     submission_hash: str = ""
-    isolation: str = ""                      # what the kernel ran in: "bwrap", "none (--unsafe-no-sandbox)", ""
-    log: str = ""                            # nbgrader's and the kernel's output: for the instructor, never the student
-    autograded: str = ""                     # the autograded notebook (JSON text), for nbgrader's formgrader
+    isolation: str = ""  # what the kernel ran in: "bwrap", "none (--unsafe-no-sandbox)", ""
+    log: str = ""  # nbgrader's and the kernel's output: for the instructor, never the student
+    autograded: str = ""  # the autograded notebook (JSON text), for nbgrader's formgrader
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,7 +89,9 @@ class GradeResult:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "GradeResult":
+    def from_json(cls, data: dict[str, Any]) -> GradeResult:
         data = dict(data)
-        tests = [TestRecord(**{**t, "checks": tuple(tuple(c) for c in t.get("checks", ()))}) for t in data.pop("tests", [])]
+        tests = [
+            TestRecord(**{**t, "checks": tuple(tuple(c) for c in t.get("checks", ()))}) for t in data.pop("tests", [])
+        ]
         return cls(tests=tests, **data)

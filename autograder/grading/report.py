@@ -8,6 +8,7 @@ most, with their most frequent message), lateness, similarity flags and the regr
 ``history.csv`` gains one line per student whose status or score changed since that student's last line
 (``run_at,student,status,score``), so the report can show previous scores after a regrade or a manual change.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,8 +20,8 @@ from collections import Counter, defaultdict
 from html import escape
 from pathlib import Path
 
-from .scores import Row, class_stats
 from .records import STATUSES
+from .scores import Row, class_stats
 
 __all__ = ["write_report", "update_history", "read_history", "check_stats", "cell_stats", "HISTORY_COLUMNS"]
 
@@ -53,9 +54,12 @@ def update_history(out: Path, rows: list[Row], now: dt.datetime | None = None) -
     history (oldest first)."""
     history = read_history(out)
     last = {h["student"]: (h["status"], h["score"]) for h in history}
-    stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    new = [{"run_at": stamp, "student": r.student, "status": r.status, "score": _fmt(r.score)}
-           for r in sorted(rows, key=lambda r: r.student) if last.get(r.student) != (r.status, _fmt(r.score))]
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    new = [
+        {"run_at": stamp, "student": r.student, "status": r.status, "score": _fmt(r.score)}
+        for r in sorted(rows, key=lambda r: r.student)
+        if last.get(r.student) != (r.status, _fmt(r.score))
+    ]
     path = Path(out) / "history.csv"
     if new:
         fresh = not path.exists() or not history
@@ -102,8 +106,10 @@ def check_stats(rows: list[Row]) -> list[tuple[str, str, int, int, str]]:
                 if not ok:
                     failed[key] += 1
                     messages[key][message] += 1
-    stats = [(g, n, failed[(g, n)], judged[(g, n)],
-              messages[(g, n)].most_common(1)[0][0] if messages[(g, n)] else "") for g, n in judged]
+    stats = [
+        (g, n, failed[(g, n)], judged[(g, n)], messages[(g, n)].most_common(1)[0][0] if messages[(g, n)] else "")
+        for g, n in judged
+    ]
     return sorted(stats, key=lambda s: (-s[2] / s[3], s[0], s[1]))
 
 
@@ -112,15 +118,18 @@ def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
+
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _histogram(scores: list[float], max_score: float) -> tuple[str, str]:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+
     fig, ax = plt.subplots(figsize=(6.5, 2.8))
     top = max(max_score, max(scores), 1.0)
     edges = np.linspace(0.0, top, min(20, max(5, int(np.ceil(top)))) + 1)
@@ -129,15 +138,19 @@ def _histogram(scores: list[float], max_score: float) -> tuple[str, str]:
     ax.set_ylabel("students")
     ax.set_xlim(0, top)
     ax.yaxis.get_major_locator().set_params(integer=True)
-    alt = (f"Histogram of {len(scores)} scores between {min(scores):g} and {max(scores):g} of {max_score:g}; "
-           f"the fullest bin holds {int(max(counts))} student{'s' if max(counts) != 1 else ''}.")
+    alt = (
+        f"Histogram of {len(scores)} scores between {min(scores):g} and {max(scores):g} of {max_score:g}; "
+        f"the fullest bin holds {int(max(counts))} student{'s' if max(counts) != 1 else ''}."
+    )
     return _png(fig), alt
 
 
 def _pass_rates(cells: list[tuple[str, int, int, float]]) -> tuple[str, str]:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(cells) + 0.9))
     names = [c[0] for c in cells][::-1]
     rates = [100.0 * c[1] / c[2] for c in cells][::-1]
@@ -145,36 +158,49 @@ def _pass_rates(cells: list[tuple[str, int, int, float]]) -> tuple[str, str]:
     ax.set_xlim(0, 100)
     ax.set_xlabel("graded notebooks passing the test cell (%)")
     worst = min(cells, key=lambda c: c[1] / c[2])
-    alt = (f"Pass rate of {len(cells)} test cells; the lowest is {worst[0]} with {worst[1]} of {worst[2]} "
-           f"graded notebooks passing.")
+    alt = (
+        f"Pass rate of {len(cells)} test cells; the lowest is {worst[0]} with {worst[1]} of {worst[2]} "
+        f"graded notebooks passing."
+    )
     return _png(fig), alt
 
 
 # ------------------------------------------------------------------------------------------------ the page
 def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td{" class=n" if i in numeric else ""}>{escape(str(c))}</td>'
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=n' if i in numeric else ''}>{escape(str(c))}</td>" for i, c in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_report(rows: list[Row], assignment: str, history: list[dict[str, str]],
-                  now: dt.datetime | None = None) -> str:
+def render_report(
+    rows: list[Row], assignment: str, history: list[dict[str, str]], now: dt.datetime | None = None
+) -> str:
     stats = class_stats(rows)
     max_score = rows[0].max_score if rows else 0.0
-    now = now or dt.datetime.now(dt.timezone.utc)
-    parts = [f"<h1>{escape(assignment)}: class report</h1>",
-             f"<p class=note>Generated {now:%Y-%m-%d %H:%M} UTC from the same rows as grades.csv. Scores are "
-             "final: manual scores from the gradebook and late penalties included. A notebook that could not be "
-             "graded has no score: it is counted by status below and left out of the mean and the histogram.</p>"]
+    now = now or dt.datetime.now(dt.UTC)
+    parts = [
+        f"<h1>{escape(assignment)}: class report</h1>",
+        f"<p class=note>Generated {now:%Y-%m-%d %H:%M} UTC from the same rows as grades.csv. Scores are "
+        "final: manual scores from the gradebook and late penalties included. A notebook that could not be "
+        "graded has no score: it is counted by status below and left out of the mean and the histogram.</p>",
+    ]
     if stats.scored:
-        parts.append(f"<p>{stats.scored} of {stats.students} students scored: mean {stats.mean:.2f}, "
-                     f"min {stats.minimum:g}, max {stats.maximum:g} (of {max_score:g}).</p>")
+        parts.append(
+            f"<p>{stats.scored} of {stats.students} students scored: mean {stats.mean:.2f}, "
+            f"min {stats.minimum:g}, max {stats.maximum:g} (of {max_score:g}).</p>"
+        )
         src, alt = _histogram([r.score for r in rows if r.score is not None], max_score)
         parts.append(f'<figure><img src="{src}" alt="{escape(alt)}"><figcaption>{escape(alt)}</figcaption></figure>')
     else:
-        parts.append(f"<p><strong>No notebook of the {stats.students} students could be scored.</strong> "
-                     "See the statuses and reasons below; a crash or timeout is retried on the next run.</p>")
+        parts.append(
+            f"<p><strong>No notebook of the {stats.students} students could be scored.</strong> "
+            "See the statuses and reasons below; a crash or timeout is retried on the next run.</p>"
+        )
     parts.append("<h2>Statuses</h2>")
     parts.append(_table(["status", "students"], [[s, str(stats.by_status.get(s, 0))] for s in STATUSES], {1}))
     failed = [r for r in rows if r.status != "graded"]
@@ -185,36 +211,69 @@ def render_report(rows: list[Row], assignment: str, history: list[dict[str, str]
     if cells:
         src, alt = _pass_rates(cells)
         parts.append(f'<figure><img src="{src}" alt="{escape(alt)}"><figcaption>{escape(alt)}</figcaption></figure>')
-        parts.append(_table(["test cell", "passed", "graded", "mean points"],
-                            [[g, str(p), str(n), f"{m:.2f}"] for g, p, n, m in cells], {1, 2, 3}))
+        parts.append(
+            _table(
+                ["test cell", "passed", "graded", "mean points"],
+                [[g, str(p), str(n), f"{m:.2f}"] for g, p, n, m in cells],
+                {1, 2, 3},
+            )
+        )
     else:
         parts.append("<p>No graded notebook: no test cell results.</p>")
     checks = check_stats(rows)
     if checks:
         parts.append("<h2>Checks, most failed first</h2>")
-        parts.append(_table(["test cell", "check", "failed", "judged", "most frequent message"],
-                            [[g, n, str(f), str(j), m] for g, n, f, j, m in checks], {2, 3}))
+        parts.append(
+            _table(
+                ["test cell", "check", "failed", "judged", "most frequent message"],
+                [[g, n, str(f), str(j), m] for g, n, f, j, m in checks],
+                {2, 3},
+            )
+        )
     late = [r for r in rows if r.lateness.late or r.lateness.note.startswith("lateness unknown")]
     parts.append("<h2>Lateness</h2>")
     if late:
-        parts.append(_table(["student", "submitted (UTC)", "minutes late", "penalty", "note"],
-                            [[r.student, f"{r.lateness.submitted:%Y-%m-%d %H:%M}" if r.lateness.submitted else "",
-                              f"{r.lateness.minutes_late:.0f}" if r.lateness.minutes_late is not None else "",
-                              _fmt(r.lateness.penalty), r.lateness.note] for r in late], {2, 3}))
+        parts.append(
+            _table(
+                ["student", "submitted (UTC)", "minutes late", "penalty", "note"],
+                [
+                    [
+                        r.student,
+                        f"{r.lateness.submitted:%Y-%m-%d %H:%M}" if r.lateness.submitted else "",
+                        f"{r.lateness.minutes_late:.0f}" if r.lateness.minutes_late is not None else "",
+                        _fmt(r.lateness.penalty),
+                        r.lateness.note,
+                    ]
+                    for r in late
+                ],
+                {2, 3},
+            )
+        )
     else:
         parts.append("<p>No late or undated submission.</p>")
     flagged = [r for r in rows if r.flags]
-    parts.append("<h2>Similarity flags</h2><p class=note>Leads for a person to check, never evidence by "
-                 "themselves; they change no score.</p>")
-    parts.append(_table(["student", "flags"], [[r.student, "; ".join(r.flags)] for r in flagged])
-                 if flagged else "<p>No flags.</p>")
+    parts.append(
+        "<h2>Similarity flags</h2><p class=note>Leads for a person to check, never evidence by "
+        "themselves; they change no score.</p>"
+    )
+    parts.append(
+        _table(["student", "flags"], [[r.student, "; ".join(r.flags)] for r in flagged])
+        if flagged
+        else "<p>No flags.</p>"
+    )
     changes = _regrades(history)
     parts.append("<h2>Regrade history</h2>")
-    parts.append(_table(["student", "previous (oldest first)", "now"],
-                        [[s, " \u2192 ".join(prev), cur] for s, prev, cur in changes])
-                 if changes else "<p>No score changed since the first run.</p>")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(assignment)}: class "
-            f"report</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
+    parts.append(
+        _table(
+            ["student", "previous (oldest first)", "now"], [[s, " \u2192 ".join(prev), cur] for s, prev, cur in changes]
+        )
+        if changes
+        else "<p>No score changed since the first run.</p>"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(assignment)}: class '
+        f"report</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+    )
 
 
 def _regrades(history: list[dict[str, str]]) -> list[tuple[str, list[str], str]]:

@@ -5,6 +5,7 @@ other column is optional: ``name`` (or nbgrader's ``first_name`` and ``last_name
 import`` reads them), ``email``, ``section``, and Canvas' own ids ``canvas_id``, ``sis_user_id``,
 ``sis_login_id``. Column names are matched without regard to case, spaces or underscores.
 """
+
 from __future__ import annotations
 
 import csv
@@ -69,19 +70,26 @@ def read_roster(path: str | Path | None) -> Roster:
         raise RosterError(f"--roster {path}: the file is empty (expected a header row with an id column)")
     keys = [_key(h) for h in header]
     if "id" not in keys:
-        raise RosterError(f"--roster {path}: the header {','.join(header)} has no id column "
-                          f"(columns: {', '.join(_FIELDS)})")
+        raise RosterError(
+            f"--roster {path}: the header {','.join(header)} has no id column (columns: {', '.join(_FIELDS)})"
+        )
     for line, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
             continue
-        values = {k: cell.strip() for k, cell in zip(keys, row) if k in _FIELDS}
+        values = {k: cell.strip() for k, cell in zip(keys, row, strict=False) if k in _FIELDS}
         sid = values.get("id", "")
         if not sid:
             raise RosterError(f"--roster {path}: line {line} has an empty id")
         if sid in roster:
             raise RosterError(f"--roster {path}: line {line} repeats the id {sid!r}")
         name = values.get("name") or ", ".join(x for x in (values.get("last_name"), values.get("first_name")) if x)
-        roster[sid] = Person(sid, name, values.get("email", ""), values.get("section", ""),
-                             values.get("canvas_id", ""), values.get("sis_user_id", ""),
-                             values.get("sis_login_id", ""))
+        roster[sid] = Person(
+            sid,
+            name,
+            values.get("email", ""),
+            values.get("section", ""),
+            values.get("canvas_id", ""),
+            values.get("sis_user_id", ""),
+            values.get("sis_login_id", ""),
+        )
     return roster

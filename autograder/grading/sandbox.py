@@ -14,7 +14,8 @@ a private per-submission directory, the only host directory the sandbox can writ
   ``PYTHONPATH``, the kernel's connection file (read-only), and one writable size-limited tmpfs ``/scratch`` (also
   ``/tmp`` and ``$HOME``) as the working directory. No host directory is writable: the kernel's ipc sockets are in
   a 1 MiB tmpfs of the sandbox (``/run/kernel``), which the grader reaches from outside through
-  ``/proc/PID/root`` (:func:`sandbox_root`). Not visible: the instructor's home, the checkout (hence ``solutions/``, ``autograder/reference``,
+  ``/proc/PID/root`` (:func:`sandbox_root`). Not visible: the instructor's home, the checkout (hence ``solutions/``,
+  ``autograder/reference``,
   ``autograder/checks``), SUBMISSIONS, ``--out``, the gradebook, other workers' directories, the host's ``/tmp``.
 * **limits**: ``RLIMIT_NPROC`` for the kernel's uid (set by ``prlimit`` inside; it binds because that uid is not
   root on the host, see below), and the grading child's ``RLIMIT_AS``/``RLIMIT_FSIZE``, which the kernel inherits.
@@ -30,6 +31,7 @@ to 65534 with an empty capability bounding set before anything of the student's 
 user namespaces (Ubuntu's AppArmor restriction), lacks bwrap, or is not Linux is detected, with the fix, before
 grading starts: the grader fails closed unless the instructor passes ``--unsafe-no-sandbox``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,22 +44,39 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Availability", "SandboxUnavailable", "availability", "require", "Jail", "ISOLATION_BWRAP",
-           "ISOLATION_NONE", "SANDBOX_UID", "SCRATCH", "LIBDIR", "SPEC_PATH", "RUNTIME", "CONNECTION", "build_libdir", "write_spec",
-           "sandbox_root"]
+__all__ = [
+    "Availability",
+    "SandboxUnavailable",
+    "availability",
+    "require",
+    "Jail",
+    "ISOLATION_BWRAP",
+    "ISOLATION_NONE",
+    "SANDBOX_UID",
+    "SCRATCH",
+    "LIBDIR",
+    "SPEC_PATH",
+    "RUNTIME",
+    "CONNECTION",
+    "build_libdir",
+    "write_spec",
+    "sandbox_root",
+]
 
-ISOLATION_BWRAP = "bwrap"                 # the isolation column of grades.csv
+ISOLATION_BWRAP = "bwrap"  # the isolation column of grades.csv
 ISOLATION_NONE = "none (--unsafe-no-sandbox)"
-SANDBOX_UID = 65534                       # nobody/nogroup, inside and (as root) outside
-SCRATCH = "/scratch"                      # the sandbox's only writable directory: cwd, $HOME, $TMPDIR, /tmp
-LIBDIR = "/opt/autograder"                # the read-only student-facing package copy, first on PYTHONPATH
-SPEC_PATH = "/opt/autograder-spec.json"   # the grading spec (assignment, groups, hidden seed), read-only
-RUNTIME = "/run/kernel"                   # the kernel's ipc sockets, inside (a tiny tmpfs of the sandbox's own)
-CONNECTION = "/run/kernel.json"           # the kernel's connection file, inside (read-only)
+SANDBOX_UID = 65534  # nobody/nogroup, inside and (as root) outside
+SCRATCH = "/scratch"  # the sandbox's only writable directory: cwd, $HOME, $TMPDIR, /tmp
+LIBDIR = "/opt/autograder"  # the read-only student-facing package copy, first on PYTHONPATH
+SPEC_PATH = "/opt/autograder-spec.json"  # the grading spec (assignment, groups, hidden seed), read-only
+RUNTIME = "/run/kernel"  # the kernel's ipc sockets, inside (a tiny tmpfs of the sandbox's own)
+CONNECTION = "/run/kernel.json"  # the kernel's connection file, inside (read-only)
 _ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "nsswitch.conf")
 _FIX_BWRAP = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
-_FIX_USERNS = ("allow unprivileged user namespaces (Ubuntu 23.10+: sysctl -w "
-               "kernel.apparmor_restrict_unprivileged_userns=0; elsewhere: sysctl -w user.max_user_namespaces=15000)")
+_FIX_USERNS = (
+    "allow unprivileged user namespaces (Ubuntu 23.10+: sysctl -w "
+    "kernel.apparmor_restrict_unprivileged_userns=0; elsewhere: sysctl -w user.max_user_namespaces=15000)"
+)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -67,8 +86,8 @@ class SandboxUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Availability:
     ok: bool
-    isolation: str            # what a kernel gets here: ISOLATION_BWRAP, or ISOLATION_NONE when not ok
-    detail: str               # ok: what was verified; not ok: why, and the fix (one line)
+    isolation: str  # what a kernel gets here: ISOLATION_BWRAP, or ISOLATION_NONE when not ok
+    detail: str  # ok: what was verified; not ok: why, and the fix (one line)
 
 
 def _bwrap() -> str | None:
@@ -83,20 +102,26 @@ def availability() -> Availability:
     sees: its uid is 65534, the network has no interface but loopback, the pid namespace holds only itself, the
     package copy is first on ``sys.path``, and writing ``/usr`` fails."""
     if not sys.platform.startswith("linux"):
-        return Availability(False, ISOLATION_NONE, f"the sandbox needs Linux namespaces; this is {sys.platform}: "
-                                                   "grade on a Linux machine (or pass --unsafe-no-sandbox)")
+        return Availability(
+            False,
+            ISOLATION_NONE,
+            f"the sandbox needs Linux namespaces; this is {sys.platform}: "
+            "grade on a Linux machine (or pass --unsafe-no-sandbox)",
+        )
     if _bwrap() is None:
         return Availability(False, ISOLATION_NONE, f"bwrap (bubblewrap) is not on PATH: {_FIX_BWRAP}")
-    probe = ("import os, socket, sys\n"
-             "assert os.getuid() == %d and os.getgid() == %d, 'uid'\n"
-             "assert sorted(p for p in os.listdir('/proc') if p.isdigit()) and "
-             "all(int(p) < 10 for p in os.listdir('/proc') if p.isdigit()), 'pid namespace'\n"
-             "assert [n for _, n in socket.if_nameindex()] == ['lo'], 'network namespace'\n"
-             "assert %r in sys.path, 'package copy'\n"
-             "import ipykernel, numpy\n"
-             "try:\n    open('/usr/autograder-probe', 'w')\nexcept OSError:\n    pass\n"
-             "else:\n    raise AssertionError('/usr is writable')\n"
-             "print('sandbox-ok')\n") % (SANDBOX_UID, SANDBOX_UID, LIBDIR)
+    probe = (
+        "import os, socket, sys\n"
+        f"assert os.getuid() == {SANDBOX_UID} and os.getgid() == {SANDBOX_UID}, 'uid'\n"
+        "assert sorted(p for p in os.listdir('/proc') if p.isdigit()) and "
+        "all(int(p) < 10 for p in os.listdir('/proc') if p.isdigit()), 'pid namespace'\n"
+        "assert [n for _, n in socket.if_nameindex()] == ['lo'], 'network namespace'\n"
+        f"assert {LIBDIR!r} in sys.path, 'package copy'\n"
+        "import ipykernel, numpy\n"
+        "try:\n    open('/usr/autograder-probe', 'w')\nexcept OSError:\n    pass\n"
+        "else:\n    raise AssertionError('/usr is writable')\n"
+        "print('sandbox-ok')\n"
+    )
     with tempfile.TemporaryDirectory(prefix="autograder-probe-") as tmp:
         lib = Path(tmp) / "lib"
         lib.mkdir()
@@ -104,18 +129,23 @@ def availability() -> Availability:
         try:
             argv, fds, done = jail.command([sys.executable, "-c", probe], {"PYTHONPATH": LIBDIR})
         except OSError as exc:
-            return Availability(False, ISOLATION_NONE, f"cannot create the sandbox's user namespace ({exc}): "
-                                                       f"{_FIX_USERNS}")
+            return Availability(
+                False, ISOLATION_NONE, f"cannot create the sandbox's user namespace ({exc}): {_FIX_USERNS}"
+            )
         try:
-            proc = subprocess.run(argv, pass_fds=fds, capture_output=True, text=True, timeout=60,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                argv, pass_fds=fds, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return Availability(False, ISOLATION_NONE, f"bwrap did not run ({type(exc).__name__}: {exc})")
         finally:
             done()
     if proc.returncode == 0 and "sandbox-ok" in proc.stdout:
-        return Availability(True, ISOLATION_BWRAP, f"bwrap {_bwrap_version()}: user, mount, pid, net, ipc, uts "
-                                                   f"namespaces; uid {SANDBOX_UID}; tmpfs scratch")
+        return Availability(
+            True,
+            ISOLATION_BWRAP,
+            f"bwrap {_bwrap_version()}: user, mount, pid, net, ipc, uts namespaces; uid {SANDBOX_UID}; tmpfs scratch",
+        )
     said = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:200]
     if "namespace" in said.lower() or "permission" in said.lower() or "operation not permitted" in said.lower():
         return Availability(False, ISOLATION_NONE, f"bwrap cannot create namespaces here ({said}): {_FIX_USERNS}")
@@ -158,18 +188,25 @@ def _user_namespace() -> tuple[int, subprocess.Popen]:
     Root only. The holder is a ``sleep`` in a fresh user namespace (``unshare --user``); its maps are written from
     here, then bwrap joins it with ``--userns FD``. 65534 must map to itself so that the sandboxed uid is an
     unprivileged host uid; 0 maps to 0 only for bwrap's own setup (mounts), before ``setpriv`` drops it."""
-    holder = subprocess.Popen(["unshare", "--user", "--", "sleep", "600"], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, close_fds=True)
+    holder = subprocess.Popen(
+        ["unshare", "--user", "--", "sleep", "600"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        close_fds=True,
+    )
     own = os.readlink("/proc/self/ns/user")
     import time
+
     deadline = time.monotonic() + 10
     try:
         while True:
             if holder.poll() is not None:
                 raise OSError(f"unshare --user failed: {holder.stderr.read().decode(errors='replace').strip()[:200]}")
             try:
-                if os.readlink(f"/proc/{holder.pid}/ns/user") != own and \
-                        os.readlink(f"/proc/{holder.pid}/exe").endswith("sleep"):
+                if os.readlink(f"/proc/{holder.pid}/ns/user") != own and os.readlink(
+                    f"/proc/{holder.pid}/exe"
+                ).endswith("sleep"):
                     break
             except OSError:
                 pass
@@ -193,6 +230,7 @@ class Jail:
     """One sandbox layout: ``libdir`` (host directory holding the student-facing package copy, bound read-only at
     :data:`LIBDIR`), ``connection_file`` (host file, bound read-only at :data:`CONNECTION`), ``spec_file`` (bound
     read-only at :data:`SPEC_PATH`), the scratch tmpfs size and the process limit for the sandboxed uid."""
+
     libdir: str
     connection_file: str | None = None
     spec_file: str | None = None
@@ -202,12 +240,23 @@ class Jail:
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         """The whole environment inside: nothing of the grader's (credentials, its PYTHONPATH, JPY_PARENT_PID:
         ipykernel's parent poller would see ppid 1 in the pid namespace and exit)."""
-        env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
-               "HOME": SCRATCH, "TMPDIR": SCRATCH, "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
-               "PYTHONPATH": LIBDIR, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
-               "MPLCONFIGDIR": f"{SCRATCH}/.matplotlib", "IPYTHONDIR": f"{SCRATCH}/.ipython",
-               "JUPYTER_CONFIG_DIR": f"{SCRATCH}/.jupyter", "JUPYTER_DATA_DIR": f"{SCRATCH}/.jupyter/data",
-               "JUPYTER_RUNTIME_DIR": f"{SCRATCH}/.jupyter/runtime", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        env = {
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
+            "HOME": SCRATCH,
+            "TMPDIR": SCRATCH,
+            "USER": "student",
+            "LOGNAME": "student",
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": LIBDIR,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": f"{SCRATCH}/.matplotlib",
+            "IPYTHONDIR": f"{SCRATCH}/.ipython",
+            "JUPYTER_CONFIG_DIR": f"{SCRATCH}/.jupyter",
+            "JUPYTER_DATA_DIR": f"{SCRATCH}/.jupyter/data",
+            "JUPYTER_RUNTIME_DIR": f"{SCRATCH}/.jupyter/runtime",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        }
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             if name in os.environ:
                 env[name] = os.environ[name]
@@ -228,12 +277,31 @@ class Jail:
         if os.geteuid() == 0:
             fd, holder = _user_namespace()
             fds = (fd,)
-            argv += ["--userns", str(fd), "--uid", "0", "--gid", "0", "--cap-add", "CAP_SETUID",
-                     "--cap-add", "CAP_SETGID"]
+            argv += [
+                "--userns",
+                str(fd),
+                "--uid",
+                "0",
+                "--gid",
+                "0",
+                "--cap-add",
+                "CAP_SETUID",
+                "--cap-add",
+                "CAP_SETGID",
+            ]
         else:
             argv += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
-        argv += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                 "--die-with-parent", "--hostname", "sandbox", "--clearenv"]
+        argv += [
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--die-with-parent",
+            "--hostname",
+            "sandbox",
+            "--clearenv",
+        ]
         for name, value in self.env(env).items():
             argv += ["--setenv", name, value]
         argv += ["--ro-bind", "/usr", "/usr"]
@@ -243,7 +311,7 @@ class Jail:
                 argv += ["--symlink", os.readlink(path), path]
             elif os.path.isdir(path):
                 argv += ["--ro-bind", path, path]
-        argv += ["--perms", "0755", "--dir", "/etc"]      # bwrap makes parents of mount points 0700
+        argv += ["--perms", "0755", "--dir", "/etc"]  # bwrap makes parents of mount points 0700
         for name in _ETC_FILES:
             if os.path.exists(f"/etc/{name}"):
                 argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
@@ -258,13 +326,35 @@ class Jail:
                     made.add(name)
                     out += ["--perms", "0755", "--dir", name]
             return out
+
         for path in _interpreter_dirs():
             argv += parents(path) + ["--ro-bind", path, path]
-        argv += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(int(self.scratch_bytes)), "--tmpfs", SCRATCH,
-                 "--symlink", SCRATCH, "/tmp",
-                 *parents(LIBDIR), "--ro-bind", self.libdir, LIBDIR,
-                 *parents(RUNTIME), "--perms", "0777", "--size", str(1 << 20), "--tmpfs", RUNTIME]
+        argv += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--perms",
+            "1777",
+            "--size",
+            str(int(self.scratch_bytes)),
+            "--tmpfs",
+            SCRATCH,
+            "--symlink",
+            SCRATCH,
+            "/tmp",
+            *parents(LIBDIR),
+            "--ro-bind",
+            self.libdir,
+            LIBDIR,
+            *parents(RUNTIME),
+            "--perms",
+            "0777",
+            "--size",
+            str(1 << 20),
+            "--tmpfs",
+            RUNTIME,
+        ]
         if self.connection_file:
             argv += ["--ro-bind", self.connection_file, CONNECTION]
         if self.spec_file:
@@ -272,8 +362,15 @@ class Jail:
         argv += ["--chdir", SCRATCH, "--"]
         limit = ["prlimit", f"--nproc={int(self.nproc)}:{int(self.nproc)}", "--"]
         if holder is not None:
-            argv += limit + ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
-                             "--inh-caps=-all", "--bounding-set=-all", "--"]
+            argv += limit + [
+                "setpriv",
+                f"--reuid={SANDBOX_UID}",
+                f"--regid={SANDBOX_UID}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+            ]
         else:
             argv += limit
         argv += list(inner)
@@ -287,6 +384,7 @@ class Jail:
             if holder is not None:
                 holder.kill()
                 holder.wait()
+
         return argv, fds, cleanup
 
 
@@ -294,6 +392,7 @@ def sandbox_root(bwrap_pid: int, timeout_s: float = 10.0) -> str:
     """``/proc/PID/root`` of the sandbox started by the bwrap process ``bwrap_pid`` (its first child, which holds
     the sandbox's mount namespace): the host's way into the sandbox's ``/run/kernel`` sockets."""
     import time
+
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -317,6 +416,7 @@ def build_libdir(target: str, probe_modules: tuple[str, ...] = ()) -> str:
     import importlib.util
 
     from autograder import student
+
     root = Path(target)
     package_root = Path(student.__file__).resolve().parents[2]
     for rel in student.sandbox_tree(package_root):
@@ -328,7 +428,7 @@ def build_libdir(target: str, probe_modules: tuple[str, ...] = ()) -> str:
         if spec is None or not spec.origin:
             raise ModuleNotFoundError(f"probe module {name!r} not found")
         origin = Path(spec.origin)
-        if spec.submodule_search_locations:       # a package: copy its .py files
+        if spec.submodule_search_locations:  # a package: copy its .py files
             dest = root / Path(*name.split("."))
             for src in origin.parent.rglob("*.py"):
                 out = dest / src.relative_to(origin.parent)
@@ -338,7 +438,7 @@ def build_libdir(target: str, probe_modules: tuple[str, ...] = ()) -> str:
             out = root / Path(*name.split(".")[:-1]) / origin.name
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(origin.read_bytes())
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)
         for name in filenames:
             os.chmod(os.path.join(dirpath, name), 0o644)

@@ -14,6 +14,7 @@ What an ungraded notebook counts as: a row whose status is not ``graded`` has no
 blank in exports, left out of every mean and histogram and counted by status instead), unless an instructor gave
 every one of its graded cells a manual score in the gradebook; then that sum is its score and the reason says so.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,6 +30,7 @@ __all__ = ["CellScore", "GradebookView", "Row", "build_row", "class_stats", "Cla
 class CellScore:
     """One graded cell as the gradebook has it. ``score`` is nbgrader's rule: the manual score when there is
     one, else the autograded one."""
+
     grade_id: str
     max_points: float
     auto: float | None
@@ -44,6 +46,7 @@ class CellScore:
 class GradebookView:
     """What the gradebook holds for one student's submission (``cells`` empty: no submission there).
     ``comments``: ``(cell name, text)`` for every non-empty comment (nbgrader keeps them on answer cells)."""
+
     cells: tuple[CellScore, ...] = ()
     extension: dt.timedelta | None = None
     comments: tuple[tuple[str, str], ...] = ()
@@ -52,15 +55,16 @@ class GradebookView:
 @dataclass
 class Row:
     """A student's line in ``grades.csv`` and everything written from it."""
+
     result: GradeResult
-    notebook: str = ""                      # the file graded, e.g. "token-embeddings (1).ipynb"
-    raw_score: float | None = None          # before the late penalty (manual scores included)
-    score: float | None = None              # the final score: raw_score - late penalty, never below 0
+    notebook: str = ""  # the file graded, e.g. "token-embeddings (1).ipynb"
+    raw_score: float | None = None  # before the late penalty (manual scores included)
+    score: float | None = None  # the final score: raw_score - late penalty, never below 0
     lateness: Lateness = field(default_factory=lambda: Lateness(None, None, None))
     cells: tuple[CellScore, ...] = ()
-    comments: tuple[tuple[str, str], ...] = ()   # the instructor's comments: (cell name, text)
-    manual_pending: tuple[str, ...] = ()    # grade ids flagged for manual grading and not yet graded by hand
-    hand_scored: bool = False               # a manual score changed the result
+    comments: tuple[tuple[str, str], ...] = ()  # the instructor's comments: (cell name, text)
+    manual_pending: tuple[str, ...] = ()  # grade ids flagged for manual grading and not yet graded by hand
+    hand_scored: bool = False  # a manual score changed the result
     notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
 
@@ -81,8 +85,7 @@ class Row:
         return "; ".join(x for x in [self.result.reason, *self.notes] if x)
 
 
-def build_row(result: GradeResult, view: GradebookView, lateness_of, notebook: str = "",
-              pick_note: str = "") -> Row:
+def build_row(result: GradeResult, view: GradebookView, lateness_of, notebook: str = "", pick_note: str = "") -> Row:
     """The final row of one student. ``lateness_of(raw_score)`` returns the :class:`Lateness` for that score
     (see :func:`autograder.grading.lateness.assess`)."""
     row = Row(result, notebook=notebook, cells=view.cells, comments=view.comments)
@@ -117,6 +120,7 @@ def build_row(result: GradeResult, view: GradebookView, lateness_of, notebook: s
 @dataclass(frozen=True)
 class ClassStats:
     """Class statistics over rows with a score (see the module docstring for what ungraded rows count as)."""
+
     students: int
     scored: int
     mean: float | None
@@ -127,7 +131,13 @@ class ClassStats:
 
 def class_stats(rows: list[Row]) -> ClassStats:
     from collections import Counter
+
     scores = [r.score for r in rows if r.score is not None]
-    return ClassStats(len(rows), len(scores), sum(scores) / len(scores) if scores else None,
-                      min(scores) if scores else None, max(scores) if scores else None,
-                      dict(Counter(r.status for r in rows)))
+    return ClassStats(
+        len(rows),
+        len(scores),
+        sum(scores) / len(scores) if scores else None,
+        min(scores) if scores else None,
+        max(scores) if scores else None,
+        dict(Counter(r.status for r in rows)),
+    )

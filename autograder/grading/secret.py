@@ -10,6 +10,7 @@ so two students get different inputs and a rerun the same ones. The secret is ne
 feedback or ``grades.csv``, and never enters the sandbox (only the one student's seed does, in the grading spec).
 :func:`fingerprint` is a public one-way tag of the secret for the result cache: a new secret regrades everyone.
 """
+
 from __future__ import annotations
 
 import hashlib

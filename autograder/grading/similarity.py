@@ -20,6 +20,7 @@ implementation of each answered function (with the module's helpers it calls) in
 The false-positive rate of these settings is measured by ``tests/test_similarity.py`` on independently written
 right answers (``tests/fixtures/similarity/``): the README states the measured figures.
 """
+
 from __future__ import annotations
 
 import ast
@@ -34,13 +35,27 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
-__all__ = ["K", "THRESHOLD", "MIN_SHARED", "normalise", "shingles", "answer_cells", "released_cells",
-           "reference_sources", "Fingerprint", "fingerprint", "jaccard", "Pair", "compare_class", "flags_by_student",
-           "SOLUTION_FLAG"]
+__all__ = [
+    "K",
+    "THRESHOLD",
+    "MIN_SHARED",
+    "normalise",
+    "shingles",
+    "answer_cells",
+    "released_cells",
+    "reference_sources",
+    "Fingerprint",
+    "fingerprint",
+    "jaccard",
+    "Pair",
+    "compare_class",
+    "flags_by_student",
+    "SOLUTION_FLAG",
+]
 
-K = 7                 # tokens per shingle
-THRESHOLD = 0.75      # Jaccard similarity of two notebooks' shingle sets that raises a flag
-MIN_SHARED = 25       # and at least this many shingles in common
+K = 7  # tokens per shingle
+THRESHOLD = 0.75  # Jaccard similarity of two notebooks' shingle sets that raises a flag
+MIN_SHARED = 25  # and at least this many shingles in common
 SOLUTION_FLAG = "matches-solution"
 
 _KEEP = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
@@ -56,8 +71,10 @@ def normalise(code: str) -> list[str]:
     try:
         raw = [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(code).readline)]
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        raw = [(tokenize.NAME if re.match(r"[A-Za-z_]\w*$", w) else tokenize.OP, w)
-               for w in re.findall(r"[A-Za-z_]\w*|\d+\.?\d*|\S", code)]
+        raw = [
+            (tokenize.NAME if re.match(r"[A-Za-z_]\w*$", w) else tokenize.OP, w)
+            for w in re.findall(r"[A-Za-z_]\w*|\d+\.?\d*|\S", code)
+        ]
     out: list[str] = []
     names: dict[str, str] = {}
     significant = [(kind, text) for kind, text in raw if kind not in _SKIP]
@@ -66,7 +83,7 @@ def normalise(code: str) -> list[str]:
             before = significant[i - 1][0] if i else tokenize.NEWLINE
             after = significant[i + 1][0] if i + 1 < len(significant) else tokenize.NEWLINE
             if before == tokenize.NEWLINE and after == tokenize.NEWLINE:
-                continue                       # a docstring or a bare string statement
+                continue  # a docstring or a bare string statement
             out.append("S")
         elif kind == tokenize.NAME:
             if text in _KEEP or (out and out[-1] == "."):
@@ -76,8 +93,11 @@ def normalise(code: str) -> list[str]:
         elif kind == tokenize.NEWLINE:
             if out and out[-1] != ";":
                 out.append(";")
-        elif kind in (getattr(tokenize, "FSTRING_START", -1), getattr(tokenize, "FSTRING_MIDDLE", -1),
-                      getattr(tokenize, "FSTRING_END", -1)):
+        elif kind in (
+            getattr(tokenize, "FSTRING_START", -1),
+            getattr(tokenize, "FSTRING_MIDDLE", -1),
+            getattr(tokenize, "FSTRING_END", -1),
+        ):
             if not out or out[-1] != "S":
                 out.append("S")
         else:
@@ -91,7 +111,7 @@ def shingles(tokens: list[str], k: int = K) -> set[int]:
         return set()
     if len(tokens) < k:
         return {zlib.crc32("\x1f".join(tokens).encode())}
-    return {zlib.crc32("\x1f".join(tokens[i:i + k]).encode()) for i in range(len(tokens) - k + 1)}
+    return {zlib.crc32("\x1f".join(tokens[i : i + k]).encode()) for i in range(len(tokens) - k + 1)}
 
 
 def _cells(nb: dict) -> list[dict]:
@@ -113,8 +133,11 @@ def _meta(cell: dict) -> dict:
 def answer_ids(source: bytes) -> list[str]:
     """grade_ids of the source notebook's code answer cells (``solution: true``), in order."""
     nb = json.loads(source.decode("utf-8"))
-    return [_meta(c)["grade_id"] for c in _cells(nb)
-            if _meta(c).get("solution") and c.get("cell_type") == "code" and _meta(c).get("grade_id")]
+    return [
+        _meta(c)["grade_id"]
+        for c in _cells(nb)
+        if _meta(c).get("solution") and c.get("cell_type") == "code" and _meta(c).get("grade_id")
+    ]
 
 
 def answer_cells(notebook: bytes, ids: list[str]) -> dict[str, str]:
@@ -137,18 +160,23 @@ def released_cells(source: bytes) -> dict[str, str]:
     the preprocessor ``generate_assignment`` uses)."""
     import nbformat
     from nbgrader.preprocessors import ClearSolutions
+
     nb = nbformat.reads(source.decode("utf-8"), as_version=4)
     nb, _ = ClearSolutions().preprocess(nb, {})
     ids = set(answer_ids(source))
-    return {c.metadata.nbgrader["grade_id"]: c.source for c in nb.cells
-            if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in ids}
+    return {
+        c.metadata.nbgrader["grade_id"]: c.source
+        for c in nb.cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in ids
+    }
 
 
 def solution_cells(source: bytes) -> dict[str, str]:
     """``{grade_id: the solution cell}`` of the source notebook, solution markers removed."""
     cells = answer_cells(source, answer_ids(source))
-    return {gid: re.sub(r"^\s*### (BEGIN|END) SOLUTION\s*$", "", text, flags=re.MULTILINE)
-            for gid, text in cells.items()}
+    return {
+        gid: re.sub(r"^\s*### (BEGIN|END) SOLUTION\s*$", "", text, flags=re.MULTILINE) for gid, text in cells.items()
+    }
 
 
 def _defined_functions(code: str) -> list[str]:
@@ -185,6 +213,7 @@ def reference_sources(function_names: list[str], modules=("numpy_ref", "torch_re
 @dataclass(frozen=True)
 class Fingerprint:
     """A notebook's answer shingles with the released template's removed."""
+
     shingles: frozenset[int]
 
     def __len__(self) -> int:
@@ -219,12 +248,13 @@ def flagged(a: Fingerprint, b: Fingerprint) -> tuple[bool, float]:
 @dataclass(frozen=True)
 class Pair:
     a: str
-    b: str                  # a classmate, or SOLUTION_FLAG
+    b: str  # a classmate, or SOLUTION_FLAG
     similarity: float
 
 
-def compare_class(fingerprints: dict[str, Fingerprint], solution: Fingerprint | None = None,
-                  reference: Fingerprint | None = None) -> list[Pair]:
+def compare_class(
+    fingerprints: dict[str, Fingerprint], solution: Fingerprint | None = None, reference: Fingerprint | None = None
+) -> list[Pair]:
     """Every flagged pair of students, and every student flagged against the solution or the reference."""
     pairs = []
     for a, b in combinations(sorted(fingerprints), 2):
@@ -262,6 +292,8 @@ def course_fingerprints(source: bytes) -> tuple[dict[str, str], Fingerprint, Fin
     reference = reference_sources(names)
     # the reference is compared as if it were one answer cell per function, with the template's def lines removed
     ref_cells = {f"ref:{name}": code for name, code in reference.items()}
-    ref_template = {f"ref:{name}": "\n".join(t for t in template.values() if f"def {name}(" in t or f"class {name}" in t)
-                    for name in reference}
+    ref_template = {
+        f"ref:{name}": "\n".join(t for t in template.values() if f"def {name}(" in t or f"class {name}" in t)
+        for name in reference
+    }
     return template, solution, fingerprint(ref_cells, ref_template)

@@ -15,6 +15,7 @@ Layout of the output folder ``DIR``::
 A ``crashed`` or ``timeout`` result is stored (the report and ``--retry-failed`` read it) but never reused as a
 cached result: a rerun grades it again.
 """
+
 from __future__ import annotations
 
 import csv
@@ -30,9 +31,26 @@ from .scores import CellScore, GradebookView, Row
 
 __all__ = ["Store", "CSV_COLUMNS", "StoreLocked", "GradebookMismatch", "normalize_db_url"]
 
-CSV_COLUMNS = ["student", "assignment", "score", "max_score", "status", "reason", "tests_passed", "tests_total",
-               "seconds", "notebook", "submitted_at", "minutes_late", "late_penalty", "raw_score", "manual_pending",
-               "comments", "flags", "isolation"]
+CSV_COLUMNS = [
+    "student",
+    "assignment",
+    "score",
+    "max_score",
+    "status",
+    "reason",
+    "tests_passed",
+    "tests_total",
+    "seconds",
+    "notebook",
+    "submitted_at",
+    "minutes_late",
+    "late_penalty",
+    "raw_score",
+    "manual_pending",
+    "comments",
+    "flags",
+    "isolation",
+]
 #: results that are stored but never reused: a rerun (or --retry-failed) grades them again
 RETRIED_STATUSES = ("crashed", "timeout")
 
@@ -74,7 +92,7 @@ def normalize_db_url(url: str) -> str:
     which is not installed (the course pins ``psycopg2-binary``); ``postgres://`` is not accepted at all."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
 
 
@@ -95,7 +113,7 @@ class Store:
         except OSError:
             raise StoreLocked(f"another grading run is writing to {self.out}; wait for it to finish") from None
         self._gradebook = None
-        self._order: list[str] = []    # grade ids in the source's order (set by prepare_assignment)
+        self._order: list[str] = []  # grade ids in the source's order (set by prepare_assignment)
 
     def close(self) -> None:
         if self._gradebook is not None:
@@ -131,7 +149,7 @@ class Store:
         autograded notebook for nbgrader's tools and, for a failed run, the log."""
         self._keep_files(result)
         data = result.to_json()
-        data["log"] = data["autograded"] = ""     # kept as files, not in the stored result
+        data["log"] = data["autograded"] = ""  # kept as files, not in the stored result
         tmp = self._result_path(result.student).with_suffix(".part")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self._result_path(result.student))
@@ -173,12 +191,14 @@ class Store:
         path = self.out / "nbgrader_config.py"
         if not path.exists():
             db = "sqlite:///" + "{root}/gradebook.db" if self.default_db else self.db_url
-            path.write_text(_COURSE_CONFIG.format(db_expr=(f'f"{db}"' if self.default_db else repr(db))),
-                            encoding="utf-8")
+            path.write_text(
+                _COURSE_CONFIG.format(db_expr=(f'f"{db}"' if self.default_db else repr(db))), encoding="utf-8"
+            )
         return path
 
     def write_feedback(self, row: Row) -> Path:
         from .feedback import render
+
         page = self.feedback_path(row.student)
         page.parent.mkdir(parents=True, exist_ok=True)
         tmp = page.with_suffix(".part")
@@ -193,9 +213,12 @@ class Store:
     def gradebook(self):
         if self._gradebook is None:
             import warnings
-            warnings.filterwarnings("ignore", message=".*not in session.*")   # nbgrader's own SQLAlchemy noise
+
+            warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own SQLAlchemy noise
             from nbgrader.api import Gradebook
+
             from .course import tools_on_path
+
             tools_on_path()
             self._gradebook = Gradebook(self.db_url)
         return self._gradebook
@@ -206,6 +229,7 @@ class Store:
         ``blob`` (a prepared SQLite gradebook of the assignment) becomes the gradebook when the default SQLite
         file does not exist yet."""
         from .course import populate_gradebook
+
         self._order = _cell_order(source)
         default = self.out / "gradebook.db"
         if blob and self._gradebook is None and self.db_url == f"sqlite:///{default}" and not default.exists():
@@ -217,10 +241,11 @@ class Store:
         gb = self.gradebook()
         try:
             populate_gradebook(self.db_url, self.assignment, self.notebook_name, source)
-        except RuntimeError as exc:   # SaveCells: cells added or removed while submissions exist
+        except RuntimeError as exc:  # SaveCells: cells added or removed while submissions exist
             raise GradebookMismatch(
                 f"the gradebook {self.db_url} holds graded submissions of a different version of "
-                f"{self.assignment} ({exc}); grade into a new --out folder or --db-url") from None
+                f"{self.assignment} ({exc}); grade into a new --out folder or --db-url"
+            ) from None
         gb.db.expire_all()
 
     def record(self, result: GradeResult, fresh: bool = False) -> None:
@@ -231,6 +256,7 @@ class Store:
         computed in this run, not reused): nbgrader's own rule for a regraded submission applies -- a cell with
         a manual score is flagged for review, as ``nbgrader autograde`` flags it."""
         from nbgrader.api import MissingEntry
+
         gb = self.gradebook()
         gb.update_or_create_student(result.student)
         if result.status == "missing":
@@ -244,22 +270,27 @@ class Store:
         submission = gb.find_submission_notebook(self.notebook_name, self.assignment, result.student)
         for grade in submission.grades:
             auto = points.get(grade.name) if result.status == "graded" else None
-            if not fresh and grade.auto_score == auto and (
-                    auto is not None or grade.needs_manual_grade or grade.manual_score is not None):
-                continue        # unchanged: leave the instructor's flags and scores alone
+            if (
+                not fresh
+                and grade.auto_score == auto
+                and (auto is not None or grade.needs_manual_grade or grade.manual_score is not None)
+            ):
+                continue  # unchanged: leave the instructor's flags and scores alone
             grade.auto_score = auto
             grade.needs_manual_grade = auto is None or grade.manual_score is not None
         gb.db.commit()
 
-    def record_lateness(self, student: str, submitted: dt.datetime | None, due: dt.datetime | None,
-                        penalty: float | None) -> None:
+    def record_lateness(
+        self, student: str, submitted: dt.datetime | None, due: dt.datetime | None, penalty: float | None
+    ) -> None:
         """The due time, the submission time and the penalty, where nbgrader keeps them (``Assignment.duedate``,
         ``SubmittedAssignment.timestamp``, ``SubmittedNotebook.late_submission_penalty``), as nbgrader's
         ``AssignLatePenalties`` writes them."""
         from nbgrader.api import MissingEntry
+
         gb = self.gradebook()
         assignment = gb.find_assignment(self.assignment)
-        if due is not None and assignment.duedate != due:   # without --due, nbgrader's own due date stays
+        if due is not None and assignment.duedate != due:  # without --due, nbgrader's own due date stays
             assignment.duedate = due
         try:
             submission = gb.find_submission(self.assignment, student)
@@ -274,6 +305,7 @@ class Store:
     def extension(self, student: str) -> dt.timedelta | None:
         """The student's extension recorded in the gradebook (``nbgrader``'s ``SubmittedAssignment.extension``)."""
         from nbgrader.api import MissingEntry
+
         try:
             return self.gradebook().find_submission(self.assignment, student).extension
         except MissingEntry:
@@ -283,6 +315,7 @@ class Store:
         """What the gradebook holds for ``student`` now: every graded cell's autograded and manual score, its
         flag and comment, and any extension."""
         from nbgrader.api import MissingEntry
+
         gb = self.gradebook()
         gb.db.expire_all()
         try:
@@ -291,11 +324,15 @@ class Store:
         except MissingEntry:
             return GradebookView()
         order = {name: i for i, name in enumerate(self._order)}
-        cells = tuple(CellScore(g.name, float(g.max_score), g.auto_score, g.manual_score, bool(g.needs_manual_grade))
-                      for g in sorted(notebook.grades, key=lambda g: (order.get(g.name, len(order)), g.name)))
-        comments = tuple((c.name, c.manual_comment.strip())
-                         for c in sorted(notebook.comments, key=lambda c: (order.get(c.name, len(order)), c.name))
-                         if c.manual_comment and c.manual_comment.strip())
+        cells = tuple(
+            CellScore(g.name, float(g.max_score), g.auto_score, g.manual_score, bool(g.needs_manual_grade))
+            for g in sorted(notebook.grades, key=lambda g: (order.get(g.name, len(order)), g.name))
+        )
+        comments = tuple(
+            (c.name, c.manual_comment.strip())
+            for c in sorted(notebook.comments, key=lambda c: (order.get(c.name, len(order)), c.name))
+            if c.manual_comment and c.manual_comment.strip()
+        )
         return GradebookView(cells, submission.extension, comments)
 
     # ---------------------------------------------------------------------------------------- grades.csv
@@ -309,14 +346,28 @@ class Store:
             for row in sorted(rows, key=lambda r: r.student):
                 r, late = row.result, row.lateness
                 graded = r.status == "graded"
-                writer.writerow([r.student, r.assignment, _num(row.score), f"{r.max_score:g}", r.status, row.reason,
-                                 sum(t.passed for t in r.tests) if graded else "", len(r.tests) if graded else "",
-                                 f"{r.timings.get('total_s', 0.0):.1f}", row.notebook,
-                                 late.submitted.strftime("%Y-%m-%dT%H:%M:%SZ") if late.submitted else "",
-                                 "" if late.minutes_late is None else f"{late.minutes_late:.1f}",
-                                 _num(late.penalty), _num(row.raw_score), " ".join(row.manual_pending),
-                                 " | ".join(f"{gid}: {' '.join(text.split())}" for gid, text in row.comments),
-                                 "; ".join(row.flags), r.isolation])
+                writer.writerow(
+                    [
+                        r.student,
+                        r.assignment,
+                        _num(row.score),
+                        f"{r.max_score:g}",
+                        r.status,
+                        row.reason,
+                        sum(t.passed for t in r.tests) if graded else "",
+                        len(r.tests) if graded else "",
+                        f"{r.timings.get('total_s', 0.0):.1f}",
+                        row.notebook,
+                        late.submitted.strftime("%Y-%m-%dT%H:%M:%SZ") if late.submitted else "",
+                        "" if late.minutes_late is None else f"{late.minutes_late:.1f}",
+                        _num(late.penalty),
+                        _num(row.raw_score),
+                        " ".join(row.manual_pending),
+                        " | ".join(f"{gid}: {' '.join(text.split())}" for gid, text in row.comments),
+                        "; ".join(row.flags),
+                        r.isolation,
+                    ]
+                )
         os.replace(tmp, path)
         return path
 
@@ -324,8 +375,11 @@ class Store:
 def _cell_order(source: bytes) -> list[str]:
     """Every nbgrader cell name (grade_id) of the source, in notebook order."""
     nb = json.loads(source.decode("utf-8"))
-    return [c["metadata"]["nbgrader"]["grade_id"] for c in nb.get("cells", [])
-            if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")]
+    return [
+        c["metadata"]["nbgrader"]["grade_id"]
+        for c in nb.get("cells", [])
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    ]
 
 
 def _num(x: float | None) -> str:

@@ -5,15 +5,15 @@ environment is installed (a local worker process, a Dask worker): it builds a pr
 directory with its own SQLite gradebook, runs ``nbgrader autograde`` there in a child process under limits (its
 own process group, a wall-clock deadline, ``RLIMIT_AS`` inherited by the kernel, truncated output) whose kernel runs
 in the sandbox of :mod:`autograder.grading.sandbox` -- the student's code runs once --, judges the probe data that
-kernel published here with the trusted reference code, and returns a :class:`GradeResult`. It writes nothing outside its temporary directory and never raises because of a
+kernel published here with the trusted reference code, and returns a :class:`GradeResult`. It writes nothing outside
+its temporary directory and never raises because of a
 submission: every failure becomes a status and a reason.
 """
+
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -21,25 +21,58 @@ import time
 from .filenames import safe_filename
 from .records import STATUSES, TEST_KINDS, GradeResult, GradeTask, TestRecord
 
-__all__ = ["STATUSES", "TEST_KINDS", "GradeTask", "GradeResult", "TestRecord", "grade_submission",
-           "content_hash", "code_fingerprint"]
+__all__ = [
+    "STATUSES",
+    "TEST_KINDS",
+    "GradeTask",
+    "GradeResult",
+    "TestRecord",
+    "grade_submission",
+    "content_hash",
+    "code_fingerprint",
+]
 
 
 def content_hash(task: GradeTask) -> str:
     """Hash of everything that determines a result: a rerun with the same hash can reuse the stored result."""
     h = hashlib.sha256()
-    for part in (task.submission or b"<missing>", task.source_notebook,
-                 json.dumps([task.assignment, task.notebook_name, task.timeout_s, task.memory_bytes,
-                             task.output_chars, task.hidden_seed, task.secret_id, list(task.check_modules),
-                             task.sandbox, task.scratch_bytes, task.nproc,
-                             task.grader_fingerprint]).encode()):
+    for part in (
+        task.submission or b"<missing>",
+        task.source_notebook,
+        json.dumps(
+            [
+                task.assignment,
+                task.notebook_name,
+                task.timeout_s,
+                task.memory_bytes,
+                task.output_chars,
+                task.hidden_seed,
+                task.secret_id,
+                list(task.check_modules),
+                task.sandbox,
+                task.scratch_bytes,
+                task.nproc,
+                task.grader_fingerprint,
+            ]
+        ).encode(),
+    ):
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()
 
 
 #: grading modules that run after every result is in (the parent's outputs), not part of a result's cache key
-AFTER_GRADING = frozenset({"lateness.py", "picking.py", "scores.py", "similarity.py", "report.py", "roster.py",
-                           "lms_export.py", "nbgrader_feedback.py"})
+AFTER_GRADING = frozenset(
+    {
+        "lateness.py",
+        "picking.py",
+        "scores.py",
+        "similarity.py",
+        "report.py",
+        "roster.py",
+        "lms_export.py",
+        "nbgrader_feedback.py",
+    }
+)
 
 
 def code_fingerprint(*extra_modules: str) -> str:
@@ -49,9 +82,14 @@ def code_fingerprint(*extra_modules: str) -> str:
     rewrites the outputs without regrading anyone."""
     import importlib
     from pathlib import Path
+
     package = Path(__file__).resolve().parents[1]
-    files = sorted(p for sub in ("grading", "checks", "reference", "student") for p in (package / sub).rglob("*.py")
-                   if not (sub == "grading" and p.name in AFTER_GRADING))
+    files = sorted(
+        p
+        for sub in ("grading", "checks", "reference", "student")
+        for p in (package / sub).rglob("*.py")
+        if not (sub == "grading" and p.name in AFTER_GRADING)
+    )
     for name in extra_modules:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.origin:
@@ -65,6 +103,7 @@ def code_fingerprint(*extra_modules: str) -> str:
 def grade_submission(task: GradeTask) -> GradeResult:
     """Grade one submission; never raises for anything the student did (see the module docstring)."""
     from . import course, feedback
+
     started = time.perf_counter()
     course.warm_up()
     digest = content_hash(task)
@@ -81,8 +120,9 @@ def grade_submission(task: GradeTask) -> GradeResult:
             result.isolation = course.isolation_of(task)
             try:
                 course.grade_in(workdir, task, result)
-            except Exception as exc:  # noqa: BLE001 - a grader bug must not take the whole class down
+            except Exception as exc:  # a grader bug must not take the whole class down
                 import traceback
+
                 result.status, result.score = "crashed", None
                 result.reason = f"grader error: {type(exc).__name__}: {exc}"[:300]
                 result.tests = []
@@ -96,4 +136,5 @@ def grade_submission(task: GradeTask) -> GradeResult:
 
 def _log_grader_error(text: str) -> None:
     import sys
+
     print(text, file=sys.stderr)

@@ -15,15 +15,16 @@ This module imports only the standard library at top level, and :func:`stop_pool
 plugin is pickled *by value* with this module (:func:`~.package_shipping.register_by_value`), so a worker without
 ``autograder`` can unpickle it.
 """
+
 from __future__ import annotations
 
 import os
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["POOL_ATTRIBUTE", "worker_pool", "discard_pool", "stop_pool"]
 
-POOL_ATTRIBUTE = "_autograder_grading_pool"   # on the Worker object: (identity, pool)
+POOL_ATTRIBUTE = "_autograder_grading_pool"  # on the Worker object: (identity, pool)
 _LOCK_ATTRIBUTE = POOL_ATTRIBUTE + "_lock"
 
 
@@ -38,6 +39,7 @@ def worker_pool(worker, prepare: Callable[[], None] | None):
     from concurrent.futures import ProcessPoolExecutor
 
     import autograder
+
     identity = (autograder.__file__, prepare)
     with _lock(worker):
         current = getattr(worker, POOL_ATTRIBUTE, None)
@@ -48,8 +50,12 @@ def worker_pool(worker, prepare: Callable[[], None] | None):
         # Dask starts worker processes as daemons, and a daemon may not start children; this flag only guards that
         # check here (the nanny keeps its own view), and the pool's processes exit when this worker exits.
         multiprocessing.current_process().daemon = False
-        pool = ProcessPoolExecutor(max_workers=max(1, worker.state.nthreads), initializer=_start_grading_process,
-                                   initargs=(os.getpid(), prepare), mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(
+            max_workers=max(1, worker.state.nthreads),
+            initializer=_start_grading_process,
+            initargs=(os.getpid(), prepare),
+            mp_context=multiprocessing.get_context("spawn"),
+        )
         setattr(worker, POOL_ATTRIBUTE, (identity, pool))
         return pool
 
@@ -80,6 +86,7 @@ def _start_grading_process(worker_pid: int, prepare: Callable[[], None] | None) 
     the timer nor, for their own pid, the check.
     """
     import signal
+
     me = os.getpid()
 
     def check_worker(signum, frame) -> None:
@@ -96,6 +103,7 @@ def _die_with_descendants() -> None:
     """SIGKILL every process this one started (kernels included), then exit."""
     try:
         import psutil
+
         for child in psutil.Process().children(recursive=True):
             try:
                 child.kill()

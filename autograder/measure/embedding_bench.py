@@ -28,6 +28,7 @@ The results go to ``autograder/data/bench/<device-slug>.json`` (``--quick``: a s
 ``_build/bench/`` unless ``--out`` says otherwise, never mistaken for a full run). :func:`plot_forward` and
 :func:`plot_backward` draw a results file; the book's "Measurements" page calls them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,6 +64,7 @@ SCHEMA = 1
 @dataclass(frozen=True)
 class Grid:
     """What to measure: vocabulary sizes, dimensions, tokens per batch, repeats (odd, so the median is a sample)."""
+
     vocabs: tuple[int, ...]
     dims: tuple[int, ...]
     n_tokens: int
@@ -86,6 +88,7 @@ QUICK = Grid(vocabs=(64, 1024), dims=(8,), n_tokens=256, warmup=1, repeats=3, me
 class Case:
     """One grid point's data: ``weight (V, D)`` float32, ``ids (n,)`` int64, ``grad_out (n, D)`` float32, in NumPy
     and as torch tensors on ``device``."""
+
     vocab: int
     dim: int
     ids: np.ndarray
@@ -132,6 +135,7 @@ def _module_backward(c: Case, sparse: bool, coalesce: bool) -> Callable[[], torc
         module.weight.grad = None
         out.backward(c.grad_out_t, retain_graph=True)
         return module.weight.grad.coalesce() if coalesce else module.weight.grad
+
     return backward
 
 
@@ -150,24 +154,57 @@ def variants(c: Case) -> list[tuple[str, str, str, Callable[[], object], int]]:
     out_t = torch.empty((n, d), dtype=c.weight_t.dtype, device=c.device)
     out = []
     if on_cpu:
-        out += [("forward", "numpy", "NumPy fancy index W[ids]", lambda: c.weight[c.ids], fwd),
-                ("forward", "numpy", "np.take(W, ids, axis=0)", lambda: np.take(c.weight, c.ids, axis=0), fwd),
-                ("forward", "numpy", "np.take(..., out=preallocated, mode='clip')",
-                 lambda: np.take(c.weight, c.ids, axis=0, out=out_np, mode="clip"), fwd)]
-    out += [("forward", "torch", "torch.index_select", lambda: torch.index_select(c.weight_t, 0, c.ids_t), fwd),
-            ("forward", "torch", "F.embedding", lambda: F.embedding(c.ids_t, c.weight_t), fwd),
-            ("forward", "torch", "torch.index_select(..., out=preallocated)",
-             lambda: torch.index_select(c.weight_t, 0, c.ids_t, out=out_t), fwd)]
+        out += [
+            ("forward", "numpy", "NumPy fancy index W[ids]", lambda: c.weight[c.ids], fwd),
+            ("forward", "numpy", "np.take(W, ids, axis=0)", lambda: np.take(c.weight, c.ids, axis=0), fwd),
+            (
+                "forward",
+                "numpy",
+                "np.take(..., out=preallocated, mode='clip')",
+                lambda: np.take(c.weight, c.ids, axis=0, out=out_np, mode="clip"),
+                fwd,
+            ),
+        ]
+    out += [
+        ("forward", "torch", "torch.index_select", lambda: torch.index_select(c.weight_t, 0, c.ids_t), fwd),
+        ("forward", "torch", "F.embedding", lambda: F.embedding(c.ids_t, c.weight_t), fwd),
+        (
+            "forward",
+            "torch",
+            "torch.index_select(..., out=preallocated)",
+            lambda: torch.index_select(c.weight_t, 0, c.ids_t, out=out_t),
+            fwd,
+        ),
+    ]
     if on_cpu:
-        out += [("backward", "numpy", "np.add.at (dense)", lambda: _np_add_at_backward(c), dense),
-                ("backward", "numpy", "sort + np.add.reduceat (dense)",
-                 lambda: scatter_add_sorted(c.grad_out, c.ids, c.vocab), dense)]
-    out += [("backward", "torch", "torch index_add_ (dense)", lambda: _torch_index_add_backward(c), dense),
-            ("backward", "torch", "nn.Embedding backward, dense", _module_backward(c, False, False), dense),
-            ("backward", "torch", "nn.Embedding backward, sparse", _module_backward(c, True, False),
-             sparse_uncoalesced_bytes(n)),
-            ("backward", "torch", "nn.Embedding backward, sparse + coalesce", _module_backward(c, True, True),
-             sparse_backward_bytes(n, c.unique, d))]
+        out += [
+            ("backward", "numpy", "np.add.at (dense)", lambda: _np_add_at_backward(c), dense),
+            (
+                "backward",
+                "numpy",
+                "sort + np.add.reduceat (dense)",
+                lambda: scatter_add_sorted(c.grad_out, c.ids, c.vocab),
+                dense,
+            ),
+        ]
+    out += [
+        ("backward", "torch", "torch index_add_ (dense)", lambda: _torch_index_add_backward(c), dense),
+        ("backward", "torch", "nn.Embedding backward, dense", _module_backward(c, False, False), dense),
+        (
+            "backward",
+            "torch",
+            "nn.Embedding backward, sparse",
+            _module_backward(c, True, False),
+            sparse_uncoalesced_bytes(n),
+        ),
+        (
+            "backward",
+            "torch",
+            "nn.Embedding backward, sparse + coalesce",
+            _module_backward(c, True, True),
+            sparse_backward_bytes(n, c.unique, d),
+        ),
+    ]
     return out
 
 
@@ -181,12 +218,17 @@ def _as_dense_numpy(result) -> np.ndarray:
 def check_variants(c: Case, vs: list | None = None) -> None:  # vs: variants(c), when the caller has them
     """Every variant must agree with the NumPy reference before it is timed (forward exactly, backward to float32
     rounding, since summation order differs). Raises ``AssertionError`` naming the variant that disagrees."""
-    expected = {"forward": numpy_ref.embedding_forward(c.weight, c.ids),
-                "backward": numpy_ref.embedding_backward(c.grad_out, c.ids, c.vocab)}
+    expected = {
+        "forward": numpy_ref.embedding_forward(c.weight, c.ids),
+        "backward": numpy_ref.embedding_backward(c.grad_out, c.ids, c.vocab),
+    }
     for kind, _, name, fn, _ in vs or variants(c):
         got = _as_dense_numpy(fn())
-        ok = (np.array_equal(got, expected[kind]) if kind == "forward"
-              else np.allclose(got, expected[kind], rtol=1e-5, atol=1e-4))
+        ok = (
+            np.array_equal(got, expected[kind])
+            if kind == "forward"
+            else np.allclose(got, expected[kind], rtol=1e-5, atol=1e-4)
+        )
         if not ok:
             raise AssertionError(f"{name} disagrees with the reference {kind} for V={c.vocab}, D={c.dim}")
 
@@ -195,13 +237,21 @@ def check_variants(c: Case, vs: list | None = None) -> None:  # vs: variants(c),
 # the run
 # --------------------------------------------------------------------------------------------------------------
 def _memory_copy(device: torch.device, grid: Grid) -> dict:
-    n_bytes, t = timing.memory_copy_baseline(device=device, max_buffer_bytes=grid.memory_copy_max_bytes,
-                                             warmup=grid.warmup, repeats=grid.repeats)
+    n_bytes, t = timing.memory_copy_baseline(
+        device=device, max_buffer_bytes=grid.memory_copy_max_bytes, warmup=grid.warmup, repeats=grid.repeats
+    )
     return {"bytes": n_bytes, "gbps": n_bytes / t.median_s / 1e9, **t.to_dict()}
 
 
-def run(grid: Grid = FULL, device: torch.device | str | None = None, *, quick: bool = False,
-        progress: bool = True, threads: int | None = None, command: str = "") -> dict:
+def run(
+    grid: Grid = FULL,
+    device: torch.device | str | None = None,
+    *,
+    quick: bool = False,
+    progress: bool = True,
+    threads: int | None = None,
+    command: str = "",
+) -> dict:
     """Measure every variant on every grid point; returns the JSON-ready results (see the module docstring).
 
     ``threads`` sets ``torch.set_num_threads`` for the run (restored afterwards); ``None`` keeps torch's default.
@@ -235,19 +285,36 @@ def _run(grid: Grid, device, *, quick: bool, progress: bool, command: str) -> di
         for kind, library, op_name, fn, n_bytes in case_variants:
             bar.set_postfix_str(f"V={vocab} D={dim} {op_name}")
             op_device = device if library == "torch" else torch.device("cpu")
-            bw = timing.measure_bandwidth(op_name, fn, n_bytes, device=op_device, memory_copy=False,
-                                          warmup=grid.warmup, repeats=grid.repeats)
-            records.append({"kind": kind, "library": library, "op": op_name, "device": bw.op.device,
-                            "vocab": vocab, "dim": dim, "n_tokens": grid.n_tokens, "unique_ids": case.unique,
-                            "table_bytes": case.weight.nbytes, "bytes_moved": n_bytes,
-                            "median_s": bw.op.median_s, "p10_s": bw.op.p10_s, "p90_s": bw.op.p90_s,
-                            "gbps": bw.gbps, "gbps_p10": n_bytes / bw.op.p90_s / 1e9,
-                            "gbps_p90": n_bytes / bw.op.p10_s / 1e9,
-                            "copy_median_s": bw.copy.median_s, "copy_p10_s": bw.copy.p10_s,
-                            "copy_p90_s": bw.copy.p90_s, "copy_gbps": bw.copy_gbps,
-                            "fraction_of_copy": bw.fraction_of_copy,
-                            "fits_in_cache": bw.fits_in_cache,
-                            "samples_s": list(bw.op.samples_s)})
+            bw = timing.measure_bandwidth(
+                op_name, fn, n_bytes, device=op_device, memory_copy=False, warmup=grid.warmup, repeats=grid.repeats
+            )
+            records.append(
+                {
+                    "kind": kind,
+                    "library": library,
+                    "op": op_name,
+                    "device": bw.op.device,
+                    "vocab": vocab,
+                    "dim": dim,
+                    "n_tokens": grid.n_tokens,
+                    "unique_ids": case.unique,
+                    "table_bytes": case.weight.nbytes,
+                    "bytes_moved": n_bytes,
+                    "median_s": bw.op.median_s,
+                    "p10_s": bw.op.p10_s,
+                    "p90_s": bw.op.p90_s,
+                    "gbps": bw.gbps,
+                    "gbps_p10": n_bytes / bw.op.p90_s / 1e9,
+                    "gbps_p90": n_bytes / bw.op.p10_s / 1e9,
+                    "copy_median_s": bw.copy.median_s,
+                    "copy_p10_s": bw.copy.p10_s,
+                    "copy_p90_s": bw.copy.p90_s,
+                    "copy_gbps": bw.copy_gbps,
+                    "fraction_of_copy": bw.fraction_of_copy,
+                    "fits_in_cache": bw.fits_in_cache,
+                    "samples_s": list(bw.op.samples_s),
+                }
+            )
             bar.update()
         del case
         if i == len(points) // 2 - 1:
@@ -259,16 +326,35 @@ def _run(grid: Grid, device, *, quick: bool, progress: bool, command: str) -> di
     memory_gbps = float(np.median([m["gbps"] for m in memory_copies]))
     for r in records:
         r["fraction_of_memory"] = r["gbps"] / memory_gbps if r["device"] == name else None
-    return {"schema": SCHEMA, "quick": quick, "command": command, "device": name, "device_type": device.type,
-            "slug": timing.device_slug(name), "cpu": cpu_name,
-            "date": started.strftime("%Y-%m-%d"), "started_utc": started.isoformat(timespec="seconds"),
-            "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
-            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "cache_bytes": timing.last_level_cache_bytes(device),
-            "grid": {"vocabs": list(grid.vocabs), "dims": list(grid.dims), "n_tokens": grid.n_tokens,
-                     "warmup": grid.warmup, "repeats": grid.repeats, "zipf_exponent": grid.zipf_exponent,
-                     "memory_copy_max_bytes": grid.memory_copy_max_bytes},
-            "memory_copy_gbps": memory_gbps, "memory_copies": memory_copies, "results": records}
+    return {
+        "schema": SCHEMA,
+        "quick": quick,
+        "command": command,
+        "device": name,
+        "device_type": device.type,
+        "slug": timing.device_slug(name),
+        "cpu": cpu_name,
+        "date": started.strftime("%Y-%m-%d"),
+        "started_utc": started.isoformat(timespec="seconds"),
+        "seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 1),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cache_bytes": timing.last_level_cache_bytes(device),
+        "grid": {
+            "vocabs": list(grid.vocabs),
+            "dims": list(grid.dims),
+            "n_tokens": grid.n_tokens,
+            "warmup": grid.warmup,
+            "repeats": grid.repeats,
+            "zipf_exponent": grid.zipf_exponent,
+            "memory_copy_max_bytes": grid.memory_copy_max_bytes,
+        },
+        "memory_copy_gbps": memory_gbps,
+        "memory_copies": memory_copies,
+        "results": records,
+    }
 
 
 def write(result: dict, out: Path | str | None = None) -> Path:
@@ -291,8 +377,7 @@ def load_results(folder: Path | str = DATA_DIR, *, include_quick: bool = False) 
     for path in sorted(Path(folder).glob("*.json")):
         result = json.loads(path.read_text())
         if result.get("schema") != SCHEMA:
-            raise ValueError(f"{path}: benchmark schema {result.get('schema')!r}, expected {SCHEMA}; "
-                             f"re-run {COMMAND}")
+            raise ValueError(f"{path}: benchmark schema {result.get('schema')!r}, expected {SCHEMA}; re-run {COMMAND}")
         if include_quick or not result["quick"]:
             results.append(result)
     return sorted(results, key=lambda r: (r["device_type"] != "cpu", r["device"]))
@@ -322,13 +407,17 @@ def fastest(result: dict, kind: str, vocab: int, dim: int) -> dict:
 def markdown_table(result: dict, kind: str) -> str:
     """A Markdown table of every ``kind`` record: V, D, variant, median ms (p10-p90), GB/s, ratio to the copy of
     the same bytes and to the memory copy."""
-    rows = ["| V | D | variant | median ms (p10-p90) | GB/s | of same-bytes copy | of memory copy |",
-            "|--:|--:|:--|--:|--:|--:|--:|"]
+    rows = [
+        "| V | D | variant | median ms (p10-p90) | GB/s | of same-bytes copy | of memory copy |",
+        "|--:|--:|:--|--:|--:|--:|--:|",
+    ]
     for r in sorted(select(result, kind=kind), key=lambda r: (r["dim"], r["vocab"])):
         memory = "" if r.get("fraction_of_memory") is None else f"{r['fraction_of_memory']:.0%}"
-        rows.append(f"| {r['vocab']:,} | {r['dim']:,} | `{r['op']}` | {r['median_s'] * 1e3:,.3f} "
-                    f"({r['p10_s'] * 1e3:,.3f}-{r['p90_s'] * 1e3:,.3f}) | {r['gbps']:,.1f} | "
-                    f"{r['fraction_of_copy']:.0%} | {memory} |")
+        rows.append(
+            f"| {r['vocab']:,} | {r['dim']:,} | `{r['op']}` | {r['median_s'] * 1e3:,.3f} "
+            f"({r['p10_s'] * 1e3:,.3f}-{r['p90_s'] * 1e3:,.3f}) | {r['gbps']:,.1f} | "
+            f"{r['fraction_of_copy']:.0%} | {memory} |"
+        )
     return "\n".join(rows)
 
 
@@ -347,15 +436,18 @@ def summarize(result: dict) -> str:
     fs, fl = fastest(result, "forward", *small), fastest(result, "forward", *large)
     dense = [r for r in select(result, kind="backward", vocab=large[0], dim=large[1]) if "dense" in r["op"]]
     bd = min(dense, key=lambda r: r["median_s"])
-    sparse = lookup(result, kind="backward", vocab=large[0], dim=large[1],
-                    op="nn.Embedding backward, sparse + coalesce")
-    return (f"On **{result['device']}** ({result['date']}, torch {result['torch']}): {_memory_copy_phrase(result)} "
-            f"{result['memory_copy_gbps']:,.1f} GB/s. The fastest lookup of {result['grid']['n_tokens']:,} tokens "
-            f"from a {small[0]:,} x {small[1]:,} table is `{fs['op']}` at {fs['gbps']:,.1f} GB/s "
-            f"({fs['fraction_of_copy']:.0%} of a copy of the same bytes); from a {large[0]:,} x {large[1]:,} table "
-            f"it is `{fl['op']}` at {fl['gbps']:,.1f} GB/s ({fl['fraction_of_copy']:.0%}). For that table the "
-            f"fastest dense gradient, `{bd['op']}`, takes {bd['median_s'] * 1e3:,.2f} ms; the coalesced sparse "
-            f"gradient takes {sparse['median_s'] * 1e3:,.2f} ms.")
+    sparse = lookup(
+        result, kind="backward", vocab=large[0], dim=large[1], op="nn.Embedding backward, sparse + coalesce"
+    )
+    return (
+        f"On **{result['device']}** ({result['date']}, torch {result['torch']}): {_memory_copy_phrase(result)} "
+        f"{result['memory_copy_gbps']:,.1f} GB/s. The fastest lookup of {result['grid']['n_tokens']:,} tokens "
+        f"from a {small[0]:,} x {small[1]:,} table is `{fs['op']}` at {fs['gbps']:,.1f} GB/s "
+        f"({fs['fraction_of_copy']:.0%} of a copy of the same bytes); from a {large[0]:,} x {large[1]:,} table "
+        f"it is `{fl['op']}` at {fl['gbps']:,.1f} GB/s ({fl['fraction_of_copy']:.0%}). For that table the "
+        f"fastest dense gradient, `{bd['op']}`, takes {bd['median_s'] * 1e3:,.2f} ms; the coalesced sparse "
+        f"gradient takes {sparse['median_s'] * 1e3:,.2f} ms."
+    )
 
 
 def _styles(names):
@@ -368,9 +460,11 @@ def _plot_panels(result: dict, kind: str, height: float, title: str, ylabel: str
     ``draw(ax, records sorted by vocab, op, marker)``, then ``extra(ax, dim)`` if given; a shared legend and the
     device as the title. Returns the matplotlib ``Figure``."""
     import matplotlib.pyplot as plt
+
     dims = result["grid"]["dims"]
-    fig, axes = plt.subplots(1, len(dims), figsize=(5.2 * len(dims), height), sharey=True, squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(dims), figsize=(5.2 * len(dims), height), sharey=True, squeeze=False, layout="constrained"
+    )
     ops = list(dict.fromkeys(r["op"] for r in select(result, kind=kind)))
     markers = _styles(ops)
     for ax, dim in zip(axes[0], dims, strict=True):
@@ -378,8 +472,12 @@ def _plot_panels(result: dict, kind: str, height: float, title: str, ylabel: str
             draw(ax, sorted(select(result, kind=kind, op=op, dim=dim), key=lambda r: r["vocab"]), op, markers[op])
         if extra is not None:
             extra(ax, dim)
-        ax.set(xscale="log", yscale="log", xlabel="vocabulary size V (table rows)",
-               title=title.format(n_tokens=result["grid"]["n_tokens"], dim=dim))
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="vocabulary size V (table rows)",
+            title=title.format(n_tokens=result["grid"]["n_tokens"], dim=dim),
+        )
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
@@ -390,32 +488,62 @@ def _plot_panels(result: dict, kind: str, height: float, title: str, ylabel: str
 def plot_forward(result: dict):
     """One panel per dimension: achieved GB/s of each lookup variant against the vocabulary size, with the copy of
     the same bytes (dotted) and the copy past the cache (dashed). Returns the matplotlib ``Figure``."""
+
     def draw(ax, rs, op, marker):
-        ax.errorbar([r["vocab"] for r in rs], [r["gbps"] for r in rs], marker=marker, capsize=3, label=op,
-                    yerr=[[r["gbps"] - r["gbps_p10"] for r in rs], [r["gbps_p90"] - r["gbps"] for r in rs]])
+        ax.errorbar(
+            [r["vocab"] for r in rs],
+            [r["gbps"] for r in rs],
+            marker=marker,
+            capsize=3,
+            label=op,
+            yerr=[[r["gbps"] - r["gbps_p10"] for r in rs], [r["gbps_p90"] - r["gbps"] for r in rs]],
+        )
 
     def copies(ax, dim):
         vocabs = sorted({r["vocab"] for r in select(result, kind="forward", dim=dim)})
-        copy_gbps = [float(np.median([r["copy_gbps"] for r in select(result, kind="forward", dim=dim, vocab=v)]))
-                     for v in vocabs]  # every variant had its own alternating copy: their median
+        copy_gbps = [
+            float(np.median([r["copy_gbps"] for r in select(result, kind="forward", dim=dim, vocab=v)])) for v in vocabs
+        ]  # every variant had its own alternating copy: their median
         ax.plot(vocabs, copy_gbps, "k:", label="copy of the same bytes")
         ax.axhline(result["memory_copy_gbps"], color="k", ls="--", lw=1, label="copy past the cache (memory)")
 
-    return _plot_panels(result, "forward", 4.8, "lookup of {n_tokens:,} tokens, D = {dim}",
-                        "achieved GB/s (median, p10-p90 bars)", draw, copies)
+    return _plot_panels(
+        result,
+        "forward",
+        4.8,
+        "lookup of {n_tokens:,} tokens, D = {dim}",
+        "achieved GB/s (median, p10-p90 bars)",
+        draw,
+        copies,
+    )
 
 
 def plot_backward(result: dict):
     """One panel per dimension: median time of each backward variant (p10-p90 bars) against the vocabulary size.
     Returns the matplotlib ``Figure``."""
+
     def draw(ax, rs, op, marker):
         ms = [r["median_s"] * 1e3 for r in rs]
-        ax.errorbar([r["vocab"] for r in rs], ms, marker=marker, capsize=3, label=op,
-                    yerr=[[m - r["p10_s"] * 1e3 for m, r in zip(ms, rs, strict=True)],
-                          [r["p90_s"] * 1e3 - m for m, r in zip(ms, rs, strict=True)]])
+        ax.errorbar(
+            [r["vocab"] for r in rs],
+            ms,
+            marker=marker,
+            capsize=3,
+            label=op,
+            yerr=[
+                [m - r["p10_s"] * 1e3 for m, r in zip(ms, rs, strict=True)],
+                [r["p90_s"] * 1e3 - m for m, r in zip(ms, rs, strict=True)],
+            ],
+        )
 
-    return _plot_panels(result, "backward", 4.6, "gradient of {n_tokens:,} tokens, D = {dim}",
-                        "milliseconds per backward (median)", draw)
+    return _plot_panels(
+        result,
+        "backward",
+        4.6,
+        "gradient of {n_tokens:,} tokens, D = {dim}",
+        "milliseconds per backward (median)",
+        draw,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -451,19 +579,37 @@ def sync_book_cache(build_dir: Path | str = PACKAGE.parent / "_build", folder: P
 # --------------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a small grid in seconds (for tests); written under "
-                        "_build/bench/ unless --out is given")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
-                        help="default: cuda when a GPU is present, else cpu")
-    parser.add_argument("--out", type=Path, default=None, help="a .json file or a folder for <device-slug>.json "
-                        "(default: autograder/data/bench/)")
-    parser.add_argument("--plot", type=Path, default=None, help="also save the two figures as PLOT-forward.png and "
-                        "PLOT-backward.png")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice); "
-                        "1 on a small shared machine, where a 2-thread parallel region waits for a busy core")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small grid in seconds (for tests); written under _build/bench/ unless --out is given",
+    )
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default=None, help="default: cuda when a GPU is present, else cpu"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="a .json file or a folder for <device-slug>.json (default: autograder/data/bench/)",
+    )
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="also save the two figures as PLOT-forward.png and PLOT-backward.png"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); "
+        "1 on a small shared machine, where a 2-thread parallel region waits for a busy core",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--sync-book-cache", action="store_true", help="measure nothing: if the committed results "
-                        "changed since the last book build, drop the build caches so the Measurements page re-runs")
+    parser.add_argument(
+        "--sync-book-cache",
+        action="store_true",
+        help="measure nothing: if the committed results "
+        "changed since the last book build, drop the build caches so the Measurements page re-runs",
+    )
     args = parser.parse_args(argv)
     if args.sync_book_cache:
         if sync_book_cache():
@@ -474,16 +620,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     command = COMMAND + " " + " ".join(argv if argv is not None else sys.argv[1:])
-    result = run(QUICK if args.quick else FULL, args.device, quick=args.quick, progress=not args.no_progress,
-                 threads=args.threads, command=command.strip())
+    result = run(
+        QUICK if args.quick else FULL,
+        args.device,
+        quick=args.quick,
+        progress=not args.no_progress,
+        threads=args.threads,
+        command=command.strip(),
+    )
     path = write(result, args.out)
     print(f"{len(result['results'])} measurements on {result['device']} in {result['seconds']:.0f} s -> {path}")
     print(f"{_memory_copy_phrase(result)} {result['memory_copy_gbps']:.1f} GB/s")
     for r in result["results"]:
-        print(f"  {r['kind']:8s} V={r['vocab']:>7,} D={r['dim']:>5} {r['op']:42s} {r['median_s'] * 1e3:9.3f} ms "
-              f"{r['gbps']:7.1f} GB/s  {r['fraction_of_copy']:6.0%} of copy")
+        print(
+            f"  {r['kind']:8s} V={r['vocab']:>7,} D={r['dim']:>5} {r['op']:42s} {r['median_s'] * 1e3:9.3f} ms "
+            f"{r['gbps']:7.1f} GB/s  {r['fraction_of_copy']:6.0%} of copy"
+        )
     if args.plot:
         import matplotlib
+
         matplotlib.use("Agg")
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         plot_forward(result).savefig(f"{args.plot}-forward.png", dpi=110)

@@ -25,6 +25,7 @@ two copies timed in the same run on the same device (the operation and the first
 Neither comparison is timed with a wall-clock assertion anywhere in the tests: figures are printed and
 recorded, never asserted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,9 +43,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["Timing", "Bandwidth", "default_device", "device_name", "device_slug", "time_fn", "time_interleaved",
-           "copy_baseline", "memory_copy_baseline", "measure_bandwidth", "last_level_cache_bytes", "torch_threads",
-           "available_cores", "memory_copy_by_threads"]
+__all__ = [
+    "Timing",
+    "Bandwidth",
+    "default_device",
+    "device_name",
+    "device_slug",
+    "time_fn",
+    "time_interleaved",
+    "copy_baseline",
+    "memory_copy_baseline",
+    "measure_bandwidth",
+    "last_level_cache_bytes",
+    "torch_threads",
+    "available_cores",
+    "memory_copy_by_threads",
+]
 
 #: last-level cache assumed when the platform does not report one (larger than the L3 slice a copy sees on
 #: most desktop and server CPUs, so a working set sized from it still leaves the cache).
@@ -156,8 +170,11 @@ def cpu_last_level_cache_bytes(sysfs: str | Path = "/sys/devices/system/cpu") ->
                 continue
             level = int((index / "level").read_text())
             size = _parse_cache_size((index / "size").read_text())
-            shared = (index / "shared_cpu_list").read_text().strip() if (index / "shared_cpu_list").exists() \
+            shared = (
+                (index / "shared_cpu_list").read_text().strip()
+                if (index / "shared_cpu_list").exists()
                 else str(index.parent.parent.name)
+            )
         except (OSError, ValueError):
             continue
         instances[(level, shared)] = size
@@ -191,6 +208,7 @@ class Timing:
     ``device`` is a :func:`device_name`; ``method`` is ``"cuda-events"`` or ``"perf_counter"``.
     Percentiles use linear interpolation between samples (``numpy.percentile``'s default).
     """
+
     device: str
     method: str
     samples_s: tuple[float, ...] = field(repr=False)
@@ -222,12 +240,21 @@ class Timing:
 
     def to_dict(self) -> dict:
         """JSON-ready summary: device, method, n, median/p10/p90 in seconds, and the samples."""
-        return {"device": self.device, "method": self.method, "n": self.n, "median_s": self.median_s,
-                "p10_s": self.p10_s, "p90_s": self.p90_s, "samples_s": list(self.samples_s)}
+        return {
+            "device": self.device,
+            "method": self.method,
+            "n": self.n,
+            "median_s": self.median_s,
+            "p10_s": self.p10_s,
+            "p90_s": self.p90_s,
+            "samples_s": list(self.samples_s),
+        }
 
     def __str__(self) -> str:
-        return (f"{self.median_s * 1e6:,.1f} us median (p10 {self.p10_s * 1e6:,.1f}, p90 {self.p90_s * 1e6:,.1f}; "
-                f"{self.n} runs, {self.method} on {self.device})")
+        return (
+            f"{self.median_s * 1e6:,.1f} us median (p10 {self.p10_s * 1e6:,.1f}, p90 {self.p90_s * 1e6:,.1f}; "
+            f"{self.n} runs, {self.method} on {self.device})"
+        )
 
 
 def _check_counts(warmup: int, repeats: int) -> None:
@@ -237,9 +264,14 @@ def _check_counts(warmup: int, repeats: int) -> None:
         raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
 
 
-def time_interleaved(fns: list[Callable[[], object]], *, device: torch.device | str | None = None,
-                     warmup: int = 3, repeats: int = 20,
-                     clock: Callable[[], float] | None = None) -> list[Timing]:
+def time_interleaved(
+    fns: list[Callable[[], object]],
+    *,
+    device: torch.device | str | None = None,
+    warmup: int = 3,
+    repeats: int = 20,
+    clock: Callable[[], float] | None = None,
+) -> list[Timing]:
     """Time several functions in alternation: ``warmup`` untimed rounds, then ``repeats`` rounds that each time
     ``fns[0]()``, ``fns[1]()``, ... once. Returns one :class:`Timing` per function, in order.
 
@@ -291,8 +323,14 @@ def _time_rounds(fns, device: torch.device, warmup: int, repeats: int, clock) ->
     return [Timing(name, method, tuple(out)) for out in samples]
 
 
-def time_fn(fn: Callable[[], object], *, device: torch.device | str | None = None,
-            warmup: int = 3, repeats: int = 20, clock: Callable[[], float] | None = None) -> Timing:
+def time_fn(
+    fn: Callable[[], object],
+    *,
+    device: torch.device | str | None = None,
+    warmup: int = 3,
+    repeats: int = 20,
+    clock: Callable[[], float] | None = None,
+) -> Timing:
     """Time ``fn()`` on ``device`` (default: :func:`default_device`); ``warmup`` untimed calls, then ``repeats``
     timed ones.
 
@@ -323,8 +361,9 @@ def copy_baseline(n_bytes: int, *, device: torch.device | str | None = None, **k
     return time_fn(_copy_fn(n_bytes, device), device=device, **kwargs)
 
 
-def memory_copy_baseline(*, device: torch.device | str | None = None, max_buffer_bytes: int | None = None,
-                         **kwargs) -> tuple[int, Timing]:
+def memory_copy_baseline(
+    *, device: torch.device | str | None = None, max_buffer_bytes: int | None = None, **kwargs
+) -> tuple[int, Timing]:
     """Time a copy that cannot run from cache: source and destination are each
     ``MEMORY_COPY_CACHE_MULTIPLE`` (4) times :func:`last_level_cache_bytes`.
 
@@ -361,11 +400,12 @@ def memory_copy_by_threads(thread_counts: tuple[int, ...], **kwargs) -> list[tup
         def run() -> None:
             with torch_threads(n):
                 copy()
+
         return run
 
     timings = time_interleaved([with_threads(int(t)) for t in thread_counts], device=device, **kwargs)
     out = []
-    for t, timing in zip(thread_counts, timings):
+    for t, timing in zip(thread_counts, timings, strict=False):
         with torch_threads(int(t)):
             name = device_name(device)
         out.append((int(t), 2 * buffer, Timing(name, timing.method, timing.samples_s)))
@@ -383,6 +423,7 @@ class Bandwidth:
     ``memory_copy_bytes`` through a working set four times the last-level cache. ``cache_bytes`` is the
     last-level cache of the device, used by :attr:`fits_in_cache`.
     """
+
     name: str
     bytes_moved: int
     op: Timing
@@ -425,17 +466,28 @@ class Bandwidth:
 
     def to_dict(self) -> dict:
         """JSON-ready summary of the operation, both copies, and the derived GB/s and ratios."""
-        return {"name": self.name, "bytes_moved": self.bytes_moved, "gbps": self.gbps, "copy_gbps": self.copy_gbps,
-                "fraction_of_copy": self.fraction_of_copy, "memory_gbps": self.memory_gbps,
-                "fraction_of_memory": self.fraction_of_memory, "fits_in_cache": self.fits_in_cache,
-                "cache_bytes": self.cache_bytes, "op": self.op.to_dict(), "copy": self.copy.to_dict(),
-                "memory_copy": None if self.memory_copy is None else self.memory_copy.to_dict(),
-                "memory_copy_bytes": self.memory_copy_bytes}
+        return {
+            "name": self.name,
+            "bytes_moved": self.bytes_moved,
+            "gbps": self.gbps,
+            "copy_gbps": self.copy_gbps,
+            "fraction_of_copy": self.fraction_of_copy,
+            "memory_gbps": self.memory_gbps,
+            "fraction_of_memory": self.fraction_of_memory,
+            "fits_in_cache": self.fits_in_cache,
+            "cache_bytes": self.cache_bytes,
+            "op": self.op.to_dict(),
+            "copy": self.copy.to_dict(),
+            "memory_copy": None if self.memory_copy is None else self.memory_copy.to_dict(),
+            "memory_copy_bytes": self.memory_copy_bytes,
+        }
 
     def __str__(self) -> str:
-        text = (f"{self.name}: {self.bytes_moved / 1e6:,.1f} MB in {self.op.median_s * 1e6:,.1f} us = "
-                f"{self.gbps:,.1f} GB/s; a copy of the same bytes: {self.copy_gbps:,.1f} GB/s "
-                f"({self.fraction_of_copy:.0%} of copy")
+        text = (
+            f"{self.name}: {self.bytes_moved / 1e6:,.1f} MB in {self.op.median_s * 1e6:,.1f} us = "
+            f"{self.gbps:,.1f} GB/s; a copy of the same bytes: {self.copy_gbps:,.1f} GB/s "
+            f"({self.fraction_of_copy:.0%} of copy"
+        )
         if self.fits_in_cache:
             text += ", both from cache"
         text += ")"
@@ -444,8 +496,15 @@ class Bandwidth:
         return text + f" on {self.op.device}"
 
 
-def measure_bandwidth(name: str, fn: Callable[[], object], bytes_moved: int, *,
-                      device: torch.device | str | None = None, memory_copy: bool = True, **kwargs) -> Bandwidth:
+def measure_bandwidth(
+    name: str,
+    fn: Callable[[], object],
+    bytes_moved: int,
+    *,
+    device: torch.device | str | None = None,
+    memory_copy: bool = True,
+    **kwargs,
+) -> Bandwidth:
     """Time ``fn`` and a copy of ``bytes_moved`` bytes side by side in one run on one device.
 
     ``bytes_moved`` counts what the operation must read plus write, each once (e.g. a lookup of ``n`` rows of

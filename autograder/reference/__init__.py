@@ -5,6 +5,7 @@ versions (built on ``torch.nn.functional``, ``torch.nn.Embedding`` and ``torch.a
 and the graders use to cross-check the NumPy ones. Each is imported on first use (``from autograder.reference
 import numpy_ref`` does not load PyTorch).
 """
+
 import importlib
 
 __all__ = ["numpy_ref", "torch_ref"]

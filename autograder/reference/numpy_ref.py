@@ -4,19 +4,35 @@ Each function reads like the formula in the book. Shapes use ``V`` for the vocab
 embedding dimension, ``T`` for the sequence length, ``B`` for the batch and ``N`` for rows of logits. "ids" are
 integer arrays of any shape ``S``.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 __all__ = [
-    "xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors",
-    "sinusoidal_positions", "add_positions", "apply_rope", "interleaved_to_half", "llama3_inv_freq",
-    "embedding_parameters", "tensor_bytes", "training_bytes", "lookup_bytes", "DTYPE_BYTES", "kv_cache_bytes",
+    "xavier_uniform",
+    "embedding_forward",
+    "one_hot",
+    "nearest_neighbors",
+    "sinusoidal_positions",
+    "add_positions",
+    "apply_rope",
+    "interleaved_to_half",
+    "llama3_inv_freq",
+    "embedding_parameters",
+    "tensor_bytes",
+    "training_bytes",
+    "lookup_bytes",
+    "DTYPE_BYTES",
+    "kv_cache_bytes",
     "TRAINING_DTYPES",
-    "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "numerical_gradient",
+    "embedding_backward",
+    "sparse_embedding_backward",
+    "softmax_cross_entropy",
+    "numerical_gradient",
     "chunked_cross_entropy",
 ]
 
@@ -185,8 +201,14 @@ def interleaved_to_half(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[..., 0::2], x[..., 1::2]], axis=-1)
 
 
-def llama3_inv_freq(dim: int, base: float, factor: float, original_max_positions: int,
-                    low_freq_factor: float = 1.0, high_freq_factor: float = 4.0) -> np.ndarray:
+def llama3_inv_freq(
+    dim: int,
+    base: float,
+    factor: float,
+    original_max_positions: int,
+    low_freq_factor: float = 1.0,
+    high_freq_factor: float = 4.0,
+) -> np.ndarray:
     """Llama 3.1's rescaled RoPE frequencies, float64 ``(dim // 2,)``.
 
     ``f_i = base**(-2i/dim)`` with wavelength ``w_i = 2 pi / f_i``: kept when ``w_i < original_max_positions /
@@ -204,13 +226,18 @@ def llama3_inv_freq(dim: int, base: float, factor: float, original_max_positions
     if not original_max_positions > 0:
         raise ValueError(f"original_max_positions must be positive, got {original_max_positions!r}")
     if not high_freq_factor > low_freq_factor > 0:
-        raise ValueError(f"need high_freq_factor > low_freq_factor > 0, got {high_freq_factor!r} and {low_freq_factor!r}")
+        raise ValueError(
+            f"need high_freq_factor > low_freq_factor > 0, got {high_freq_factor!r} and {low_freq_factor!r}"
+        )
     freqs = _inverse_frequencies(int(dim), float(base))
     wavelength = 2 * math.pi / freqs
     smooth = (original_max_positions / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)
     blended = (1 - smooth) * freqs / factor + smooth * freqs
-    return np.where(wavelength > original_max_positions / low_freq_factor, freqs / factor,
-                    np.where(wavelength < original_max_positions / high_freq_factor, freqs, blended))
+    return np.where(
+        wavelength > original_max_positions / low_freq_factor,
+        freqs / factor,
+        np.where(wavelength < original_max_positions / high_freq_factor, freqs, blended),
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -253,8 +280,10 @@ def training_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam
     if optimizer not in OPTIMIZER_STATES:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZER_STATES)}")
     if dtype in DTYPE_BYTES and dtype not in TRAINING_DTYPES:
-        raise ValueError(f"cannot train in {dtype!r}: weights and gradients need a floating-point dtype, one of "
-                         f"{list(TRAINING_DTYPES)} ({dtype} is a storage format for inference)")
+        raise ValueError(
+            f"cannot train in {dtype!r}: weights and gradients need a floating-point dtype, one of "
+            f"{list(TRAINING_DTYPES)} ({dtype} is a storage format for inference)"
+        )
     weights_and_grads = 2 * tensor_bytes(n_params, dtype)
     optimizer_state = OPTIMIZER_STATES[optimizer] * tensor_bytes(n_params, "float32")
     master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
@@ -269,8 +298,9 @@ def lookup_bytes(n_tokens: int, dim: int, dtype: str) -> int:
     return int(n_tokens) * tensor_bytes(dim, dtype)
 
 
-def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, n_tokens: int, dtype: str = "bfloat16",
-                   batch_size: int = 1) -> int:
+def kv_cache_bytes(
+    n_layers: int, n_kv_heads: int, head_dim: int, n_tokens: int, dtype: str = "bfloat16", batch_size: int = 1
+) -> int:
     """Bytes of the key/value cache that attention keeps while generating: for every one of ``n_tokens`` cached
     positions of each of ``batch_size`` sequences, every layer stores one key and one value vector of
     ``n_kv_heads * head_dim`` values: ``2 * n_layers * batch_size * n_tokens * tensor_bytes(n_kv_heads * head_dim,
@@ -376,8 +406,9 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: flo
     return grad.astype(x.dtype) if np.issubdtype(x.dtype, np.floating) else grad
 
 
-def chunked_cross_entropy(hidden: np.ndarray, weight: np.ndarray, targets: np.ndarray,
-                          chunk_size: int) -> tuple[float, np.ndarray, np.ndarray]:
+def chunked_cross_entropy(
+    hidden: np.ndarray, weight: np.ndarray, targets: np.ndarray, chunk_size: int
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Mean cross-entropy of the logits ``hidden @ weight.T`` and its gradients, ``chunk_size`` rows at a time.
 
     ``hidden``: ``(N, D)`` floating; ``weight``: the ``(V, D)`` output matrix; ``targets``: ``(N,)`` integers in
@@ -405,15 +436,15 @@ def chunked_cross_entropy(hidden: np.ndarray, weight: np.ndarray, targets: np.nd
     dweight = np.zeros(weight.shape, dtype=np.float64)
     total = 0.0
     for start in range(0, n, int(chunk_size)):
-        h = hidden[start:start + int(chunk_size)].astype(np.float64)
+        h = hidden[start : start + int(chunk_size)].astype(np.float64)
         rows = np.arange(h.shape[0])
-        t = targets[start:start + h.shape[0]]
-        logp = log_softmax(h @ w64.T)                      # (c, V): the only V-wide arrays alive
+        t = targets[start : start + h.shape[0]]
+        logp = log_softmax(h @ w64.T)  # (c, V): the only V-wide arrays alive
         total -= logp[rows, t].sum()
         dz = np.exp(logp, out=logp)
         dz[rows, t] -= 1.0
         dz /= n
-        dhidden[start:start + h.shape[0]] = dz @ w64
+        dhidden[start : start + h.shape[0]] = dz @ w64
         dweight += dz.T @ h
     out_dtype = hidden.dtype if np.issubdtype(hidden.dtype, np.floating) else np.float64
     return total / n, dhidden.astype(out_dtype), dweight.astype(out_dtype)

@@ -6,6 +6,7 @@ They take and return ``torch.Tensor`` (ids as ``torch.long``) and lean on PyTorc
 for every gradient. The graded PyTorch modules of the contract, ``TokenPositionEmbedding`` and
 ``EmbeddingFunction``, live here too.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,16 +16,29 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "xavier_uniform", "embedding_forward", "one_hot", "nearest_neighbors",
-    "sinusoidal_positions", "add_positions", "apply_rope", "interleaved_to_half", "llama3_inv_freq",
+    "xavier_uniform",
+    "embedding_forward",
+    "one_hot",
+    "nearest_neighbors",
+    "sinusoidal_positions",
+    "add_positions",
+    "apply_rope",
+    "interleaved_to_half",
+    "llama3_inv_freq",
     "TokenPositionEmbedding",
-    "tensor_bytes", "optimizer_state_bytes", "training_bytes", "lookup_bytes", "kv_cache_bytes",
-    "embedding_backward", "sparse_embedding_backward", "softmax_cross_entropy", "EmbeddingFunction",
+    "tensor_bytes",
+    "optimizer_state_bytes",
+    "training_bytes",
+    "lookup_bytes",
+    "kv_cache_bytes",
+    "embedding_backward",
+    "sparse_embedding_backward",
+    "softmax_cross_entropy",
+    "EmbeddingFunction",
     "chunked_cross_entropy",
 ]
 
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-                "int8": torch.int8}
+TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int8": torch.int8}
 
 
 def _check_ids(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -52,7 +66,8 @@ def one_hot(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 
 def nearest_neighbors(weight: torch.Tensor, query_id: int, k: int) -> torch.Tensor:
-    """long ``(k,)``: ``F.cosine_similarity`` ranking (zero rows score 0), query excluded, stable descending sort (ties: lower id)."""
+    """long ``(k,)``: ``F.cosine_similarity`` ranking (zero rows score 0), query excluded, stable descending sort
+    (ties: lower id)."""
     w = weight.to(torch.float64)
     sims = F.cosine_similarity(w, w[query_id].expand_as(w), dim=1)
     sims = torch.where(torch.linalg.vector_norm(w, dim=1) == 0, 0.0, sims)  # a zero row is similar to nothing
@@ -99,8 +114,14 @@ def interleaved_to_half(x: torch.Tensor) -> torch.Tensor:
     return x.unflatten(-1, (x.shape[-1] // 2, 2)).transpose(-1, -2).flatten(-2)
 
 
-def llama3_inv_freq(dim: int, base: float, factor: float, original_max_positions: int,
-                    low_freq_factor: float = 1.0, high_freq_factor: float = 4.0) -> torch.Tensor:
+def llama3_inv_freq(
+    dim: int,
+    base: float,
+    factor: float,
+    original_max_positions: int,
+    low_freq_factor: float = 1.0,
+    high_freq_factor: float = 4.0,
+) -> torch.Tensor:
     """Llama 3.1's frequency rescaling as one clamped blend: with ``r = original_max_positions * f / (2 pi)`` the
     turns a pair makes over the original context, ``s = clamp((r - low) / (high - low), 0, 1)`` and the result
     ``(1 - s) f / factor + s f`` (float64 ``(dim // 2,)``)."""
@@ -164,13 +185,16 @@ def optimizer_state_bytes(n_params: int, optimizer: str) -> int:
     """Bytes of per-parameter state that a real ``torch.optim`` optimizer allocates after one step on a float32
     parameter of ``n_params`` values (scalar step counters excluded)."""
     p = nn.Parameter(torch.zeros(n_params))
-    opt = {"sgd": lambda: torch.optim.SGD([p], lr=0.1),
-           "momentum": lambda: torch.optim.SGD([p], lr=0.1, momentum=0.9),
-           "adam": lambda: torch.optim.Adam([p], lr=0.1)}[optimizer]()
+    opt = {
+        "sgd": lambda: torch.optim.SGD([p], lr=0.1),
+        "momentum": lambda: torch.optim.SGD([p], lr=0.1, momentum=0.9),
+        "adam": lambda: torch.optim.Adam([p], lr=0.1),
+    }[optimizer]()
     p.grad = torch.ones_like(p)
     opt.step()
-    return sum(t.nbytes for state in opt.state.values() for t in state.values()
-               if torch.is_tensor(t) and t.numel() == n_params)
+    return sum(
+        t.nbytes for state in opt.state.values() for t in state.values() if torch.is_tensor(t) and t.numel() == n_params
+    )
 
 
 def training_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam") -> int:
@@ -192,8 +216,9 @@ def lookup_bytes(n_tokens: int, dim: int, dtype: str) -> int:
     return n_tokens * tensor_bytes(dim, dtype)
 
 
-def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, n_tokens: int, dtype: str = "bfloat16",
-                   batch_size: int = 1) -> int:
+def kv_cache_bytes(
+    n_layers: int, n_kv_heads: int, head_dim: int, n_tokens: int, dtype: str = "bfloat16", batch_size: int = 1
+) -> int:
     """Bytes of a real cache: per layer, the ``nbytes`` of ``meta`` key and value tensors of shape
     ``(batch_size, n_kv_heads, n_tokens, head_dim)`` (the layout of ``transformers``' ``DynamicCache``); int4 packs
     each position's ``n_kv_heads * head_dim`` values two per ``uint8``."""
@@ -214,8 +239,9 @@ def embedding_backward(grad_out: torch.Tensor, ids: torch.Tensor, vocab_size: in
     return weight.grad
 
 
-def sparse_embedding_backward(grad_out: torch.Tensor, ids: torch.Tensor,
-                              vocab_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def sparse_embedding_backward(
+    grad_out: torch.Tensor, ids: torch.Tensor, vocab_size: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(unique_ids, row_grads)`` from ``nn.Embedding(sparse=True)``'s coalesced sparse gradient."""
     vocab_size = vocab_size or (int(ids.max()) + 1 if ids.numel() else 1)
     ids = _check_ids(ids, vocab_size)
@@ -256,8 +282,9 @@ class EmbeddingFunction(torch.autograd.Function):
         return grad_weight, None
 
 
-def chunked_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                          chunk_size: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+def chunked_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_size: int
+) -> tuple[float, torch.Tensor, torch.Tensor]:
     """``F.cross_entropy(hidden @ weight.T, targets)`` (mean) and its gradients w.r.t. ``hidden`` and ``weight``
     from autograd, all logits at once: the values a chunked loss must reproduce (``chunk_size`` only validated)."""
     if int(chunk_size) != chunk_size or chunk_size < 1:

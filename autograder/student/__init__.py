@@ -12,6 +12,7 @@ torch and itself: never :mod:`autograder.reference` (the answer key), :mod:`auto
 :func:`run_checks`/:func:`check`, which load :mod:`autograder.checks.core` by name; grading mode never does
 (``tests/test_student_boundary.py`` checks both).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,10 +4,12 @@ Every input a check uses is built by a function of a seed that lives in :mod:`au
 calls it in the student's kernel; the judge, in the grader's process, calls the **same** function with the seed *it*
 chose. Nothing the probe reports is ever used as an input by the judge.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +32,7 @@ class Case:
     ``raises`` is the exception class the contract demands for these inputs (``None``: a result is expected);
     ``hint`` is appended to the failure message (the usual cause of that mistake).
     """
+
     label: str
     args: tuple
     kwargs: dict = field(default_factory=dict)
@@ -40,6 +43,7 @@ class Case:
 def torch_ids(ids):
     """``ids`` (any integer array-like) as a ``torch.long`` tensor (what the PyTorch checks pass as ids)."""
     import torch  # only the PyTorch checks need it
+
     return torch.from_numpy(np.asarray(ids).astype(np.int64))
 
 
@@ -49,11 +53,12 @@ def _snapshot(args: Sequence[Any]) -> list[Any]:
 
 def _mutated(args: Sequence[Any], before: list[Any]) -> list[int]:
     changed = []
-    for i, (a, b) in enumerate(zip(args, before)):
+    for i, (a, b) in enumerate(zip(args, before, strict=False)):
         if b is None:
             continue
-        same = a.shape == b.shape and (np.array_equal(a, b, equal_nan=True)
-                                       if np.issubdtype(b.dtype, np.inexact) else np.array_equal(a, b))
+        same = a.shape == b.shape and (
+            np.array_equal(a, b, equal_nan=True) if np.issubdtype(b.dtype, np.inexact) else np.array_equal(a, b)
+        )
         if not same:
             changed.append(i)
     return changed

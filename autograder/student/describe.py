@@ -1,4 +1,5 @@
 """One-line phrases for inputs and results, shared by the probes (case labels) and the judges (messages)."""
+
 from __future__ import annotations
 
 from typing import Any

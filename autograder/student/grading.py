@@ -16,6 +16,7 @@ groups no test cell probed (deleted or edited cells) and publishes **one** displ
 Nothing here imports a judge or a reference, and nothing here is trusted: the kernel's code may rewrite any of it.
 What it can forge is only its own outputs; the judge takes no input from them.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,9 +35,9 @@ __all__ = ["SPEC_ENV", "MIME", "spec_path", "load_spec", "probe_cell", "emit", "
 SPEC_ENV = "AUTOGRADER_GRADING_SPEC"
 MIME = "application/vnd.autograder.probes+base64"
 
-_SPEC: dict[str, Any] = {}              # path -> the spec read from it (read once per kernel)
-_PROBED: dict[str, bytes] = {}          # group -> encoded {check name: data}
-_IMPORTED: set[str] = set()             # probe modules already imported
+_SPEC: dict[str, Any] = {}  # path -> the spec read from it (read once per kernel)
+_PROBED: dict[str, bytes] = {}  # group -> encoded {check name: data}
+_IMPORTED: set[str] = set()  # probe modules already imported
 
 
 def spec_path() -> str | None:
@@ -82,7 +83,7 @@ def _validate(spec: Any, path: str) -> None:
 def _probe(spec: dict, group: str, namespace: dict) -> None:
     try:
         results = registry.probe_group(spec["assignment"], group, namespace, spec["hidden_seed"])
-    except KeyError:        # no probes registered: the judge reports every check of the group as missing
+    except KeyError:  # no probes registered: the judge reports every check of the group as missing
         results = {}
     except Exception as exc:  # a probe module broken by the kernel's code: every check of the group has no result
         results = {"__error__": Raised.from_exc(exc)}
@@ -105,6 +106,7 @@ def probe_cell(assignment: str, group: str, namespace: dict) -> str:
 def _kernel_namespace() -> dict:
     try:
         from IPython import get_ipython
+
         shell = get_ipython()
     except ImportError:
         shell = None
@@ -124,6 +126,7 @@ def emit() -> None:
             _probe(spec, group, namespace)
     payload = encode({group: decode(_PROBED[group]) for group in spec["groups"]})
     from IPython.display import publish_display_data
+
     publish_display_data({MIME: base64.b64encode(payload).decode("ascii")})
 
 

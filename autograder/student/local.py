@@ -10,6 +10,7 @@ Two modes, chosen by the environment:
   spec): probe with the spec's hidden seed, keep the encoded result in memory for
   :func:`autograder.student.grading.emit`, print one line, never import a judge, never raise.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,9 +30,11 @@ def _judge():
     try:
         return importlib.import_module(JUDGE_MODULE)
     except ModuleNotFoundError as exc:
-        raise RuntimeError(f"the checks' judges ({JUDGE_MODULE}) are not installed here, and "
-                           f"{grading.SPEC_ENV} is not set: run the notebook with the course package installed "
-                           f"(pip install -e .)") from exc
+        raise RuntimeError(
+            f"the checks' judges ({JUDGE_MODULE}) are not installed here, and "
+            f"{grading.SPEC_ENV} is not set: run the notebook with the course package installed "
+            f"(pip install -e .)"
+        ) from exc
 
 
 def run_checks(assignment: str, group_name: str, namespace: dict | None = None, *, quiet: bool = False) -> None:
@@ -73,8 +76,9 @@ def check(fn) -> None:
         return
     targets = _visible_groups(name) if isinstance(name, str) else []
     if not targets:
-        raise ValueError(f"{name or fn!r} is not a graded function: pass the function itself, e.g. "
-                         f"check(embedding_forward)")
+        raise ValueError(
+            f"{name or fn!r} is not a graded function: pass the function itself, e.g. check(embedding_forward)"
+        )
     core = _judge()
     passed = total = 0
     for assignment, group_name in targets:
@@ -83,4 +87,6 @@ def check(fn) -> None:
             passed += ok
             print(format_verdict(check_name, ok, message))
     verdict = "all pass" if passed == total else f"{total - passed} failing"
-    print(f"{name}: {passed}/{total} visible checks pass ({verdict}); hidden checks with more cases run at grading time.")
+    print(
+        f"{name}: {passed}/{total} visible checks pass ({verdict}); hidden checks with more cases run at grading time."
+    )

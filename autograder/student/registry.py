@@ -12,13 +12,15 @@ otherwise). The judge receives the seed from the grader, never from the probe.
 The course's probes are in ``autograder.student.probes.<assignment with underscores>``, imported on first use; other
 modules (the grader's test fixture) register theirs by being imported.
 """
+
 from __future__ import annotations
 
 import importlib
 import re
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .cases import VISIBLE_SEED, Case, run_cases
 from .transport import Raised
@@ -32,15 +34,15 @@ ASSIGNMENTS = ("token-embeddings", "positional-encodings", "memory-scaling", "ba
 @dataclass(frozen=True)
 class Probe:
     assignment: str
-    group: str                      # the nbgrader grade_id of the test cell that runs this check
-    name: str                       # short description shown to the student, e.g. "negative ids raise IndexError"
-    function: str                   # the name under test in the student's namespace
+    group: str  # the nbgrader grade_id of the test cell that runs this check
+    name: str  # short description shown to the student, e.g. "negative ids raise IndexError"
+    function: str  # the name under test in the student's namespace
     run: Callable[[Callable, int], Any]
     hidden: bool = False
     #: for a case check, the inputs (``cases(seed) -> [Case]``) that ``run`` calls the function on; its judge
     #: rebuilds them with the same function
     cases: Callable[[int], list[Case]] | None = None
-    module: str = ""                # the module that registered it (the grader copies it into the sandbox)
+    module: str = ""  # the module that registered it (the grader copies it into the sandbox)
 
 
 _REGISTRY: dict[tuple[str, str], list[Probe]] = {}
@@ -57,14 +59,24 @@ def add(probe: Probe) -> Probe:
 
 def register(assignment: str, group: str, name: str, function: str, *, hidden: bool = False):
     """Decorator registering ``run(fn, seed) -> data`` as the probe of one check."""
+
     def decorate(run: Callable[[Callable, int], Any]):
         add(Probe(assignment, group, name, function, run, hidden, module=run.__module__))
         return run
+
     return decorate
 
 
-def case_probes(assignment: str, group: str, function: str, *, cases: Callable[[int], list[Case]],
-                results_name: str, error_names: dict[type, str] | None = None, hidden: bool = False) -> list[Probe]:
+def case_probes(
+    assignment: str,
+    group: str,
+    function: str,
+    *,
+    cases: Callable[[int], list[Case]],
+    results_name: str,
+    error_names: dict[type, str] | None = None,
+    hidden: bool = False,
+) -> list[Probe]:
     """Register one probe for the cases that expect a result and one per expected exception class, so the student
     sees a PASS/FAIL line for each (e.g. "values and shape", "negative ids raise IndexError")."""
     kinds: list[type | None] = []
@@ -80,6 +92,7 @@ def case_probes(assignment: str, group: str, function: str, *, cases: Callable[[
 
         def run(fn, seed, of_kind=of_kind):
             return run_cases(fn, of_kind(seed))
+
         probes.append(add(Probe(assignment, group, name, function, run, hidden, of_kind, cases.__module__)))
     return probes
 
@@ -92,7 +105,7 @@ def _load(assignment: str) -> None:
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name != module:          # the module exists but an import inside it failed: a real error
+        if exc.name != module:  # the module exists but an import inside it failed: a real error
             raise
 
 
@@ -124,8 +137,11 @@ def probe_group(assignment: str, group_name: str, namespace: dict, seed: int) ->
     for probe in group(assignment, group_name):
         fn = namespace.get(probe.function)
         if fn is None:
-            results[probe.name] = Raised("NameError", ("NameError", "Exception"),
-                                         f"`{probe.function}` is not defined: keep the function name from the template")
+            results[probe.name] = Raised(
+                "NameError",
+                ("NameError", "Exception"),
+                f"`{probe.function}` is not defined: keep the function name from the template",
+            )
             continue
         try:
             results[probe.name] = probe.run(fn, seed_for(probe.hidden, seed))

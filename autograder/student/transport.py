@@ -8,13 +8,15 @@ as an :class:`Unsupported` marker naming its type, which every judge treats as a
 compressed ``.npz`` members (so memory stays bounded by the blob's size) and raises ``ValueError`` for anything
 malformed.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,15 +26,19 @@ __all__ = ["Raised", "Unsupported", "call", "encode", "decode"]
 @dataclass(frozen=True)
 class Raised:
     """An exception raised by student code, recorded as data: its class name, its MRO names and message."""
+
     type: str
     bases: tuple[str, ...]
     message: str
 
     @classmethod
-    def from_exc(cls, exc: BaseException, message: str | None = None) -> "Raised":
+    def from_exc(cls, exc: BaseException, message: str | None = None) -> Raised:
         """The record of ``exc``; ``message`` (default ``str(exc)``) is cut to 500 characters."""
-        return cls(type(exc).__name__, tuple(c.__name__ for c in type(exc).__mro__),
-                   (str(exc) if message is None else message)[:500])
+        return cls(
+            type(exc).__name__,
+            tuple(c.__name__ for c in type(exc).__mro__),
+            (str(exc) if message is None else message)[:500],
+        )
 
     def is_a(self, exc_type: type[BaseException]) -> bool:
         return exc_type.__name__ in self.bases
@@ -44,6 +50,7 @@ class Raised:
 @dataclass(frozen=True)
 class Unsupported:
     """A value of a type the transport does not carry (an object array, a module, a student-defined class...)."""
+
     type_name: str
 
 
@@ -71,8 +78,9 @@ def encode(results: Any) -> bytes:
             return {"__raised__": [value.type, list(value.bases), value.message]}
         if isinstance(value, Unsupported):
             return {"__unsupported__": value.type_name}
-        if isinstance(value, np.ndarray) or (type(value).__module__ == "torch" and type(value).__name__ in
-                                             ("Tensor", "Parameter")):
+        if isinstance(value, np.ndarray) or (
+            type(value).__module__ == "torch" and type(value).__name__ in ("Tensor", "Parameter")
+        ):
             try:
                 arr = _to_numpy(value)
             except Exception as exc:  # a tensor numpy cannot take (e.g. a sparse or a meta tensor)
@@ -120,11 +128,11 @@ def _decode(blob: bytes) -> Any:
     size = int.from_bytes(blob[:8], "little")
     if size > len(blob) - 8:
         raise ValueError("not an encoded probe result: the header is cut short")
-    header = json.loads(blob[8:8 + size])
-    with zipfile.ZipFile(io.BytesIO(blob[8 + size:])) as archive:
+    header = json.loads(blob[8 : 8 + size])
+    with zipfile.ZipFile(io.BytesIO(blob[8 + size :])) as archive:
         if any(info.compress_type != zipfile.ZIP_STORED for info in archive.infolist()):
             raise ValueError("not an encoded probe result: compressed arrays are refused")
-    with np.load(io.BytesIO(blob[8 + size:]), allow_pickle=False) as npz:
+    with np.load(io.BytesIO(blob[8 + size :]), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
 
     def dec(value):

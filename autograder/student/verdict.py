@@ -1,4 +1,5 @@
 """What a failed check is, and the line a student sees for each check."""
+
 from __future__ import annotations
 
 __all__ = ["CheckFailed", "format_verdict"]

@@ -17,6 +17,7 @@ For each it prints seconds per notebook (wall time / notebooks), the notebook's 
 ``(wall * workers - sum of grading seconds) / notebooks``. Statuses and scores of the runs are compared. A benchmark,
 not a test: on a shared machine the load average (printed) moves every figure; rerun when it is high.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,8 @@ from .throughput_bench import pick_source
 class Run:
     name: str
     wall_s: float
-    setup_s: float                 # connect + ship (dask) or pool start (local), inside wall_s
-    slots: int                     # processes grading at once
+    setup_s: float  # connect + ship (dask) or pool start (local), inside wall_s
+    slots: int  # processes grading at once
     results: list
 
     @property
@@ -62,17 +63,28 @@ def _tasks(assignment: str, source: Path, n: int, folder: Path, check_modules: t
     """``n`` grading tasks for solved copies of ``source``, built as the grading command builds them."""
     from .course import prepare_gradebook_blob
     from .tasks import GradeTask
+
     kinds = synthetic.write_class(source, folder, assignment, {f"student{i:03d}": "solved" for i in range(n)})
     data = source.read_bytes()
     blob = prepare_gradebook_blob(assignment, source.stem, data)
-    return [GradeTask(student=s, assignment=assignment, notebook_name=source.stem,
-                      submission=(folder / s / assignment / source.name).read_bytes(), source_notebook=data,
-                      gradebook_blob=blob, timeout_s=120.0, check_modules=check_modules)
-            for s in sorted(kinds)]
+    return [
+        GradeTask(
+            student=s,
+            assignment=assignment,
+            notebook_name=source.stem,
+            submission=(folder / s / assignment / source.name).read_bytes(),
+            source_notebook=data,
+            gradebook_blob=blob,
+            timeout_s=120.0,
+            check_modules=check_modules,
+        )
+        for s in sorted(kinds)
+    ]
 
 
 def _local(tasks, workers: int) -> Run:
     from .executors import LocalExecutor
+
     results: list = []
     t0 = time.perf_counter()
     executor = LocalExecutor(workers).start()
@@ -83,6 +95,7 @@ def _local(tasks, workers: int) -> Run:
 
 def _dask(tasks, address: str, name: str) -> Run:
     from .dask_executor import DaskExecutor
+
     results: list = []
     executor = DaskExecutor(address, log=lambda message: None)
     t0 = time.perf_counter()
@@ -100,35 +113,49 @@ def _load() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder.grading.benchmarks.dask_bench",
-                                description=__doc__.split("\n\n")[1])
+    p = argparse.ArgumentParser(
+        prog="python -m autograder.grading.benchmarks.dask_bench", description=__doc__.split("\n\n")[1]
+    )
     p.add_argument("--n", type=int, default=6, help="solved notebooks in the class")
     p.add_argument("--workers", type=int, default=2, help="local processes = Dask workers (1 thread each)")
-    p.add_argument("--assignment", default=None, help="assignment id (default: the first with a solutions/ source, "
-                                                      "else the grader's fixture)")
+    p.add_argument(
+        "--assignment",
+        default=None,
+        help="assignment id (default: the first with a solutions/ source, else the grader's fixture)",
+    )
     args = p.parse_args(argv)
     if args.n < 1 or args.workers < 1:
         p.error("--n and --workers must be at least 1")
 
     assignment, source, extra, env = pick_source(args)
-    check_modules = tuple(extra[extra.index("--checks-module") + 1:][:1]) if "--checks-module" in extra else ()
-    for name, value in env.items():            # the fixture's check module: importable here and in children
+    check_modules = tuple(extra[extra.index("--checks-module") + 1 :][:1]) if "--checks-module" in extra else ()
+    for name, value in env.items():  # the fixture's check module: importable here and in children
         os.environ[name] = value
         sys.path[:0] = [v for v in value.split(os.pathsep) if v]
 
     import dask
     from distributed import LocalCluster
 
-    print(f"{assignment}: {args.n} solved notebooks, {args.workers} worker(s); {os.cpu_count()} CPU(s), {_load()} "
-          "(a shared machine: other users' load moves every figure)", flush=True)
+    print(
+        f"{assignment}: {args.n} solved notebooks, {args.workers} worker(s); {os.cpu_count()} CPU(s), {_load()} "
+        "(a shared machine: other users' load moves every figure)",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp:
         tasks = _tasks(assignment, source, args.n, Path(tmp) / "submitted", check_modules)
         runs = [_local(tasks, args.workers)]
         print(f"  done: {runs[-1].name}; {_load()}", flush=True)
         t0 = time.perf_counter()
-        with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}), \
-                LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                             dashboard_address="127.0.0.1:0") as cluster:
+        with (
+            dask.config.set({"distributed.scheduler.worker-saturation": 1.0}),
+            LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+            ) as cluster,
+        ):
             cluster_start = time.perf_counter() - t0
             runs.append(_dask(tasks, cluster.scheduler_address, "dask, cold"))
             print(f"  done: {runs[-1].name}; {_load()}", flush=True)
@@ -138,14 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nLocalCluster start ({args.workers} workers, loopback): {cluster_start:.1f} s (not in the figures below)")
     print(f"{'run':<22}{'s/notebook':>11}{'setup s':>9}{'notebook s':>12}{'overhead s/nb':>15}{'overhead %':>12}")
     for run in runs:
-        print(f"{run.name:<22}{run.per_notebook_s:>11.2f}{run.setup_s:>9.2f}{run.notebook_cost_s:>12.2f}"
-              f"{run.overhead_per_notebook_s:>15.2f}{run.overhead_per_notebook_s / run.notebook_cost_s:>12.0%}")
+        print(
+            f"{run.name:<22}{run.per_notebook_s:>11.2f}{run.setup_s:>9.2f}{run.notebook_cost_s:>12.2f}"
+            f"{run.overhead_per_notebook_s:>15.2f}{run.overhead_per_notebook_s / run.notebook_cost_s:>12.0%}"
+        )
     local = runs[0]
     for run in runs[1:]:
         extra = run.per_notebook_s - local.per_notebook_s
-        print(f"{run.name} vs local: {run.per_notebook_s / local.per_notebook_s:.2f}x the seconds per notebook, "
-              f"{extra:+.2f} s per notebook ({extra / run.notebook_cost_s:+.0%} of the notebook's own "
-              f"{run.notebook_cost_s:.2f} s)")
+        print(
+            f"{run.name} vs local: {run.per_notebook_s / local.per_notebook_s:.2f}x the seconds per notebook, "
+            f"{extra:+.2f} s per notebook ({extra / run.notebook_cost_s:+.0%} of the notebook's own "
+            f"{run.notebook_cost_s:.2f} s)"
+        )
     outcome = [{r.student: (r.status, r.score) for r in run.results} for run in runs]
     same = all(o == outcome[0] for o in outcome[1:])
     print("statuses and scores: " + ("identical in every run" if same else "DIFFER between runs"))

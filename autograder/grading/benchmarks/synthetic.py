@@ -4,6 +4,7 @@ Built from any nbgrader source notebook: the *solved* submission is the source w
 a student who solved everything hands in); each hostile variant changes it the way a broken or malicious
 submission would. :data:`EXPECTED` says which status each variant must get and whether it may keep full marks.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,7 +34,7 @@ EXPECTED = {
 }
 VARIANTS = tuple(EXPECTED)
 
-_MONKEYPATCH = '''\
+_MONKEYPATCH = """\
 import numpy as np, numpy.testing
 np.allclose = lambda *a, **k: True
 np.testing.assert_allclose = lambda *a, **k: None
@@ -42,12 +43,13 @@ import autograder.checks.core as _core
 _core.judge_group = lambda assignment, group, results, seed=0: [(n, True, "ok") for n in results]
 import autograder.student, autograder.student.local
 autograder.student.run_checks = autograder.student.local.run_checks = lambda *a, **k: None
-'''
+"""
 
 _INSERTED = {
     "loop": "while True:\n    pass",
-    "swallow": ("import time\nwhile True:\n    try:\n        time.sleep(0.05)\n"
-                "    except KeyboardInterrupt:\n        pass"),
+    "swallow": (
+        "import time\nwhile True:\n    try:\n        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass"
+    ),
     "exit": "import os\nos._exit(1)",
     "segfault": "import ctypes\nctypes.string_at(0)",
     "flood": "for _ in range({flood_mb}):\n    print('x' * 1_000_000)",
@@ -96,14 +98,16 @@ def variant(source: dict, kind: str, flood_mb: int = 1000) -> bytes:
     if kind in _INSERTED:
         cells.insert(first, _code_cell(_INSERTED[kind].format(flood_mb=flood_mb)))
     elif kind == "membomb":
-        cells[first]["source"] = "_hog = bytearray(3 << 30)  # 3 GiB, zero-filled: really used\n" + _source(cells[first])
+        cells[first]["source"] = "_hog = bytearray(3 << 30)  # 3 GiB, zero-filled: really used\n" + _source(
+            cells[first]
+        )
     elif kind == "deleted-tests":
         nb["cells"] = [c for c in cells if not _is_test(c)]
     elif kind in ("edited-tests", "monkeypatch"):
         text = _source(cells[first])
         if _SOLUTION.search(text):
             cells[first]["source"] = _SOLUTION.sub(lambda m: f"{m.group(1)}raise NotImplementedError()", text)
-        else:   # no solution delimiters: the answer's functions go missing instead
+        else:  # no solution delimiters: the answer's functions go missing instead
             cells[first]["source"] = re.sub(r"^def (\w+)\(", r"def \1_unsolved(", text, flags=re.M)
         if kind == "edited-tests":
             for cell in cells:
@@ -119,8 +123,9 @@ def variant(source: dict, kind: str, flood_mb: int = 1000) -> bytes:
     return data[: len(data) // 2] if kind == "truncated" else data
 
 
-def write_class(source_path: str | Path, submissions: str | Path, assignment: str,
-                kinds: dict[str, str], flood_mb: int = 1000) -> dict[str, str]:
+def write_class(
+    source_path: str | Path, submissions: str | Path, assignment: str, kinds: dict[str, str], flood_mb: int = 1000
+) -> dict[str, str]:
     """Write ``SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb`` for ``kinds = {student: variant}``
     (variant ``"missing"``: an empty student folder). Returns ``kinds``."""
     source_path = Path(source_path)

@@ -20,6 +20,7 @@ Prints seconds per notebook and the ratios. Timeout-bound kinds (infinite loops)
 ``--timeout`` by design and would only measure the limit. A benchmark, not a test: on a shared machine, rerun when
 the load average (printed) is high.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,12 @@ def pick_source(args) -> tuple[str, Path, list[str], dict[str, str]]:
     if args.assignment and args.assignment != "grading-fixture":
         sys.exit(f"error: no solutions/{args.assignment}/{args.assignment}.ipynb")
     env = {"PYTHONPATH": os.pathsep.join([str(FIXTURE), os.environ.get("PYTHONPATH", "")])}
-    return ("grading-fixture", FIXTURE / "grading-fixture.ipynb",
-            ["--source", str(FIXTURE / "grading-fixture.ipynb"), "--checks-module", "grading_fixture_checks"], env)
+    return (
+        "grading-fixture",
+        FIXTURE / "grading-fixture.ipynb",
+        ["--source", str(FIXTURE / "grading-fixture.ipynb"), "--checks-module", "grading_fixture_checks"],
+        env,
+    )
 
 
 def _limited(memory_gib: float):
@@ -67,35 +72,57 @@ def _limited(memory_gib: float):
     def apply() -> None:
         limit = int(memory_gib * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
     return apply
 
 
 def _cpu() -> float:
     """CPU seconds (user + system) of this process's waited-for children so far, grandchildren included."""
     import resource
+
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-CPU: dict[str, float] = {}      # CPU seconds per timed run (a figure the machine's other load does not inflate)
+CPU: dict[str, float] = {}  # CPU seconds per timed run (a figure the machine's other load does not inflate)
 
 
-def _grade(submissions: Path, out: Path, assignment: str, jobs: int, extra, env, timeout: float,
-           memory_gib: float) -> float:
-    cmd = [sys.executable, "-m", "autograder", "grade", str(submissions), "--assignment", assignment,
-           "--out", str(out), "--jobs", str(jobs), "--timeout", str(timeout), "--memory", str(memory_gib),
-           "--no-progress", *extra]
+def _grade(
+    submissions: Path, out: Path, assignment: str, jobs: int, extra, env, timeout: float, memory_gib: float
+) -> float:
+    cmd = [
+        sys.executable,
+        "-m",
+        "autograder",
+        "grade",
+        str(submissions),
+        "--assignment",
+        assignment,
+        "--out",
+        str(out),
+        "--jobs",
+        str(jobs),
+        "--timeout",
+        str(timeout),
+        "--memory",
+        str(memory_gib),
+        "--no-progress",
+        *extra,
+    ]
     t0, c0 = time.perf_counter(), _cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     elapsed = time.perf_counter() - t0
     CPU[str(out)] = _cpu() - c0
     if proc.returncode != 0:
-        sys.exit(f"error: grading failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        sys.exit(
+            f"error: grading failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+        )
     return elapsed
 
 
-def _plain_nbgrader(submissions: Path, work: Path, assignment: str, source: Path, env, timeout: float,
-                    memory_gib: float) -> float:
+def _plain_nbgrader(
+    submissions: Path, work: Path, assignment: str, source: Path, env, timeout: float, memory_gib: float
+) -> float:
     """``nbgrader autograde`` as the course would run it without this grader (timed: autograde only)."""
     course = work / "plain"
     (course / "source" / assignment).mkdir(parents=True)
@@ -105,15 +132,26 @@ def _plain_nbgrader(submissions: Path, work: Path, assignment: str, source: Path
         "c = get_config()\n"
         f"c.CourseDirectory.db_assignments = [{{'name': {assignment!r}}}]\n"
         f"c.Execute.timeout = {int(timeout)}\n"
-        "c.OverwriteCells.add_missing_cells = True\n")
-    tools_on_path()                            # the grader's own PATH set-up: this interpreter's bin first
+        "c.OverwriteCells.add_missing_cells = True\n"
+    )
+    tools_on_path()  # the grader's own PATH set-up: this interpreter's bin first
     environ = {**os.environ, **env}
     nbgrader = [sys.executable, "-m", "nbgrader"]
-    subprocess.run(nbgrader + ["generate_assignment", assignment, "--force"], cwd=course, env=environ,
-                   capture_output=True, check=True)
+    subprocess.run(
+        nbgrader + ["generate_assignment", assignment, "--force"],
+        cwd=course,
+        env=environ,
+        capture_output=True,
+        check=True,
+    )
     t0, c0 = time.perf_counter(), _cpu()
-    subprocess.run(nbgrader + ["autograde", assignment], cwd=course, env=environ, capture_output=True,
-                   preexec_fn=_limited(memory_gib))
+    subprocess.run(
+        nbgrader + ["autograde", assignment],
+        cwd=course,
+        env=environ,
+        capture_output=True,
+        preexec_fn=_limited(memory_gib),
+    )
     CPU["plain"] = _cpu() - c0
     return time.perf_counter() - t0
 
@@ -136,24 +174,37 @@ def kernel_only():
     return time.perf_counter() - t0
 print(json.dumps([[run_notebook() for _ in range({repeats})], [kernel_only() for _ in range({repeats})]]))
 """
-    proc = subprocess.run([sys.executable, "-c", code], input=notebook.decode(), capture_output=True, text=True,
-                          env={**os.environ, **env}, check=True, preexec_fn=_limited(memory_gib))
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input=notebook.decode(),
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=True,
+        preexec_fn=_limited(memory_gib),
+    )
     full, bare = json.loads(proc.stdout.strip().splitlines()[-1])
     return statistics.median(full), statistics.median(bare)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder.grading.benchmarks.throughput_bench",
-                                description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m autograder.grading.benchmarks.throughput_bench", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--n", type=int, default=20, help="solved notebooks in the class")
     p.add_argument("--broken", action="store_true", help="add one notebook of each cheap broken kind")
     p.add_argument("--serial", action="store_true", help="also time grade --jobs 1")
-    p.add_argument("--assignment", default=None, help="assignment id (default: the first in solutions/, else the "
-                                                      "grader's fixture)")
+    p.add_argument(
+        "--assignment", default=None, help="assignment id (default: the first in solutions/, else the grader's fixture)"
+    )
     p.add_argument("--timeout", type=float, default=120.0)
-    p.add_argument("--memory", type=float, default=2.0,
-                   help="GiB of address space for every run (grader, floor and plain nbgrader alike), so that all "
-                        "three do the same work; the memory-bomb notebook allocates 3 GiB")
+    p.add_argument(
+        "--memory",
+        type=float,
+        default=2.0,
+        help="GiB of address space for every run (grader, floor and plain nbgrader alike), so that all "
+        "three do the same work; the memory-bomb notebook allocates 3 GiB",
+    )
     p.add_argument("--floor-repeats", type=int, default=3)
     p.add_argument("--skip-plain", action="store_true", help="do not run plain nbgrader")
     args = p.parse_args(argv)
@@ -162,15 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     broken = BROKEN if args.broken else ()
     kinds = {f"solved-{i:03d}": "solved" for i in range(args.n)} | {f"broken-{k}": k for k in broken}
     n = len(kinds)
-    print(f"grading benchmark: {assignment}, {n} notebooks ({args.n} solved + {len(broken)} broken"
-          f"{': ' + ', '.join(broken) if broken else ''}); {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f} at start")
+    print(
+        f"grading benchmark: {assignment}, {n} notebooks ({args.n} solved + {len(broken)} broken"
+        f"{': ' + ', '.join(broken) if broken else ''}); {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f} at start"
+    )
     with tempfile.TemporaryDirectory(prefix="grade-bench-") as tmp:
         work = Path(tmp)
         synthetic.write_class(source, work / "submitted", assignment, kinds)
         rows = []
-        floor_full, floor_bare = _floors(json.dumps(synthetic.solved(source_nb)).encode(), env, args.floor_repeats,
-                                         args.memory)
+        floor_full, floor_bare = _floors(
+            json.dumps(synthetic.solved(source_nb)).encode(), env, args.floor_repeats, args.memory
+        )
         rows.append(("floor: run the solved notebook once (nbclient)", floor_full, None))
         rows.append(("floor: kernel start + import numpy", floor_bare, None))
         t1 = None
@@ -179,8 +233,16 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("grade --jobs 1 (sandbox)", t1, n))
         t2 = _grade(work / "submitted", work / "out2", assignment, 2, extra, env, args.timeout, args.memory)
         rows.append(("grade --jobs 2 (sandbox)", t2, n))
-        tu = _grade(work / "submitted", work / "out3", assignment, 2, [*extra, "--unsafe-no-sandbox"], env,
-                    args.timeout, args.memory)
+        tu = _grade(
+            work / "submitted",
+            work / "out3",
+            assignment,
+            2,
+            [*extra, "--unsafe-no-sandbox"],
+            env,
+            args.timeout,
+            args.memory,
+        )
         rows.append(("grade --jobs 2 --unsafe-no-sandbox", tu, n))
         tp = None
         if not args.skip_plain:
@@ -192,22 +254,30 @@ def main(argv: list[str] | None = None) -> int:
                 status = line.split(",")[4]
                 statuses[status] = statuses.get(status, 0) + 1
     print(f"{'what':<48}{'total s':>9}{'s / notebook':>14}{'CPU s / notebook':>18}")
-    cpu_of = {"grade --jobs 1 (sandbox)": "out1", "grade --jobs 2 (sandbox)": "out2",
-              "grade --jobs 2 --unsafe-no-sandbox": "out3", "plain nbgrader autograde (one batch)": "plain"}
+    cpu_of = {
+        "grade --jobs 1 (sandbox)": "out1",
+        "grade --jobs 2 (sandbox)": "out2",
+        "grade --jobs 2 --unsafe-no-sandbox": "out3",
+        "plain nbgrader autograde (one batch)": "plain",
+    }
     cpu = {name: CPU.get(key if key == "plain" else str(work / key)) for name, key in cpu_of.items()}
     for name, total, count in rows:
         per = total / count if count else total
         used = cpu.get(name)
         print(f"{name:<48}{total:>9.1f}{per:>14.2f}" + (f"{used / count:>18.2f}" if used and count else ""))
     print(f"statuses (--jobs 2, sandbox): {statuses}")
-    print(f"sandbox cost: --jobs 2 with the sandbox / without it: {t2 / tu:.3f} "
-          f"({(t2 - tu) / n:+.2f} s per notebook; target <= 1.10)")
+    print(
+        f"sandbox cost: --jobs 2 with the sandbox / without it: {t2 / tu:.3f} "
+        f"({(t2 - tu) / n:+.2f} s per notebook; target <= 1.10)"
+    )
     if tp:
         print(f"speed-up: plain serial nbgrader / grade --jobs 2 with the sandbox: {tp / t2:.2f}x (target >= 2)")
         c2, cp = cpu["grade --jobs 2 (sandbox)"], cpu["plain nbgrader autograde (one batch)"]
         if c2 and cp:
-            print(f"CPU per notebook, plain nbgrader / grade with the sandbox: {cp / c2:.2f} (the speed-up --jobs 2 "
-                  f"reaches on 2 idle cores is about 2x this; wall-clock ratios need idle cores)")
+            print(
+                f"CPU per notebook, plain nbgrader / grade with the sandbox: {cp / c2:.2f} (the speed-up --jobs 2 "
+                f"reaches on 2 idle cores is about 2x this; wall-clock ratios need idle cores)"
+            )
     if t1:
         print(f"ratio --jobs 2 / --jobs 1: {t2 / t1:.2f}")
     print(f"--jobs 2 per notebook / floor (solved notebook run once): {t2 / n / floor_full:.2f}")

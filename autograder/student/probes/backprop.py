@@ -4,6 +4,7 @@
 Groups: ``<function>`` (visible) and ``<function>_hidden`` (inputs from the hidden seed). The judges are in
 :mod:`autograder.checks.backprop`.
 """
+
 from __future__ import annotations
 
 import tracemalloc
@@ -18,13 +19,17 @@ from ..transport import Raised, call
 
 A = "backprop"
 
-ACCUMULATE_HINT = ("repeated ids must add up: `G[ids] += g` keeps only one of them; use np.add.at(G, ids, g) "
-                   "(flatten ids to (n,) and grad_out to (n, D))")
+ACCUMULATE_HINT = (
+    "repeated ids must add up: `G[ids] += g` keeps only one of them; use np.add.at(G, ids, g) "
+    "(flatten ids to (n,) and grad_out to (n, D))"
+)
 SPARSE_HINT = "unique ids sorted ascending (np.unique), each row the sum of that id's gradients"
 STABLE_HINT = "subtract each row's maximum before exponentiating, and take log-softmax without log(0)"
 MEAN_HINT = "the loss is the mean over the N rows, so dlogits = (softmax - onehot) / N"
-CHUNK_HINT = ("per chunk c: dz_c = (softmax(h_c @ weight.T) - onehot) / N with N ALL rows, dhidden_c = dz_c @ weight, "
-              "dweight += dz_c.T @ h_c (accumulate over chunks); the loss is the sum over all rows divided by N")
+CHUNK_HINT = (
+    "per chunk c: dz_c = (softmax(h_c @ weight.T) - onehot) / N with N ALL rows, dhidden_c = dz_c @ weight, "
+    "dweight += dz_c.T @ h_c (accumulate over chunks); the loss is the sum over all rows divided by N"
+)
 CHUNK_SIZE_HINT = "raise ValueError for a chunk_size that is not a positive integer, or mismatched shapes"
 
 
@@ -55,11 +60,13 @@ def back_cases_visible(seed):
 def back_cases_hidden(seed):
     rng = np.random.default_rng(seed)
     v = int(rng.integers(3, 12))
-    return [_back_case(rng, rng.integers(0, v, size=(3, 4, 5)), v, 4),
-            _back_case(rng, np.zeros((0,), dtype=np.int64), v, 3),
-            _back_case(rng, np.array(v - 1), v, 3),
-            _back_case(rng, np.zeros((6,), dtype=np.int64), 1, 2),
-            _back_case(rng, rng.integers(0, v, size=(50,)).astype(np.int32), v, 8, np.float32)]
+    return [
+        _back_case(rng, rng.integers(0, v, size=(3, 4, 5)), v, 4),
+        _back_case(rng, np.zeros((0,), dtype=np.int64), v, 3),
+        _back_case(rng, np.array(v - 1), v, 3),
+        _back_case(rng, np.zeros((6,), dtype=np.int64), 1, 2),
+        _back_case(rng, rng.integers(0, v, size=(50,)).astype(np.int32), v, 8, np.float32),
+    ]
 
 
 def _sparse_case(rng, ids, dim, dtype=np.float64):
@@ -75,11 +82,13 @@ def sparse_cases_visible(seed):
 
 def sparse_cases_hidden(seed):
     rng = np.random.default_rng(seed)
-    return [_sparse_case(rng, rng.integers(0, 50_000, size=(4, 6)), 5),         # large, scattered ids
-            _sparse_case(rng, rng.integers(0, 4, size=(2, 3, 5)), 3),            # many repeats
-            _sparse_case(rng, np.zeros((0,), dtype=np.int64), 4),
-            _sparse_case(rng, np.array(7), 2),
-            _sparse_case(rng, rng.integers(0, 20, size=(30,)).astype(np.int16), 6, np.float32)]
+    return [
+        _sparse_case(rng, rng.integers(0, 50_000, size=(4, 6)), 5),  # large, scattered ids
+        _sparse_case(rng, rng.integers(0, 4, size=(2, 3, 5)), 3),  # many repeats
+        _sparse_case(rng, np.zeros((0,), dtype=np.int64), 4),
+        _sparse_case(rng, np.array(7), 2),
+        _sparse_case(rng, rng.integers(0, 20, size=(30,)).astype(np.int16), 6, np.float32),
+    ]
 
 
 def _softmax_case(logits, targets, hint=MEAN_HINT):
@@ -90,20 +99,24 @@ def _softmax_case(logits, targets, hint=MEAN_HINT):
 
 def softmax_cases_visible(seed):
     rng = np.random.default_rng(seed)
-    return [_softmax_case(rng.standard_normal((3, 4)), [0, 3, 1]),
-            _softmax_case(np.array([[1e4, 0.0, -1e4], [0.0, 1e4, 5e3]]), [0, 1], STABLE_HINT)]
+    return [
+        _softmax_case(rng.standard_normal((3, 4)), [0, 3, 1]),
+        _softmax_case(np.array([[1e4, 0.0, -1e4], [0.0, 1e4, 5e3]]), [0, 1], STABLE_HINT),
+    ]
 
 
 def softmax_cases_hidden(seed):
     rng = np.random.default_rng(seed)
     n, c = int(rng.integers(5, 40)), int(rng.integers(2, 30))
-    return [_softmax_case(rng.standard_normal((n, c)) * 3, rng.integers(0, c, size=n)),
-            _softmax_case(rng.standard_normal((1, 5)), [4]),
-            _softmax_case(np.zeros((2, 1)), [0, 0]),
-            _softmax_case(rng.standard_normal((6, 7)).astype(np.float32), rng.integers(0, 7, size=6)),
-            _softmax_case(np.array([[1e4, -1e4, 0.0]]), [1], STABLE_HINT + " (the target's probability underflows to 0)"),
-            _softmax_case(np.array([[-1e4, -1e4 + 1.0], [-3e3, -1e4]]), [0, 1], STABLE_HINT),
-            _softmax_case(np.full((3, 4), 7.0), [0, 1, 2])]
+    return [
+        _softmax_case(rng.standard_normal((n, c)) * 3, rng.integers(0, c, size=n)),
+        _softmax_case(rng.standard_normal((1, 5)), [4]),
+        _softmax_case(np.zeros((2, 1)), [0, 0]),
+        _softmax_case(rng.standard_normal((6, 7)).astype(np.float32), rng.integers(0, 7, size=6)),
+        _softmax_case(np.array([[1e4, -1e4, 0.0]]), [1], STABLE_HINT + " (the target's probability underflows to 0)"),
+        _softmax_case(np.array([[-1e4, -1e4 + 1.0], [-3e3, -1e4]]), [0, 1], STABLE_HINT),
+        _softmax_case(np.full((3, 4), 7.0), [0, 1, 2]),
+    ]
 
 
 def f_sin(x):
@@ -111,7 +124,7 @@ def f_sin(x):
 
 
 def f_cubic(x):
-    return float(np.sum(x ** 3) + np.sum(np.exp(x)))
+    return float(np.sum(x**3) + np.sum(np.exp(x)))
 
 
 M = np.array([[2.0, -1.0, 0.5, 0.0], [-1.0, 3.0, 0.0, 1.0], [0.5, 0.0, 1.0, -0.5], [0.0, 1.0, -0.5, 4.0]])
@@ -136,8 +149,12 @@ def num_cases_visible(seed):
 
 def num_cases_hidden(seed):
     rng = np.random.default_rng(seed)
-    return [_num_case(f_cubic, rng.standard_normal((2, 2, 2))), _num_case(f_sin, rng.standard_normal(1) * 3),
-            _num_case(f_cubic, rng.standard_normal(3), eps=0.1), _num_case(f_quadratic, rng.standard_normal(4), 1e-4)]
+    return [
+        _num_case(f_cubic, rng.standard_normal((2, 2, 2))),
+        _num_case(f_sin, rng.standard_normal(1) * 3),
+        _num_case(f_cubic, rng.standard_normal(3), eps=0.1),
+        _num_case(f_quadratic, rng.standard_normal(4), 1e-4),
+    ]
 
 
 def ef_configs(seed: int, hidden: bool) -> list[tuple[int, int, np.ndarray]]:
@@ -145,8 +162,12 @@ def ef_configs(seed: int, hidden: bool) -> list[tuple[int, int, np.ndarray]]:
         return [(7, 3, np.array([[1, 1, 4], [6, 0, 1]]))]
     rng = np.random.default_rng(seed)
     v = int(rng.integers(3, 9))
-    return [(v, 4, rng.integers(0, v, size=(12,))), (v, 2, rng.integers(0, v, size=(2, 2, 3))),
-            (v, 3, np.array(v - 1)), (v, 3, np.zeros((0,), dtype=np.int64))]
+    return [
+        (v, 4, rng.integers(0, v, size=(12,))),
+        (v, 2, rng.integers(0, v, size=(2, 2, 3))),
+        (v, 3, np.array(v - 1)),
+        (v, 3, np.zeros((0,), dtype=np.int64)),
+    ]
 
 
 def ef_inputs(seed, i, vocab, dim, ids):
@@ -171,42 +192,94 @@ def _ef_probe(hidden):
             if isinstance(y, torch.Tensor) and y.grad_fn is not None:
                 g = torch.from_numpy(g_np)
                 raw = call(y.grad_fn.apply, g)
-                rec["raw"] = raw if isinstance(raw, Raised) else [
-                    None if r is None else describe(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
+                rec["raw"] = (
+                    raw
+                    if isinstance(raw, Raised)
+                    else [None if r is None else describe(r) for r in (raw if isinstance(raw, tuple) else (raw,))]
+                )
                 backward = call(y.backward, g)
                 rec["grad"] = backward if isinstance(backward, Raised) else weight.grad
                 if ids.size:
-                    rec["gradcheck"] = call(torch.autograd.gradcheck, lambda w: cls.apply(w, ids_t),
-                                            (torch.from_numpy(weight_np).requires_grad_(True),), raise_exception=False)
+                    rec["gradcheck"] = call(
+                        torch.autograd.gradcheck,
+                        lambda w, ids_t=ids_t: cls.apply(w, ids_t),
+                        (torch.from_numpy(weight_np).requires_grad_(True),),
+                        raise_exception=False,
+                    )
             if ef_negative_probed(hidden, i):
                 rec["negative"] = call(cls.apply, torch.from_numpy(weight_np), torch.tensor([0, -1]))
             out.append(rec)
         return out
+
     return probe
 
 
-case_probes(A, "embedding_backward", "embedding_backward", results_name="dense (V, D) gradient, repeated ids accumulate",
-            cases=back_cases_visible)
-case_probes(A, "embedding_backward_hidden", "embedding_backward",
-            results_name="3-d, empty, scalar and narrow-integer ids; V = 1; float32", cases=back_cases_hidden,
-            hidden=True)
-case_probes(A, "sparse_embedding_backward", "sparse_embedding_backward",
-            results_name="sorted unique ids and their summed rows", cases=sparse_cases_visible)
-case_probes(A, "sparse_embedding_backward_hidden", "sparse_embedding_backward",
-            results_name="scattered, repeated, empty and scalar ids", cases=sparse_cases_hidden, hidden=True)
-case_probes(A, "softmax_cross_entropy", "softmax_cross_entropy", results_name="mean loss and its gradient; stable at 1e4",
-            cases=softmax_cases_visible)
-case_probes(A, "softmax_cross_entropy_hidden", "softmax_cross_entropy",
-            results_name="N = 1, C = 1, float32, underflowing targets, equal logits", cases=softmax_cases_hidden,
-            hidden=True)
-case_probes(A, "numerical_gradient", "numerical_gradient", results_name="central differences; x left as it was",
-            cases=num_cases_visible)
-case_probes(A, "numerical_gradient_hidden", "numerical_gradient", results_name="3-d and 1-element x; the eps argument",
-            cases=num_cases_hidden, hidden=True)
+case_probes(
+    A,
+    "embedding_backward",
+    "embedding_backward",
+    results_name="dense (V, D) gradient, repeated ids accumulate",
+    cases=back_cases_visible,
+)
+case_probes(
+    A,
+    "embedding_backward_hidden",
+    "embedding_backward",
+    results_name="3-d, empty, scalar and narrow-integer ids; V = 1; float32",
+    cases=back_cases_hidden,
+    hidden=True,
+)
+case_probes(
+    A,
+    "sparse_embedding_backward",
+    "sparse_embedding_backward",
+    results_name="sorted unique ids and their summed rows",
+    cases=sparse_cases_visible,
+)
+case_probes(
+    A,
+    "sparse_embedding_backward_hidden",
+    "sparse_embedding_backward",
+    results_name="scattered, repeated, empty and scalar ids",
+    cases=sparse_cases_hidden,
+    hidden=True,
+)
+case_probes(
+    A,
+    "softmax_cross_entropy",
+    "softmax_cross_entropy",
+    results_name="mean loss and its gradient; stable at 1e4",
+    cases=softmax_cases_visible,
+)
+case_probes(
+    A,
+    "softmax_cross_entropy_hidden",
+    "softmax_cross_entropy",
+    results_name="N = 1, C = 1, float32, underflowing targets, equal logits",
+    cases=softmax_cases_hidden,
+    hidden=True,
+)
+case_probes(
+    A,
+    "numerical_gradient",
+    "numerical_gradient",
+    results_name="central differences; x left as it was",
+    cases=num_cases_visible,
+)
+case_probes(
+    A,
+    "numerical_gradient_hidden",
+    "numerical_gradient",
+    results_name="3-d and 1-element x; the eps argument",
+    cases=num_cases_hidden,
+    hidden=True,
+)
 
-EF_VISIBLE = {"forward": "forward returns weight[ids]",
-              "backward": "backward: scatter-add gradient for weight, None for ids",
-              "gradcheck": "passes torch.autograd.gradcheck in float64"}
+EF_VISIBLE = {
+    "forward": "forward returns weight[ids]",
+    "backward": "backward: scatter-add gradient for weight, None for ids",
+    "gradcheck": "passes torch.autograd.gradcheck in float64",
+}
 EF_HIDDEN = "1-d, 3-d, scalar and empty ids; negative ids rejected"
 for _name in EF_VISIBLE.values():
     register(A, "embedding_function", _name, "EmbeddingFunction")(_ef_probe(False))
@@ -218,33 +291,40 @@ def _chunk_case(rng, n, d, v, chunk, dtype=np.float64, scale=1.0, hint=CHUNK_HIN
     hidden = (scale * rng.standard_normal((n, d))).astype(dtype)
     weight = rng.standard_normal((v, d if weight_d is None else weight_d)).astype(dtype)
     targets = rng.integers(0, v, size=n)
-    label = (f"hidden ({n}, {d}) {np.dtype(dtype).name}, weight {weight.shape}, targets ({n},), "
-             f"chunk_size={chunk}")
+    label = f"hidden ({n}, {d}) {np.dtype(dtype).name}, weight {weight.shape}, targets ({n},), chunk_size={chunk}"
     return Case(label, (hidden, weight, targets, chunk), raises=raises, hint=hint)
 
 
 def chunk_cases_visible(seed):
     rng = np.random.default_rng(seed)
-    return [_chunk_case(rng, 6, 3, 5, 4), _chunk_case(rng, 5, 2, 7, 1), _chunk_case(rng, 4, 3, 6, 10),
-            _chunk_case(rng, 4, 3, 6, 0, raises=ValueError, hint=CHUNK_SIZE_HINT)]
+    return [
+        _chunk_case(rng, 6, 3, 5, 4),
+        _chunk_case(rng, 5, 2, 7, 1),
+        _chunk_case(rng, 4, 3, 6, 10),
+        _chunk_case(rng, 4, 3, 6, 0, raises=ValueError, hint=CHUNK_SIZE_HINT),
+    ]
 
 
 def chunk_cases_hidden(seed):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(10, 60))
-    return [_chunk_case(rng, n, int(rng.integers(2, 8)), int(rng.integers(5, 40)), int(rng.integers(1, n))),
-            _chunk_case(rng, 1, 4, 9, 3),
-            _chunk_case(rng, 12, 5, 11, 12),
-            _chunk_case(rng, 20, 6, 30, 7, np.float32),
-            _chunk_case(rng, 9, 4, 8, 2, scale=300.0, hint=STABLE_HINT + " (in each chunk)"),
-            _chunk_case(rng, 4, 3, 6, -2, raises=ValueError, hint=CHUNK_SIZE_HINT),
-            _chunk_case(rng, 4, 3, 6, 2, raises=ValueError, hint=CHUNK_SIZE_HINT, weight_d=4)]
+    return [
+        _chunk_case(rng, n, int(rng.integers(2, 8)), int(rng.integers(5, 40)), int(rng.integers(1, n))),
+        _chunk_case(rng, 1, 4, 9, 3),
+        _chunk_case(rng, 12, 5, 11, 12),
+        _chunk_case(rng, 20, 6, 30, 7, np.float32),
+        _chunk_case(rng, 9, 4, 8, 2, scale=300.0, hint=STABLE_HINT + " (in each chunk)"),
+        _chunk_case(rng, 4, 3, 6, -2, raises=ValueError, hint=CHUNK_SIZE_HINT),
+        _chunk_case(rng, 4, 3, 6, 2, raises=ValueError, hint=CHUNK_SIZE_HINT, weight_d=4),
+    ]
 
 
 #: the memory check: float32 inputs whose full logits would be CHUNK_MEMORY_N x CHUNK_MEMORY_V x 4 bytes
 CHUNK_MEMORY_N, CHUNK_MEMORY_D, CHUNK_MEMORY_V, CHUNK_MEMORY_CHUNK = 2048, 8, 2048, 64
-CHUNK_MEMORY = f"holds at most chunk_size rows of logits (traced peak below half of the {CHUNK_MEMORY_N} x " \
-               f"{CHUNK_MEMORY_V} float32 logits)"
+CHUNK_MEMORY = (
+    f"holds at most chunk_size rows of logits (traced peak below half of the {CHUNK_MEMORY_N} x "
+    f"{CHUNK_MEMORY_V} float32 logits)"
+)
 
 
 def chunk_memory_inputs(seed):
@@ -271,11 +351,21 @@ def _chunk_memory_probe(fn, seed):
     return {"raised": got if isinstance(got, Raised) else None, "peak": int(peak - before)}
 
 
-case_probes(A, "chunked_cross_entropy", "chunked_cross_entropy",
-            results_name="loss, dhidden and dweight, chunk by chunk",
-            error_names={ValueError: "chunk_size 0 raises ValueError"}, cases=chunk_cases_visible)
+case_probes(
+    A,
+    "chunked_cross_entropy",
+    "chunked_cross_entropy",
+    results_name="loss, dhidden and dweight, chunk by chunk",
+    error_names={ValueError: "chunk_size 0 raises ValueError"},
+    cases=chunk_cases_visible,
+)
 register(A, "chunked_cross_entropy", CHUNK_MEMORY, "chunked_cross_entropy")(_chunk_memory_probe)
-case_probes(A, "chunked_cross_entropy_hidden", "chunked_cross_entropy",
-            results_name="random sizes, N = 1, one chunk, float32, logits in the thousands",
-            error_names={ValueError: "negative chunk_size or mismatched widths raise ValueError"},
-            cases=chunk_cases_hidden, hidden=True)
+case_probes(
+    A,
+    "chunked_cross_entropy_hidden",
+    "chunked_cross_entropy",
+    results_name="random sizes, N = 1, one chunk, float32, logits in the thousands",
+    error_names={ValueError: "negative chunk_size or mismatched widths raise ValueError"},
+    cases=chunk_cases_hidden,
+    hidden=True,
+)

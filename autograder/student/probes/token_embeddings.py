@@ -5,6 +5,7 @@ Groups (= nbgrader ``grade_id`` of the test cell): ``<function>`` (visible, fixe
 (inputs drawn from the hidden seed: random shapes, empty and scalar ids, size-1 tables, every error of the
 contract). The judges are in :mod:`autograder.checks.token_embeddings`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,10 @@ FLOAT_HINT = "check np.issubdtype(ids.dtype, np.integer) before indexing"
 NEIGHBOR_HINT = "rank by cosine similarity, most similar first, leave the query out, break ties to the lower id"
 
 ID_ERRORS = {IndexError: "ids < 0 or >= vocab_size raise IndexError", TypeError: "non-integer ids raise TypeError"}
-ID_ERRORS_HIDDEN = {IndexError: "more out-of-range ids raise IndexError", TypeError: "float and bool ids raise TypeError"}
+ID_ERRORS_HIDDEN = {
+    IndexError: "more out-of-range ids raise IndexError",
+    TypeError: "float and bool ids raise TypeError",
+}
 
 
 def _ids_label(ids: np.ndarray) -> str:
@@ -47,10 +51,15 @@ def _xavier_probe(hidden: bool):
         out = []
         for i, (v, d) in enumerate(xavier_sizes(seed, hidden)):
             s = xavier_rng_seed(seed, i)
-            out.append({"a": call(fn, v, d, np.random.default_rng(s)),
-                        "same_state": call(fn, v, d, np.random.default_rng(s)),
-                        "other_state": call(fn, v, d, np.random.default_rng(s + 500))})
+            out.append(
+                {
+                    "a": call(fn, v, d, np.random.default_rng(s)),
+                    "same_state": call(fn, v, d, np.random.default_rng(s)),
+                    "other_state": call(fn, v, d, np.random.default_rng(s + 500)),
+                }
+            )
         return out
+
     return probe
 
 
@@ -68,8 +77,9 @@ def _table(rng, v, d, dtype=np.float32):
 
 
 def _forward_case(weight, ids, raises=None, hint=""):
-    return Case(f"weight {weight.shape} {weight.dtype}, {_ids_label(np.asarray(ids))}", (weight, ids),
-                raises=raises, hint=hint)
+    return Case(
+        f"weight {weight.shape} {weight.dtype}, {_ids_label(np.asarray(ids))}", (weight, ids), raises=raises, hint=hint
+    )
 
 
 def forward_cases_visible(seed):
@@ -106,11 +116,23 @@ def forward_cases_hidden(seed):
     ]
 
 
-case_probes(A, "embedding_forward", "embedding_forward", results_name="rows, shape and dtype of the lookup",
-            error_names=ID_ERRORS, cases=forward_cases_visible)
-case_probes(A, "embedding_forward_hidden", "embedding_forward",
-            results_name="random, empty, scalar and narrow-integer ids", error_names=ID_ERRORS_HIDDEN,
-            cases=forward_cases_hidden, hidden=True)
+case_probes(
+    A,
+    "embedding_forward",
+    "embedding_forward",
+    results_name="rows, shape and dtype of the lookup",
+    error_names=ID_ERRORS,
+    cases=forward_cases_visible,
+)
+case_probes(
+    A,
+    "embedding_forward_hidden",
+    "embedding_forward",
+    results_name="random, empty, scalar and narrow-integer ids",
+    error_names=ID_ERRORS_HIDDEN,
+    cases=forward_cases_hidden,
+    hidden=True,
+)
 
 
 # ------------------------------------------------------------------------------------------------ one_hot
@@ -140,10 +162,23 @@ def one_hot_cases_hidden(seed):
     ]
 
 
-case_probes(A, "one_hot", "one_hot", results_name="float32 codes of shape ids.shape + (vocab_size,)",
-            error_names=ID_ERRORS, cases=one_hot_cases_visible)
-case_probes(A, "one_hot_hidden", "one_hot", results_name="random, empty, scalar and size-1 cases",
-            error_names=ID_ERRORS_HIDDEN, cases=one_hot_cases_hidden, hidden=True)
+case_probes(
+    A,
+    "one_hot",
+    "one_hot",
+    results_name="float32 codes of shape ids.shape + (vocab_size,)",
+    error_names=ID_ERRORS,
+    cases=one_hot_cases_visible,
+)
+case_probes(
+    A,
+    "one_hot_hidden",
+    "one_hot",
+    results_name="random, empty, scalar and size-1 cases",
+    error_names=ID_ERRORS_HIDDEN,
+    cases=one_hot_cases_hidden,
+    hidden=True,
+)
 
 
 # ------------------------------------------------------------------------------------------------ nearest_neighbors
@@ -188,7 +223,18 @@ def nn_cases_hidden(seed):
     ]
 
 
-case_probes(A, "nearest_neighbors", "nearest_neighbors",
-            results_name="cosine ranking, query excluded, ties to the lower id", cases=nn_cases_visible)
-case_probes(A, "nearest_neighbors_hidden", "nearest_neighbors",
-            results_name="random tables, k = 1 and V - 1, planted ties", cases=nn_cases_hidden, hidden=True)
+case_probes(
+    A,
+    "nearest_neighbors",
+    "nearest_neighbors",
+    results_name="cosine ranking, query excluded, ties to the lower id",
+    cases=nn_cases_visible,
+)
+case_probes(
+    A,
+    "nearest_neighbors_hidden",
+    "nearest_neighbors",
+    results_name="random tables, k = 1 and V - 1, planted ties",
+    cases=nn_cases_hidden,
+    hidden=True,
+)
