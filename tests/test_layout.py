@@ -151,8 +151,10 @@ def layering_violations(modules: dict[str, Path], rules: dict[str, frozenset[str
 
 def import_cycles(modules: dict[str, Path]) -> list[list[str]]:
     """Strongly connected groups of more than one module in the import graph (Tarjan), each sorted."""
-    graph = {name: sorted(i for i in imports_of(name, path, modules) if (name, i) != LOCAL_SELF_CHECK)
-             for name, path in modules.items()}
+    graph = {
+        name: sorted(i for i in imports_of(name, path, modules) if (name, i) != LOCAL_SELF_CHECK)
+        for name, path in modules.items()
+    }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

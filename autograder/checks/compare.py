@@ -13,7 +13,8 @@ that went wrong, then the shape, dtype, first mismatching index or exception tha
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -225,7 +226,7 @@ def _case_judge(function, cases, numpy_ref, torch_ref, compare, arg_names, mutat
         results = result["cases"]
         if len(results) != len(built):
             raise CheckFailed(f"{function}: expected {len(built)} results, got {len(results)}")
-        for case, record in zip(built, results):
+        for case, record in zip(built, results, strict=False):
             where = f"{function}({case.label})"
             mutated = record["mutated"]
             if mutated:

@@ -16,7 +16,8 @@ rebound ``call`` in the student's kernel therefore change nothing but that kerne
 Checks are registered per assignment in *groups*; a group's name is the nbgrader ``grade_id`` of the test cell that
 runs it. Each judge carries a **weight** (``@judge(..., weight=2)``; 1 by default, so a cell's checks count
 equally): :func:`cell_points` splits a test cell's points across its checks by weight, so a function that passes
-one of two equally weighted checks earns half the cell's points. :func:`group` joins probes and judges by ``(assignment, group, check name)`` and fails loudly when one side
+one of two equally weighted checks earns half the cell's points. :func:`group` joins probes and judges by
+``(assignment, group, check name)`` and fails loudly when one side
 lacks the other.
 """
 
@@ -24,8 +25,9 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from autograder.student import registry
 from autograder.student.cases import LOCAL_HIDDEN_SEED, VISIBLE_SEED
