@@ -10,10 +10,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from grading_cli import grade_command
 
 from autograder.grading.benchmarks import synthetic
 
@@ -28,29 +28,7 @@ pytestmark = pytest.mark.slow
 
 def _grade(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
-    cmd = [
-        sys.executable,
-        "-m",
-        "autograder",
-        "grade",
-        str(submissions),
-        "--assignment",
-        ASSIGNMENT,
-        "--out",
-        str(out),
-        "--source",
-        str(SOURCE),
-        "--checks-module",
-        "grading_fixture_checks",
-        "--jobs",
-        "2",
-        "--timeout",
-        str(TIMEOUT_S),
-        "--memory",
-        "2",
-        "--no-progress",
-        *extra,
-    ]
+    cmd = grade_command(str(submissions), str(out), "--jobs", "2", "--timeout", str(TIMEOUT_S), "--memory", "2", *extra)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from grading_cli import grade_command
 
 from autograder.grading.benchmarks import synthetic
 
@@ -96,28 +97,9 @@ def test_grading_into_postgresql(tmp_path, postgres):
         (folder / SOURCE.name).write_bytes(synthetic.variant(source, kind))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autograder",
-            "grade",
-            str(tmp_path / "submitted"),
-            "--assignment",
-            "grading-fixture",
-            "--out",
-            str(tmp_path / "out"),
-            "--source",
-            str(SOURCE),
-            "--checks-module",
-            "grading_fixture_checks",
-            "--jobs",
-            "2",
-            "--timeout",
-            "60",
-            "--no-progress",
-            "--db-url",
-            postgres,
-        ],
+        grade_command(
+            str(tmp_path / "submitted"), str(tmp_path / "out"), "--jobs", "2", "--timeout", "60", "--db-url", postgres
+        ),
         capture_output=True,
         text=True,
         env=env,
@@ -141,23 +123,12 @@ def test_grading_into_postgresql(tmp_path, postgres):
 def test_an_unreachable_database_is_a_one_line_usage_error(tmp_path):
     (tmp_path / "submitted" / "ann" / "grading-fixture").mkdir(parents=True)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autograder",
-            "grade",
+        grade_command(
             str(tmp_path / "submitted"),
-            "--assignment",
-            "grading-fixture",
-            "--out",
             str(tmp_path / "out"),
-            "--source",
-            str(SOURCE),
-            "--checks-module",
-            "grading_fixture_checks",
             "--db-url",
             f"postgresql://nobody@/none?host={tmp_path}&port=1",
-        ],
+        ),
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])},

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from grading_cli import grade_command
 
 from autograder.grading import cli, course, feedback, limits, sandbox
 from autograder.grading.benchmarks import synthetic
@@ -396,22 +397,7 @@ def test_grading_fails_closed_without_the_sandbox(tmp_path, monkeypatch):
         "PATH": os.path.dirname(sys.executable),
         "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]),
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "autograder",
-        "grade",
-        str(tmp_path / "subs"),
-        "--assignment",
-        "grading-fixture",
-        "--out",
-        str(tmp_path / "out"),
-        "--source",
-        str(SOURCE),
-        "--checks-module",
-        "grading_fixture_checks",
-        "--no-progress",
-    ]
+    cmd = grade_command(str(tmp_path / "subs"), str(tmp_path / "out"))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]

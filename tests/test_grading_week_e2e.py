@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from grading_cli import grade_command
 
 from autograder.grading.benchmarks import synthetic
 
@@ -32,29 +33,9 @@ pytestmark = pytest.mark.slow
 
 def _grade(submissions: Path, out: Path, *extra: str, assignment: str = A) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
-    cmd = [
-        sys.executable,
-        "-m",
-        "autograder",
-        "grade",
-        str(submissions),
-        "--assignment",
-        assignment,
-        "--out",
-        str(out),
-        "--source",
-        str(SOURCE),
-        "--checks-module",
-        "grading_fixture_checks",
-        "--jobs",
-        "2",
-        "--timeout",
-        "25",
-        "--memory",
-        "2",
-        "--no-progress",
-        *extra,
-    ]
+    cmd = grade_command(
+        str(submissions), str(out), "--jobs", "2", "--timeout", "25", "--memory", "2", *extra, assignment=assignment
+    )
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 

@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from grading_cli import grade_command
 
 from autograder.grading import sandbox
 from autograder.grading.benchmarks import synthetic
@@ -417,28 +418,7 @@ def attacked(tmp_path_factory):
         "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]),
         "REDTEAM_CANARY": "an instructor's credential",
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "autograder",
-        "grade",
-        str(subs),
-        "--assignment",
-        ASSIGNMENT,
-        "--out",
-        str(out),
-        "--source",
-        str(SOURCE),
-        "--checks-module",
-        "grading_fixture_checks",
-        "--jobs",
-        "2",
-        "--timeout",
-        "90",
-        "--memory",
-        "2",
-        "--no-progress",
-    ]
+    cmd = grade_command(str(subs), str(out), "--jobs", "2", "--timeout", "90", "--memory", "2")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     finally:
