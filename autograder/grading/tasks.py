@@ -71,15 +71,18 @@ AFTER_GRADING = frozenset(
         "roster.py",
         "lms_export.py",
         "nbgrader_feedback.py",
+        "cli.py",  # options reach a result only through the task's fields, which content_hash covers
     }
 )
+#: grading folders no result depends on: the throughput benchmarks and their synthetic classes
+NOT_GRADING = ("benchmarks",)
 
 
 def code_fingerprint(*extra_modules: str) -> str:
     """Hash of the code that decides a grade: ``autograder/{grading,checks,reference,student}/**.py`` and the files of
     ``extra_modules``. A changed check or reference makes a rerun regrade everyone. The modules that only work
-    on stored results (:data:`AFTER_GRADING`: lateness, scores, reports, exports) are left out: changing them
-    rewrites the outputs without regrading anyone."""
+    on stored results (:data:`AFTER_GRADING`: the CLI, lateness, scores, reports, exports) and the benchmarks
+    (:data:`NOT_GRADING`) are left out: changing them rewrites the outputs without regrading anyone."""
     import importlib
     from pathlib import Path
 
@@ -88,7 +91,7 @@ def code_fingerprint(*extra_modules: str) -> str:
         p
         for sub in ("grading", "checks", "reference", "student")
         for p in (package / sub).rglob("*.py")
-        if not (sub == "grading" and p.name in AFTER_GRADING)
+        if not (sub == "grading" and (p.name in AFTER_GRADING or p.relative_to(package / sub).parts[0] in NOT_GRADING))
     )
     for name in extra_modules:
         spec = importlib.util.find_spec(name)
