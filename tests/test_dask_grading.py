@@ -308,8 +308,14 @@ def test_cluster_grading_equals_local_grading(address, tmp_path):
     local = grade_cli(tmp_path / "submitted", tmp_path / "local", "--jobs", "2")
     assert local.returncode == 0, local.stderr[-3000:]
     # the same course secret (hidden seeds, and so the stored submission hashes) as the local run
-    cluster = grade_cli(tmp_path / "submitted", tmp_path / "cluster", "--scheduler", address,
-                        "--secret-file", str(tmp_path / "local" / "course-secret"))
+    cluster = grade_cli(
+        tmp_path / "submitted",
+        tmp_path / "cluster",
+        "--scheduler",
+        address,
+        "--secret-file",
+        str(tmp_path / "local" / "course-secret"),
+    )
     assert cluster.returncode == 0, cluster.stderr[-3000:]
     assert "on the Dask cluster at" in cluster.stderr
 
