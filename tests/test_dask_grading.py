@@ -25,7 +25,7 @@ from pathlib import Path
 import dask
 import distributed  # pinned in requirements.txt: a missing install must fail here, not skip
 import pytest
-from grading_cli import grade_command
+from grading_cli import fixture_env, grade_command
 
 from autograder.grading.dask_executor import DaskExecutor, SchedulerError, _with_retries
 from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value
@@ -276,7 +276,7 @@ CLASS = {"ada": "solved", "cy": "exit", "dot": "truncated", "fay": "monkeypatch"
 
 def grade_cli(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     """``python -m autograder grade`` on the fixture assignment; its check module is importable here only."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
+    env = fixture_env()
     cmd = grade_command(str(submissions), str(out), "--timeout", "60", *extra)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 

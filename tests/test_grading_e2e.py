@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from grading_cli import grade_command
+from grading_cli import fixture_env, grade_command
 
 from autograder.grading.benchmarks import synthetic
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def _grade(submissions: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
+    env = fixture_env()
     cmd = grade_command(str(submissions), str(out), "--jobs", "2", "--timeout", str(TIMEOUT_S), "--memory", "2", *extra)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from grading_cli import grade_command
+from grading_cli import fixture_env, grade_command
 
 from autograder.grading.benchmarks import synthetic
 
@@ -95,7 +95,7 @@ def test_grading_into_postgresql(tmp_path, postgres):
         folder = tmp_path / "submitted" / student / "grading-fixture"
         folder.mkdir(parents=True)
         (folder / SOURCE.name).write_bytes(synthetic.variant(source, kind))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
+    env = fixture_env()
     proc = subprocess.run(
         grade_command(
             str(tmp_path / "submitted"), str(tmp_path / "out"), "--jobs", "2", "--timeout", "60", "--db-url", postgres

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import csv
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from grading_cli import fixture_env
 
 from autograder.grading.benchmarks import synthetic
 
@@ -88,7 +88,7 @@ def _class(source: dict) -> dict[str, bytes]:
 
 
 def _grade(root: Path, *extra: str, timeout: int = 25, progress: bool = False) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
+    env = fixture_env()
     cmd = [
         sys.executable,
         "-m",

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from grading_cli import grade_command
+from grading_cli import fixture_env, grade_command
 
 from autograder.grading.benchmarks import synthetic
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 
 def _grade(submissions: Path, out: Path, *extra: str, assignment: str = A) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])}
+    env = fixture_env()
     cmd = grade_command(
         str(submissions), str(out), "--jobs", "2", "--timeout", "25", "--memory", "2", *extra, assignment=assignment
     )
