@@ -856,3 +856,11 @@ def test_axe_audit_reports_planted_violations(tmp_path):
     result = axe_results(dom)
     assert result and result["axe"] == AXE_VERSION, result
     assert {v["id"] for v in result["violations"]} == {"image-alt", "link-name", "color-contrast"}, result
+
+
+def test_the_leak_check_covers_every_graded_reference_function():
+    """A graded function added to the references but not to GRADED_NUMPY would go unchecked for leaks."""
+    from autograder.reference import numpy_ref
+
+    constants = {name for name in numpy_ref.__all__ if name.isupper()}  # DTYPE_BYTES, TRAINING_DTYPES: data
+    assert set(GRADED_NUMPY) == set(numpy_ref.__all__) - constants
