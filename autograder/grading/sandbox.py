@@ -327,8 +327,15 @@ class Jail:
                     out += ["--perms", "0755", "--dir", name]
             return out
 
+        under_tmp = [path for path in _interpreter_dirs() if path == "/tmp" or path.startswith("/tmp/")]
+        if (
+            under_tmp
+        ):  # a virtualenv in a checkout under /tmp: /tmp is its own size-limited tmpfs, the venv bound into it
+            argv += ["--perms", "1777", "--size", str(int(self.scratch_bytes)), "--tmpfs", "/tmp"]
+            made.add("/tmp")
         for path in _interpreter_dirs():
             argv += parents(path) + ["--ro-bind", path, path]
+        tmp_link = [] if under_tmp else ["--symlink", SCRATCH, "/tmp"]
         argv += [
             "--proc",
             "/proc",
@@ -340,9 +347,7 @@ class Jail:
             str(int(self.scratch_bytes)),
             "--tmpfs",
             SCRATCH,
-            "--symlink",
-            SCRATCH,
-            "/tmp",
+            *tmp_link,
             *parents(LIBDIR),
             "--ro-bind",
             self.libdir,
