@@ -116,6 +116,26 @@ def test_yarn_keeps_fast_pairs_interpolates_slow_ones_and_scales_attention():
     middle = (freqs < base) & (freqs > base / 4)
     assert middle.any()
     assert attention == pytest.approx(0.1 * math.log(4) + 1)
+    assert rs.yarn(128, 10000.0, 4.0, 4096, attention_factor=0.7)[1] == 0.7
+    # DeepSeek's ratio of two temperatures: equal mscales cancel
+    assert rs.yarn(64, 10000.0, 40.0, 4096, mscale=1.0, mscale_all_dim=1.0)[1] == 1.0
+    ratio = rs.yarn(64, 10000.0, 40.0, 4096, mscale=0.5, mscale_all_dim=1.0)[1]
+    assert ratio == pytest.approx((0.05 * math.log(40) + 1) / (0.1 * math.log(40) + 1))
+    # truncate=False keeps the ramp's fractional ends: a different, still monotone, blend
+    cut, _ = rs.yarn(64, 150000.0, 32.0, 4096, truncate=True)
+    smooth, _ = rs.yarn(64, 150000.0, 32.0, 4096, truncate=False)
+    assert not np.allclose(cut, smooth) and np.all(np.diff(smooth) < 0)
+
+
+def test_dynamic_ntk_changes_nothing_up_to_the_trained_length_then_raises_the_base():
+    base = rs.inv_freq(128, 10000.0)
+    for seq_len in (None, 1, 4096):
+        np.testing.assert_array_equal(rs.dynamic_ntk(128, 10000.0, 2.0, 4096, seq_len), base)
+    assert rs.dynamic_effective_factor(2.0, 4096, 8192) == 3.0  # f T / L - (f - 1), not T / L
+    assert rs.dynamic_effective_factor(4.0, 4096, 4096 * 7 // 4) == 4.0  # reaches f at T = (2f - 1) L / f
+    np.testing.assert_allclose(rs.dynamic_ntk(128, 10000.0, 2.0, 4096, 8192), rs.ntk_aware(128, 10000.0, 3.0))
+    longer = [rs.dynamic_ntk(128, 10000.0, 2.0, 4096, t)[-1] for t in (5000, 8192, 20000)]
+    assert longer[0] > longer[1] > longer[2]
 
 
 def test_llama3_scaling_on_llama_3_1_8b():
@@ -136,13 +156,24 @@ def test_longrope_on_phi3_switches_lists_at_the_original_context():
     assert len(lists["short_factor"]) == len(lists["long_factor"]) == cfg.head_dim // 2 == 48
     assert lists["model"] == "Phi-3.5-mini-instruct" and "could not be retrieved" in lists["note"]
     base = rs.inv_freq(96, 10000.0)
+    at_init, attention_init = rs.model_inv_freq(cfg)  # no length yet: the short list, as Transformers' module init
     short, attention = rs.model_inv_freq(cfg, seq_len=4096)
     long, attention_long = rs.model_inv_freq(cfg, seq_len=4097)
+    np.testing.assert_array_equal(at_init, short)
     np.testing.assert_allclose(short, base / np.array(lists["short_factor"]))
     np.testing.assert_allclose(long, base / np.array(lists["long_factor"]))
-    assert attention == attention_long == pytest.approx(math.sqrt(1 + math.log(32) / math.log(4096)))
+    expected = math.sqrt(1 + math.log(32) / math.log(4096))
+    assert attention_init == attention == attention_long == pytest.approx(expected)
+    # an explicit factor or attention_factor wins over max_positions / original
+    ones = [1.0] * 48
+    assert rs.longrope(96, 1e4, ones, ones, 4096, factor=4.0, max_positions=131072)[1] == pytest.approx(
+        math.sqrt(1 + math.log(4) / math.log(4096))
+    )
+    assert rs.longrope(96, 1e4, ones, ones, 4096, max_positions=131072, attention_factor=1.5)[1] == 1.5
     with pytest.raises(ValueError, match="one factor per pair"):
-        rs.longrope(96, 10000.0, [1.0] * 47, [1.0] * 48, 131072, 4096, 10)
+        rs.longrope(96, 10000.0, [1.0] * 47, ones, 4096, max_positions=131072, seq_len=10)
+    with pytest.raises(ValueError, match="factor or max_positions"):
+        rs.longrope(96, 10000.0, ones, ones, 4096)
     with pytest.raises(KeyError, match="Phi-3.5-mini-instruct"):
         rs.longrope_factors("GPT-2 small")
 
@@ -152,6 +183,27 @@ def test_model_inv_freq_uses_each_rows_theta_and_refuses_learned_positions():
     np.testing.assert_allclose(qwen, rs.inv_freq(128, 1_000_000.0))
     with pytest.raises(ValueError, match="learned"):
         rs.model_inv_freq(models.get_model("GPT-2 small"))
+
+
+def test_rope_parameters_reads_old_and_v5_configs():
+    old = {"rope_theta": 5e5, "max_position_embeddings": 100, "rope_scaling": {"type": "yarn", "factor": 2.0}}
+    assert rs.rope_parameters(old) == {
+        "rope_type": "yarn",
+        "rope_theta": 5e5,
+        "factor": 2.0,
+        "original_max_position_embeddings": 100,
+    }
+    assert "type" in old["rope_scaling"]  # the input is left alone
+    v5 = {"rope_parameters": {"rope_theta": 1e6, "rope_type": "linear", "factor": 8.0}}
+    assert rs.rope_parameters(v5) == v5["rope_parameters"]
+    assert rs.rope_parameters({"rope_theta": 1e4}) == {"rope_type": "default", "rope_theta": 1e4}
+    gemma3 = rs.rope_config("Gemma 3 4B")["config"]
+    with pytest.raises(ValueError, match="layer_type"):
+        rs.config_inv_freq(gemma3)
+    with pytest.raises(ValueError, match="unknown rope_type"):
+        rs.init_from_parameters({"rope_type": "su", "rope_theta": 1e4}, 64, 4096)
+    with pytest.raises(KeyError, match="Gemma 3 4B"):
+        rs.rope_config("Gemma 9")
 
 
 # ----------------------------------------------------------------------------------------------- score biases
