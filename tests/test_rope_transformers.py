@@ -229,3 +229,13 @@ def test_rope_parameters_is_transformers_v5_form(name):
         mine, hf = (ours, theirs) if layer is None else (ours[layer], theirs[layer])
         assert {k: v for k, v in hf.items() if k in mine and k != "type"} == {k: v for k, v in mine.items()}
         assert hf["rope_type"] == mine["rope_type"]
+
+
+@pytest.mark.parametrize("name", rs.nope_layer_names())
+def test_nope_layer_pattern_is_transformers(name):
+    entry = rs.nope_layer_config(name)
+    hf = _hf_config(entry["config_class"], entry["config"])
+    fields = entry["config"]
+    mask = rs.rope_layer_mask(fields["num_hidden_layers"], fields["no_rope_layer_interval"])
+    assert mask == list(hf.no_rope_layers) and 0 < mask.count(0) < len(mask)
+    assert f"num_hidden_layers {fields['num_hidden_layers']}" in entry["source"]

@@ -71,6 +71,9 @@ __all__ = [
     "ROPE_TYPES",
     "rope_config",
     "rope_config_names",
+    "nope_layer_config",
+    "nope_layer_names",
+    "rope_layer_mask",
     "rope_parameters",
     "rotary_dim_of",
     "init_from_parameters",
@@ -324,6 +327,29 @@ def rope_config(name: str) -> dict:
         if isinstance(value, str) and value.startswith(_LISTS_MARKER):
             scaling[key] = longrope_factors(value[len(_LISTS_MARKER) :])[key]
     return entry
+
+
+def nope_layer_names() -> list[str]:
+    """The models of ``data/rope_configs.json``'s ``nope_layers`` section (attention layers without RoPE)."""
+    return list(_json_file(str(ROPE_CONFIGS_JSON))["nope_layers"])
+
+
+def nope_layer_config(name: str) -> dict:
+    """One model of the ``nope_layers`` section: ``{"config_class", "config": {"num_hidden_layers",
+    "no_rope_layer_interval"}, "source"}`` (a fresh copy). ``KeyError`` listing the names."""
+    models = _json_file(str(ROPE_CONFIGS_JSON))["nope_layers"]
+    if name not in models:
+        raise KeyError(f"no model {name!r} in the nope_layers of {ROPE_CONFIGS_JSON.name}; it holds {list(models)}")
+    return copy.deepcopy(models[name])
+
+
+def rope_layer_mask(n_layers: int, interval: int) -> list[int]:
+    """Which of ``n_layers`` layers rotate queries and keys (1) and which use no positions at all (0), with a NoPE
+    layer every ``interval`` layers: layer ``i`` is NoPE when ``(i + 1) % interval == 0`` (Transformers'
+    ``no_rope_layers`` for SmolLM3 and Llama 4). ``ValueError`` for non-positive sizes."""
+    if n_layers < 1 or interval < 1:
+        raise ValueError(f"n_layers and interval must be positive, got {n_layers} and {interval}")
+    return [int((i + 1) % interval != 0) for i in range(n_layers)]
 
 
 def rope_parameters(config: Mapping) -> dict:
