@@ -263,14 +263,17 @@ for _where in ("/scratch/fill", "/run/kernel/fill", "/tmp/fill2"):
 _OK = _written < (1 << 30)
 """,
     "userns": """
-import ctypes, os, subprocess
-if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0:    # CLONE_NEWUSER: a namespace of its own
-    _OK = False
+import os, subprocess, sys
+# a user namespace of its own, with a mount namespace, then a tmpfs of host-RAM size there (the kernel itself is
+# multi-threaded, and unshare(CLONE_NEWUSER) needs a single thread: a fresh process tries)
 os.makedirs("/scratch/mnt", exist_ok=True)
-_r = subprocess.run(["unshare", "-r", "sh", "-c", "mount -t tmpfs none /scratch/mnt && "
-                     "head -c 300000000 /dev/zero > /scratch/mnt/fill && echo mounted"], capture_output=True, text=True)
-print("unshare -r:", _r.returncode, _r.stderr.strip()[-200:])
-if "mounted" in _r.stdout:
+_mount = "mount -t tmpfs none /scratch/mnt && head -c 300000000 /dev/zero > /scratch/mnt/fill && echo mounted"
+_r = subprocess.run(["unshare", "-rm", "sh", "-c", _mount], capture_output=True, text=True)
+print("unshare -rm:", _r.returncode, _r.stdout.strip(), _r.stderr.strip()[-200:])
+_py = subprocess.run([sys.executable, "-c", "import ctypes; print(ctypes.CDLL(None).unshare(0x10000000 | 0x20000))"],
+                     capture_output=True, text=True)
+print("unshare(CLONE_NEWUSER | CLONE_NEWNS):", _py.stdout.strip())
+if "mounted" in _r.stdout or _py.stdout.strip() == "0":
     _OK = False
 """,
     "second-tmpfs": """
@@ -648,13 +651,13 @@ def test_the_sandbox_sees_no_host_secrets_and_writes_nowhere():
 
 
 def test_no_user_namespace_can_be_made_inside():
-    """``unshare -r`` would give the student a namespace of its own and any tmpfs, of host-RAM size, in it."""
+    """``unshare -rm`` would give the student namespaces of its own and any tmpfs, of host-RAM size, in them."""
     _require_sandbox()
     code = textwrap.dedent("""
         import ctypes, os, subprocess
         os.makedirs("/scratch/m")
         mount = "mount -t tmpfs none /scratch/m && echo MOUNTED"
-        r = subprocess.run(["unshare", "-r", "sh", "-c", mount], capture_output=True, text=True)
+        r = subprocess.run(["unshare", "-rm", "sh", "-c", mount], capture_output=True, text=True)
         print("cli", r.returncode, r.stdout.strip())
         print("unshare", ctypes.CDLL(None, use_errno=True).unshare(0x10000000))
     """)
