@@ -4,25 +4,30 @@ Only the Jupyter kernel runs inside; ``nbgrader autograde`` (gradebook, locked-c
 the trusted, limited grading child and talks to the kernel over jupyter_client's ``ipc`` transport (unix sockets in
 a private per-submission directory, the only host directory the sandbox can write). Inside:
 
-* **namespaces**: own user namespace (the kernel runs as uid/gid 65534, no capabilities, ``no_new_privs``), own
-  mount namespace with an empty root, own pid namespace (nothing outside is visible or signalable; nothing
+* **namespaces**: own user namespace (the kernel runs as uid/gid 65534, no capabilities, ``no_new_privs``), in
+  which no further user namespace can be created (no ``unshare -r``, hence no mount of any kind), own mount
+  namespace with an empty root, own pid namespace (nothing outside is visible or signalable; nothing
   survives the kernel: when bwrap goes, its pid namespace goes), own network namespace (loopback only, no route
   out and no view of the host's loopback servers), own IPC and UTS namespaces; ``--die-with-parent``.
 * **files**: ``/usr`` and the interpreter (``sys.base_prefix``, the virtualenv's ``sys.prefix``) read-only, a
   handful of ``/etc`` files (not ``/etc``), ``/proc`` of the sandbox's own pid namespace, a minimal ``/dev``, a
   read-only copy of the student-facing package (``autograder/student``, ``autograder/data``) first on
   ``PYTHONPATH``, the kernel's connection file (read-only), and one writable size-limited tmpfs ``/scratch`` (also
-  ``/tmp`` and ``$HOME``) as the working directory. No host directory is writable: the kernel's ipc sockets are in
-  a 1 MiB tmpfs of the sandbox (``/run/kernel``), which the grader reaches from outside through
-  ``/proc/PID/root`` (:func:`sandbox_root`). Not visible: the instructor's home, the checkout (hence ``solutions/``,
-  ``autograder/reference``,
-  ``autograder/checks``), SUBMISSIONS, ``--out``, the gradebook, other workers' directories, the host's ``/tmp``.
+  ``$HOME``; ``/tmp`` is a link to it) as the working directory, the same wherever the environment lives: an
+  interpreter directory under the host's ``/tmp`` is bound read-only inside ``/scratch``, where the link leads. No
+  host directory is writable: the kernel's ipc sockets are in a 1 MiB tmpfs of the sandbox (``/run/kernel``), which
+  the grader reaches from outside through ``/proc/PID/root`` (:func:`sandbox_root`). Not visible: the instructor's
+  home, the checkout (hence ``solutions/``, ``autograder/reference``, ``autograder/checks``), SUBMISSIONS,
+  ``--out``, the gradebook, other workers' directories, the host's ``/tmp``.
 * **limits**: ``RLIMIT_NPROC`` for the kernel's uid (set by ``prlimit`` inside; it binds because that uid is not
-  root on the host, see below), and the grading child's ``RLIMIT_AS``/``RLIMIT_FSIZE``, which the kernel inherits.
+  root on the host, see below), and the grading child's ``RLIMIT_AS``/``RLIMIT_FSIZE`` and CPU quota (its cgroup,
+  :class:`autograder.grading.limits.CpuGroup`), which the kernel inherits.
 
 Running as root, the sandbox's user namespace is created here (:func:`_user_namespace`) with uid 65534 inside
 mapped to the host's unprivileged uid 65534 (``nobody``), not to root: bwrap's own ``--unshare-user --uid 65534``
-would map it to host root, for which the kernel ignores ``RLIMIT_NPROC`` and which owns every system file. bwrap
+would map it to host root, for which the kernel ignores ``RLIMIT_NPROC`` and which owns every system file. Its
+holder sets the namespace's ``user.max_user_namespaces`` to 0 (bwrap's ``--disable-userns`` cannot be combined
+with ``--userns``); not root, ``--disable-userns`` does it. bwrap
 sets up the mounts as root of that namespace (it can read an interpreter under ``/root``), then ``setpriv`` drops
 to 65534 with an empty capability bounding set before anything of the student's runs. Not root, bwrap's ordinary
 ``--unshare-user`` maps the sandbox's 65534 to the grading user, who is unprivileged already.
