@@ -42,3 +42,19 @@ def test_html_table_escapes_and_aligns():
     out = M.html_table(["model", "bytes"], [["<GPT>", "1,024"]])
     assert "&lt;GPT&gt;" in out and '<td style="text-align:right">1,024</td>' in out and out.count("<tr>") == 2
     assert '<td style="white-space:nowrap">' in out
+
+
+def test_sparse_gradients_in_torch_optim():
+    from autograder.book import sparse_optim as S
+
+    # SGD with momentum on a sparse gradient is dense momentum: same weights (float rounding apart)
+    diff, rows = S.sparse_vs_dense(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))
+    assert diff < 1e-5 and rows == 0
+    # SparseAdam is lazy: it leaves rows the batch missed, so it differs from dense Adam
+    diff, rows = S.sparse_vs_dense(
+        lambda p: torch.optim.SparseAdam(p, lr=0.1), lambda p: torch.optim.Adam(p, lr=0.1)
+    )
+    assert diff > 1e-3 and rows > 0
+    assert "SparseAdam" in S.optimizer_error(lambda p: torch.optim.Adam(p))
+    assert S.optimizer_error(lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01)).startswith("RuntimeError")
+    assert S.optimizer_error(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)) is None
