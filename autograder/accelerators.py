@@ -96,9 +96,7 @@ def _load(path: str) -> tuple[Accelerator, ...]:
                 raise ValueError(
                     f"{Path(path).name} line {line}: memory_unit must be one of {sorted(MEMORY_UNITS)}, got {unit!r}"
                 )
-            rows.append(
-                Accelerator(accelerator=row["accelerator"], memory_unit=unit, source=row["source"], **values)
-            )
+            rows.append(Accelerator(accelerator=row["accelerator"], memory_unit=unit, source=row["source"], **values))
     return tuple(rows)
 
 

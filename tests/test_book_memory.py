@@ -51,9 +51,7 @@ def test_sparse_gradients_in_torch_optim():
     diff, rows = S.sparse_vs_dense(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))
     assert diff < 1e-5 and rows == 0
     # SparseAdam is lazy: it leaves rows the batch missed, so it differs from dense Adam
-    diff, rows = S.sparse_vs_dense(
-        lambda p: torch.optim.SparseAdam(p, lr=0.1), lambda p: torch.optim.Adam(p, lr=0.1)
-    )
+    diff, rows = S.sparse_vs_dense(lambda p: torch.optim.SparseAdam(p, lr=0.1), lambda p: torch.optim.Adam(p, lr=0.1))
     assert diff > 1e-3 and rows > 0
     assert "SparseAdam" in S.optimizer_error(lambda p: torch.optim.Adam(p))
     assert S.optimizer_error(lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01)).startswith("RuntimeError")

@@ -27,13 +27,14 @@ gives ``attn_v`` and ``ffn_down`` Q6_K in the layers its ``use_more_bits`` rule 
 of the layers and every third layer between), Q5_K to a fused ``attn_qkv``, and Q5_K to the other ``attn_v`` of a
 70B Llama; a tensor whose rows are not a multiple of the block size falls back (Q4_K -> Q5_0, Q5_K -> Q5_1,
 Q6_K -> Q8_0, then F16 if even that block does not divide the row; an output whose rows do not fit Q6_K -> Q8_0).
+:func:`q4_k_m_tensor_types` applies those rules to the course's model table; nothing of llama.cpp's code is
+copied, only the rules as stated here.
 
 **Microscaling 4-bit formats.** MXFP4 (OCP Microscaling Formats specification v1.0, 2023: 32 FP4 E2M1 elements
 sharing one 8-bit E8M0 power-of-two scale) and NVIDIA's NVFP4 (16 E2M1 elements sharing an FP8 E4M3 scale, plus one
 FP32 scale per tensor) are the 4-bit formats accelerators now multiply natively; ggml stores them as ``block_mxfp4``
 (32 values) and ``block_nvfp4`` (64 values in four 16-value sub-blocks, without the per-tensor scale).
-:func:`microscaling_bits_per_weight` computes their bits per weight from the block structure. :func:`q4_k_m_tensor_types` applies those rules to the course's model
-table; nothing of llama.cpp's code is copied, only the rules as stated here.
+:func:`microscaling_bits_per_weight` computes their bits per weight from the block structure.
 """
 
 from __future__ import annotations
