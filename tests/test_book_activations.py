@@ -44,3 +44,43 @@ def test_traced_peak_sees_numpy_buffers_and_returns_the_result():
     assert result == 1_000_000.0 and 8_000_000 <= peak < 9_000_000
     with pytest.raises(ValueError):
         traced_peak_bytes(42)
+
+
+def test_recompute_strategies_relate_as_korthikanti_table_2():
+    s, b, h, a = 2048, 2, 1024, 16
+    none = A.korthikanti_layer_bytes(s, b, h, a)
+    got = {k: A.korthikanti_strategy_bytes(s, b, h, a, k, tensor_parallel=8) for k in A.RECOMPUTE_STRATEGIES}
+    assert got["none"] == none
+    assert got["selective"] == none - 5 * a * s * s * b  # the attention scores are recomputed
+    assert got["tensor+sequence"] == pytest.approx(none / 8)  # everything split 8 ways
+    assert got["tensor+sequence+selective"] == pytest.approx(got["selective"] / 8)
+    assert got["full"] == 2 * s * b * h  # only the layer input, in 16 bits
+    # tensor parallelism alone keeps 10 sbh whole; at t = 1 it is no parallelism at all
+    assert A.korthikanti_strategy_bytes(s, b, h, a, "tensor", 1) == none
+    assert got["tensor"] - got["tensor+sequence"] == pytest.approx(10 * s * b * h * (1 - 1 / 8))
+    with pytest.raises(ValueError, match="strategy"):
+        A.korthikanti_strategy_bytes(s, b, h, a, "offload")
+    with pytest.raises(ValueError, match="tensor_parallel"):
+        A.korthikanti_strategy_bytes(s, b, h, a, "tensor", 0)
+
+
+def test_llama_layer_saves_a_per_token_amount_proportional_to_width():
+    per = [
+        A.activation_bytes_per_token(lambda h=h: A.LlamaLayer(h, h // 32, h // 128, 7 * h // 2), h, seq_len=32) / h
+        for h in (256, 512)
+    ]
+    assert per[0] == pytest.approx(per[1], rel=0.02)
+    # far above the 34 sbh of GPT's formula with selective recomputation, below GPT's + attention at this size
+    assert 40 < per[1] < 70
+    # eager attention keeps the s x s softmax: more per token, and growing with the sequence
+    eager = [
+        A.activation_bytes_per_token(lambda: A.LlamaLayer(256, 8, 2, 896, attention="eager"), 256, seq_len=n)
+        for n in (32, 64)
+    ]
+    assert eager[0] > per[0] * 256 and eager[1] > eager[0]
+    layer = A.LlamaLayer(64, 4, 2, 224)
+    assert layer(torch.randn(2, 5, 64)).shape == (2, 5, 64)
+    with pytest.raises(ValueError):
+        A.LlamaLayer(64, 4, 3, 224)
+    with pytest.raises(ValueError, match="attention"):
+        A.LlamaLayer(64, 4, 2, 224, attention="flash")
