@@ -29,14 +29,27 @@ def test_formula_and_layer_reject_bad_sizes():
         A.GPTLayer(10, 3)
 
 
-@pytest.mark.parametrize("accounting, grad_bytes", [("zero", 2), ("megatron", 4)])
-def test_measured_mixed_precision_state(accounting, grad_bytes):
-    got = T.measure_mixed_precision_step(300, 8, 32, accounting=accounting)
-    n = got["parameters"]
-    assert n == 2 * 300 * 8
-    assert got == {"parameters": n, "weights": 2 * n, "gradients": grad_bytes * n, "master": 4 * n, "optimizer": 8 * n}
+@pytest.mark.parametrize("accounting, weights, grads, master", [("amp", 4, 4, 0), ("zero", 2, 2, 4), ("megatron", 2, 4, 4)])
+def test_measured_training_state_of_a_real_step(accounting, weights, grads, master):
+    got = T.measure_training_step(accounting, vocab=96, dim=32, n_layers=1, tokens=16)
+    model = T.TinyLlama(96, 32, 1)
+    n = sum(p.numel() for p in model.parameters())
+    n_tensors = len(list(model.parameters()))
+    assert got["parameters"] == n
+    assert (got["weights"], got["gradients"], got["master"]) == (weights * n, grads * n, master * n)
+    # Adam: two float32 moments per parameter, plus one float32 step counter per parameter tensor
+    assert got["optimizer"] == 8 * n + 4 * n_tensors
     with pytest.raises(ValueError, match="accounting"):
-        T.measure_mixed_precision_step(10, 2, 2, accounting="deepspeed")
+        T.measure_training_step("deepspeed")
+
+
+def test_state_recipes():
+    assert T.recipe_bytes_per_parameter("bf16 + fp32 master + Adam (ZeRO)") == 16
+    assert T.recipe_bytes_per_parameter("bf16, fp32 grads + Adam (Megatron)") == 18
+    assert T.recipe_bytes_per_parameter("bf16 + fp32 master + 8-bit Adam") == pytest.approx(10 + 8 / 2048)
+    assert all(r["source"] for r in T.STATE_RECIPES.values())
+    with pytest.raises(KeyError, match="known"):
+        T.recipe_bytes_per_parameter("fp4")
 
 
 def test_traced_peak_sees_numpy_buffers_and_returns_the_result():
