@@ -94,3 +94,18 @@ def test_vocabulary_padding_and_parallel_split():
     assert part["table_bytes"] == part["rows"] * 4096 * 2 and part["logits_bytes"] == 16 * part["rows"] * 4
     with pytest.raises(ValueError):
         S.padded_vocab_size(0, 64)
+
+
+def test_vocab_parallel_loss_exchanges_three_values_per_token():
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    logits = 5 * torch.randn(12, 1000, dtype=torch.float64)
+    targets = torch.randint(1000, (12,))
+    for shards in (logits.split(250, dim=1), logits.split([100, 400, 500], dim=1)):
+        loss, exchanged = S.vocab_parallel_cross_entropy(list(shards), targets)
+        assert float(loss) == pytest.approx(float(F.cross_entropy(logits, targets)), rel=1e-12)
+        assert exchanged == {"values_per_token": 3, "all_reduces": 2}  # max; target logit + sum of exponentials
+    with pytest.raises(ValueError, match="rows"):
+        S.vocab_parallel_cross_entropy([logits[:5]], targets)
