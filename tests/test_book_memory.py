@@ -56,3 +56,15 @@ def test_sparse_gradients_in_torch_optim():
     assert "SparseAdam" in S.optimizer_error(lambda p: torch.optim.Adam(p))
     assert S.optimizer_error(lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01)).startswith("RuntimeError")
     assert S.optimizer_error(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)) is None
+
+
+def test_ridge_rows_is_the_exact_crossing():
+    # Llama 3.1 8B's output layer (D = 4096, V = 128256, bf16) against the H100's ridge: 320 tokens (the issue's
+    # figure; a log-spaced plot grid first crosses at 362)
+    ridge = 989.5e12 / 3.35e12
+    m = M.matmul_ridge_rows(4096, 128256, ridge, "bfloat16")
+    assert m == 320
+    assert M.matmul_intensity(m, 4096, 128256, "bfloat16") >= ridge > M.matmul_intensity(m - 1, 4096, 128256, "bfloat16")
+    assert M.matmul_ridge_rows(8, 8, 1000.0) is None  # a small product never reaches it
+    with pytest.raises(ValueError):
+        M.matmul_ridge_rows(0, 8, 1.0)
