@@ -29,7 +29,9 @@ def test_formula_and_layer_reject_bad_sizes():
         A.GPTLayer(10, 3)
 
 
-@pytest.mark.parametrize("accounting, weights, grads, master", [("amp", 4, 4, 0), ("zero", 2, 2, 4), ("megatron", 2, 4, 4)])
+@pytest.mark.parametrize(
+    "accounting, weights, grads, master", [("amp", 4, 4, 0), ("zero", 2, 2, 4), ("megatron", 2, 4, 4)]
+)
 def test_measured_training_state_of_a_real_step(accounting, weights, grads, master):
     got = T.measure_training_step(accounting, vocab=96, dim=32, n_layers=1, tokens=16)
     model = T.TinyLlama(96, 32, 1)

@@ -22,7 +22,8 @@ not ``N x V`` logits): with tensor-parallel size ``t`` each device holds ``V / t
 ``N x V / t`` logits. Megatron-LM's ``VocabParallelCrossEntropy`` (``megatron/core/tensor_parallel/
 cross_entropy.py``) all-reduces three values per token: the row maximum (``MAX``), then the target's logit (only the
 device holding the target contributes it, the others add 0) and the sum of exponentials (``SUM``, the two in one
-call). :func:`vocab_parallel_cross_entropy` runs that algorithm over shards on one machine and counts what crosses. Megatron pads ``V`` to a multiple of ``128 t``
+call). :func:`vocab_parallel_cross_entropy` runs that algorithm over shards on one machine and counts what crosses.
+Megatron pads ``V`` to a multiple of ``128 t``
 (``--make-vocab-size-divisible-by``, default 128); nanoGPT pads GPT-2's 50,257 to a multiple of 64.
 """
 
@@ -132,8 +133,6 @@ def vocab_parallel_cross_entropy(
         sum_exp_parts.append((shard - row_max[:, None]).exp().sum(dim=1))
         start += shard.shape[1]
     # Megatron sums the target logit and the sum of exponentials in one all-reduce of two values per token
-    both = all_reduce(
-        [torch.stack((t, e), dim=1) for t, e in zip(target_parts, sum_exp_parts, strict=True)], torch.add
-    )
+    both = all_reduce([torch.stack((t, e), dim=1) for t, e in zip(target_parts, sum_exp_parts, strict=True)], torch.add)
     target_logit, sum_exp = both[:, 0], both[:, 1]
     return (sum_exp.log() - target_logit).mean(), exchanged

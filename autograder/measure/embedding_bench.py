@@ -189,9 +189,7 @@ def variants(c: Case) -> list[tuple[str, str, str, Callable[[], object], int]]:
                 "backward",
                 "numpy",
                 "sort + np.add.reduceat (dense)",
-                lambda: scatter_add_sorted(
-                    c.grad_out, c.ids, c.vocab, out=np.empty((v, d), dtype=c.grad_out.dtype)
-                ),
+                lambda: scatter_add_sorted(c.grad_out, c.ids, c.vocab, out=np.empty((v, d), dtype=c.grad_out.dtype)),
                 dense,
             ),
         ]

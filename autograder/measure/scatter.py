@@ -25,7 +25,9 @@ def scatter_add_sorted(
         grad = np.zeros((vocab_size, dim), dtype=flat_grad.dtype)
     else:
         if out.shape != (vocab_size, dim) or out.dtype != flat_grad.dtype:
-            raise ValueError(f"out must be a ({vocab_size}, {dim}) {flat_grad.dtype} array, got {out.shape} {out.dtype}")
+            raise ValueError(
+                f"out must be a ({vocab_size}, {dim}) {flat_grad.dtype} array, got {out.shape} {out.dtype}"
+            )
         grad = out
         grad.fill(0)
     if flat_ids.size == 0:
