@@ -99,3 +99,45 @@ def test_llama_layer_saves_a_per_token_amount_proportional_to_width():
         A.LlamaLayer(64, 4, 3, 224)
     with pytest.raises(ValueError, match="attention"):
         A.LlamaLayer(64, 4, 2, 224, attention="flash")
+
+
+def test_llama_layer_matches_transformers_llama_decoder_layer():
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRotaryEmbedding
+
+    h, a, kv, f = 128, 8, 2, 448
+    cfg = transformers.LlamaConfig(
+        hidden_size=h,
+        num_attention_heads=a,
+        num_key_value_heads=kv,
+        intermediate_size=f,
+        rms_norm_eps=1e-5,
+        rope_theta=500000.0,
+        attn_implementation="sdpa",
+        max_position_embeddings=1024,
+    )
+
+    class Reference(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer, self.rotary = LlamaDecoderLayer(cfg, layer_idx=0), LlamaRotaryEmbedding(cfg)
+
+        def forward(self, x):
+            pos = torch.arange(x.shape[1])[None]
+            out = self.layer(x, attention_mask=None, position_ids=pos, position_embeddings=self.rotary(x, pos))
+            return out[0] if isinstance(out, tuple) else out
+
+    torch.manual_seed(0)
+    ref = Reference()
+    ours = A.LlamaLayer(h, a, kv, f)
+    names = {"norm1": "input_layernorm", "norm2": "post_attention_layernorm"}
+    names |= {k: f"self_attn.{k}_proj" for k in "qkvo"} | {k: f"mlp.{k}_proj" for k in ("gate", "up", "down")}
+    with torch.no_grad():
+        for ours_name, ref_name in names.items():
+            ours.get_submodule(ours_name).weight.copy_(ref.layer.get_submodule(ref_name).weight)
+    x = torch.randn(2, 24, h)
+    torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+    # and autograd keeps the same bytes for the backward pass, per token
+    assert A.activation_bytes_per_token(lambda: A.LlamaLayer(h, a, kv, f), h, seq_len=32) == (
+        A.activation_bytes_per_token(Reference, h, seq_len=32)
+    )

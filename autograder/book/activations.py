@@ -36,6 +36,7 @@ __all__ = [
     "korthikanti_layer_bytes",
     "RECOMPUTE_STRATEGIES",
     "korthikanti_strategy_bytes",
+    "LlamaRMSNorm",
     "LlamaLayer",
     "activation_bytes_per_token",
     "GPTLayer",
@@ -140,13 +141,31 @@ class GPTLayer(nn.Module):
         return x + self._dropout(self.fc2(F.gelu(self.fc1(self.ln2(x)))))
 
 
-class LlamaLayer(nn.Module):
-    """A Llama decoder layer as Transformers' ``LlamaDecoderLayer`` computes it: RMSNorm, bias-free ``q``, ``k``,
-    ``v``, ``o`` projections with ``kv_heads`` shared key/value heads (grouped-query attention), rotary positions
-    on ``q`` and ``k``, causal attention, RMSNorm and a SwiGLU MLP (``down(silu(gate(x)) * up(x))``), no dropout.
+class LlamaRMSNorm(nn.Module):
+    """RMSNorm as Transformers' ``LlamaRMSNorm`` computes it: in float32 (``x / sqrt(mean(x^2) + eps)``), cast back
+    to the input's dtype, then scaled by ``weight``. ``(..., hidden)`` -> same shape and dtype."""
 
-    ``attention="sdpa"`` calls ``F.scaled_dot_product_attention`` (a fused kernel that keeps no ``s x s`` matrix),
-    ``"eager"`` computes and keeps the softmax as Transformers' eager path does. ``forward(x)``: ``(b, s, h)`` ->
+    def __init__(self, hidden: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(hidden)), eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.to(torch.float32)
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+class LlamaLayer(nn.Module):
+    """A Llama decoder layer as Transformers' ``LlamaDecoderLayer`` computes it: :class:`LlamaRMSNorm`, bias-free
+    ``q``, ``k``, ``v``, ``o`` projections with ``kv_heads`` shared key/value heads (grouped-query attention), rotary
+    positions on ``q`` and ``k`` (the half-split layout), causal attention, RMSNorm and a SwiGLU MLP
+    (``down(silu(gate(x)) * up(x))``), no dropout.
+
+    ``attention="sdpa"`` calls ``F.scaled_dot_product_attention`` with ``enable_gqa=True`` (a fused kernel that
+    keeps no ``s x s`` matrix and reads the shared key/value heads without copying them), as Transformers' default
+    ``sdpa`` path does; ``"eager"`` repeats the key/value heads and computes and keeps the softmax, as its eager
+    path does. ``forward(x)``: ``(b, s, h)`` ->
     ``(b, s, h)``. Raises ``ValueError`` when ``hidden`` is not a multiple of ``heads`` or ``heads`` of
     ``kv_heads``, or for an unknown ``attention``.
     """
@@ -160,7 +179,7 @@ class LlamaLayer(nn.Module):
         if attention not in ("sdpa", "eager"):
             raise ValueError(f"attention must be 'sdpa' or 'eager', got {attention!r}")
         self.heads, self.kv_heads, self.d, self.attention = heads, kv_heads, hidden // heads, attention
-        self.norm1, self.norm2 = nn.RMSNorm(hidden, eps=1e-5), nn.RMSNorm(hidden, eps=1e-5)
+        self.norm1, self.norm2 = LlamaRMSNorm(hidden), LlamaRMSNorm(hidden)
         self.q = nn.Linear(hidden, hidden, bias=False)
         self.k = nn.Linear(hidden, kv_heads * self.d, bias=False)
         self.v = nn.Linear(hidden, kv_heads * self.d, bias=False)
@@ -185,10 +204,10 @@ class LlamaLayer(nn.Module):
         v = self.v(y).view(b, s, self.kv_heads, self.d).transpose(1, 2)
         q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
         groups = self.heads // self.kv_heads
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
         if self.attention == "sdpa":
-            context = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            context = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=groups > 1)
         else:
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
             scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.d)
             causal = torch.ones(s, s, dtype=torch.bool, device=x.device).triu(1)
             probs = scores.masked_fill(causal, float("-inf")).softmax(dim=-1, dtype=torch.float32).to(q.dtype)

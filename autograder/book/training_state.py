@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.book.activations import LlamaLayer
+from autograder.book.activations import LlamaLayer, LlamaRMSNorm
 
 __all__ = ["ACCOUNTINGS", "TinyLlama", "measure_training_step", "STATE_RECIPES", "recipe_bytes_per_parameter"]
 
@@ -41,7 +41,7 @@ class TinyLlama(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab, dim)
         self.layers = nn.ModuleList(LlamaLayer(dim, 4, 2, 7 * dim // 2) for _ in range(n_layers))
-        self.norm = nn.RMSNorm(dim, eps=1e-5)
+        self.norm = LlamaRMSNorm(dim)
         self.head = nn.Linear(dim, vocab, bias=False)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
