@@ -5,8 +5,12 @@ datasheets print the 2:4-sparsity figure and footnote that dense is half), bytes
 of the roofline (peak FLOP/s over memory bandwidth: the arithmetic intensity an operation needs to be limited by
 compute rather than by memory) -- are computed here, never typed.
 
-Memory is sold in binary units: an "80GB" H100 or A100 holds 80 GiB (``80 * 2**30`` bytes) of HBM, while
-bandwidths are decimal (GB/s = ``1e9`` bytes per second) and FLOP/s decimal too.
+Datasheets print memory in "GB" whatever the unit they mean, so each row keeps the printed number
+(``memory_printed_gb``) and the unit it is read in (``memory_unit``: ``GiB`` = ``2**30`` bytes or ``GB`` = ``1e9``),
+with the evidence in its source: a capacity made of whole binary HBM stacks (H100, A100: five 16 GiB stacks;
+MI300X: eight 24 GiB) is binary, and where the printed figure is an enabled part of the stacks (H200's 141 of six
+24 GiB stacks) the capacity the driver reports decides it. Bandwidths are decimal (GB/s = ``1e9`` bytes per
+second) and FLOP/s decimal too.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Accelerator", "ACCELERATORS_CSV", "load_accelerators", "get_accelerator", "GIB"]
+__all__ = ["Accelerator", "ACCELERATORS_CSV", "load_accelerators", "get_accelerator", "GIB", "MEMORY_UNITS"]
 
 ACCELERATORS_CSV = Path(__file__).with_name("data") / "accelerators.csv"
 GIB = 2**30
+#: bytes per unit a printed memory figure can be read in
+MEMORY_UNITS = {"GiB": 2**30, "GB": 10**9}
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,8 @@ class Accelerator:
     ``sparsity_speedup`` the factor the datasheet's footnote says it includes (2 for 2:4 sparsity)."""
 
     accelerator: str
-    memory_gib: float
+    memory_printed_gb: float
+    memory_unit: str
     memory_bandwidth_gb_s: float
     bf16_tensor_tflops_with_sparsity: float
     sparsity_speedup: float
@@ -36,8 +43,18 @@ class Accelerator:
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes of device memory: ``memory_gib * 2**30``."""
-        return int(self.memory_gib * GIB)
+        """Bytes of device memory: the printed figure times its unit (``2**30`` for GiB, ``1e9`` for GB)."""
+        return int(self.memory_printed_gb * MEMORY_UNITS[self.memory_unit])
+
+    @property
+    def memory_gib(self) -> float:
+        """Device memory in GiB (``memory_bytes / 2**30``), whatever unit the datasheet's figure is read in."""
+        return self.memory_bytes / GIB
+
+    @property
+    def memory_gb(self) -> float:
+        """Device memory in decimal GB (``memory_bytes / 1e9``)."""
+        return self.memory_bytes / 1e9
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -64,7 +81,7 @@ def _load(path: str) -> tuple[Accelerator, ...]:
                 values = {
                     k: float(row[k])
                     for k in (
-                        "memory_gib",
+                        "memory_printed_gb",
                         "memory_bandwidth_gb_s",
                         "bf16_tensor_tflops_with_sparsity",
                         "sparsity_speedup",
@@ -74,7 +91,12 @@ def _load(path: str) -> tuple[Accelerator, ...]:
                 raise ValueError(f"{Path(path).name} line {line}: bad or missing number ({exc})") from None
             if min(values.values()) <= 0:
                 raise ValueError(f"{Path(path).name} line {line}: every number must be positive")
-            rows.append(Accelerator(accelerator=row["accelerator"], source=row["source"], **values))
+            unit = row.get("memory_unit")
+            if unit not in MEMORY_UNITS:
+                raise ValueError(
+                    f"{Path(path).name} line {line}: memory_unit must be one of {sorted(MEMORY_UNITS)}, got {unit!r}"
+                )
+            rows.append(Accelerator(accelerator=row["accelerator"], memory_unit=unit, source=row["source"], **values))
     return tuple(rows)
 
 

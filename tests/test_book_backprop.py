@@ -92,3 +92,26 @@ def test_tied_table_gradient_is_both_paths_and_matches_autograd():
     np.testing.assert_allclose(g["E"], g["input"] + g["output"], rtol=0, atol=0)
     touched = np.abs(g["input"]).sum(axis=1) > 0
     assert touched.sum() <= 5 and (np.abs(g["output"]).sum(axis=1) > 0).all()
+
+
+def test_chunked_cross_entropy_in_torch_matches_autograd_on_all_logits():
+    import torch
+
+    from autograder.book import backprop as B
+    from autograder.reference import torch_ref
+
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(70, 16, generator=gen, dtype=torch.float64)
+    weight = torch.randn(300, 16, generator=gen, dtype=torch.float64)
+    targets = torch.randint(300, (70,), generator=gen)
+    loss_ref, dh_ref, dw_ref = torch_ref.chunked_cross_entropy(hidden, weight, targets, 16)
+    for chunk in (1, 16, 70, 1000):
+        loss, dh, dw = B.chunked_cross_entropy_torch(hidden, weight, targets, chunk)
+        assert loss == pytest.approx(loss_ref, rel=1e-12)
+        torch.testing.assert_close(dh, dh_ref)
+        torch.testing.assert_close(dw, dw_ref)
+    with pytest.raises(ValueError, match="chunk_size"):
+        B.chunked_cross_entropy_torch(hidden, weight, targets, 0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            B.cuda_peak_bytes(lambda: None)

@@ -42,3 +42,30 @@ def test_html_table_escapes_and_aligns():
     out = M.html_table(["model", "bytes"], [["<GPT>", "1,024"]])
     assert "&lt;GPT&gt;" in out and '<td style="text-align:right">1,024</td>' in out and out.count("<tr>") == 2
     assert '<td style="white-space:nowrap">' in out
+
+
+def test_sparse_gradients_in_torch_optim():
+    from autograder.book import sparse_optim as S
+
+    # SGD with momentum on a sparse gradient is dense momentum: same weights (float rounding apart)
+    diff, rows = S.sparse_vs_dense(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))
+    assert diff < 1e-5 and rows == 0
+    # SparseAdam is lazy: it leaves rows the batch missed, so it differs from dense Adam
+    diff, rows = S.sparse_vs_dense(lambda p: torch.optim.SparseAdam(p, lr=0.1), lambda p: torch.optim.Adam(p, lr=0.1))
+    assert diff > 1e-3 and rows > 0
+    assert "SparseAdam" in S.optimizer_error(lambda p: torch.optim.Adam(p))
+    assert S.optimizer_error(lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01)).startswith("RuntimeError")
+    assert S.optimizer_error(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)) is None
+
+
+def test_ridge_rows_is_the_exact_crossing():
+    # Llama 3.1 8B's output layer (D = 4096, V = 128256, bf16) against the H100's ridge: 320 tokens (the issue's
+    # figure; a log-spaced plot grid first crosses at 362)
+    ridge = 989.5e12 / 3.35e12
+    m = M.matmul_ridge_rows(4096, 128256, ridge, "bfloat16")
+    assert m == 320
+    at, before = (M.matmul_intensity(rows, 4096, 128256, "bfloat16") for rows in (m, m - 1))
+    assert at >= ridge > before
+    assert M.matmul_ridge_rows(8, 8, 1000.0) is None  # a small product never reaches it
+    with pytest.raises(ValueError):
+        M.matmul_ridge_rows(0, 8, 1.0)

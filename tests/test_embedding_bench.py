@@ -160,3 +160,30 @@ def test_sync_book_cache_drops_the_caches_only_when_the_results_change(tmp_path)
     (data / "a.json").write_text('{"changed": 1}')
     assert bench.sync_book_cache(build, data)
     assert len(list(build.glob(".bench-data-*"))) == 1
+
+
+def _minor_faults(fn) -> int:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_numpy_dense_variants_write_the_whole_gradient_they_are_credited_with():
+    from autograder.measure.scatter import scatter_add_sorted
+
+    # one id: np.zeros leaves every page but one to the kernel, never written; the bench's variants write them all
+    vocab, dim = 16384, 1024  # 64 MiB of float32
+    ids = np.zeros(4, dtype=np.int64)
+    grad_out = np.ones((4, dim), dtype=np.float32)
+    case = bench.Case(vocab, dim, ids, np.zeros((1, dim), np.float32), grad_out, torch.device("cpu"))
+    huge_pages = vocab * dim * 4 // (2 * 2**20)  # the fewest faults that can map 64 MiB (2 MiB pages)
+    lazy = _minor_faults(lambda: np.add.at(np.zeros((vocab, dim), np.float32), ids, grad_out))
+    written = _minor_faults(lambda: bench._np_add_at_backward(case))
+    assert lazy < huge_pages <= written
+    out = np.full((vocab, dim), np.nan, dtype=np.float32)  # every byte of out is overwritten, zeros included
+    grad = scatter_add_sorted(grad_out, ids, vocab, out=out)
+    assert grad is out and grad[0, 0] == 4 and not np.isnan(grad).any() and grad[1:].sum() == 0
+    with pytest.raises(ValueError, match="out must be"):
+        scatter_add_sorted(grad_out, ids, vocab, out=np.empty((vocab, dim), np.float64))

@@ -74,3 +74,26 @@ def test_tied_tables_take_the_output_type_and_odd_widths_fall_back():
     assert llama70["blk.20.attn_v.weight"] in ("Q5_K", "Q6_K") and "Q4_K" not in {
         f for n, f in llama70.items() if n.endswith("attn_v.weight")
     }
+
+
+def test_every_block_layout_matches_the_gguf_package():
+    # gguf (ggml's Python package) carries GGML_QUANT_SIZES: (values per block, bytes per block) for every type
+    gguf = pytest.importorskip("gguf")
+    sizes = gguf.constants.GGML_QUANT_SIZES
+    for name, fmt in Q.FORMATS.items():
+        block_values, block_bytes = sizes[gguf.constants.GGMLQuantizationType[name]]
+        assert (fmt.block_values, fmt.block_bytes) == (block_values, block_bytes), name
+    # the fallbacks are ggml types whose block divides more rows
+    for k_quant, fallback in Q.FALLBACK.items():
+        assert sizes[gguf.constants.GGMLQuantizationType[fallback]][0] < Q.QK_K, k_quant
+
+
+def test_q5_k_falls_back_to_q5_1_and_microscaling_bits():
+    assert Q.FALLBACK["Q5_K"] == "Q5_1" and Q._fits("Q5_K", 896) == "Q5_1"
+    assert Q._fits("Q4_K", 896) == "Q5_0" and Q._fits("Q6_K", 896) == "Q8_0" and Q._fits("Q4_K", 900) == "F16"
+    # MXFP4: 32 E2M1 values + one E8M0 byte; NVFP4: 16 E2M1 values + one E4M3 byte (+ an FP32 per tensor)
+    assert Q.microscaling_bits_per_weight(4, 32, 8) == Q.FORMATS["MXFP4"].bits_per_weight == 4.25
+    assert Q.microscaling_bits_per_weight(4, 16, 8) == Q.FORMATS["NVFP4"].bits_per_weight == 4.5
+    assert Q.microscaling_bits_per_weight(4, 16, 8, 32, 2**20) == pytest.approx(4.5 + 32 / 2**20)
+    with pytest.raises(ValueError, match="n_elements"):
+        Q.microscaling_bits_per_weight(4, 16, 8, 32)

@@ -285,3 +285,95 @@ def test_memory_copy_by_threads_names_each_thread_count(monkeypatch):
     assert timing.available_cores() >= 1
     with pytest.raises(ValueError):
         timing.memory_copy_by_threads(())
+
+
+class FakeCuda:
+    """A stand-in for ``torch.cuda`` that logs what the timing loop does: event records, synchronisations, the
+    device properties it asks for; each event pair reports ``pair_ms`` milliseconds."""
+
+    def __init__(self, log, l2_bytes=50 * 2**20, pair_ms=2.0):
+        self.log, self.l2_bytes, self.pair_ms = log, l2_bytes, pair_ms
+        cuda = self
+
+        class Event:
+            def __init__(self, enable_timing=False):
+                assert enable_timing
+                self.kind = None
+
+            def record(self):
+                cuda.log.append("record")
+
+            def synchronize(self):
+                cuda.log.append("event-sync")
+
+            def elapsed_time(self, end):
+                return cuda.pair_ms
+
+        self.Event = Event
+
+    def synchronize(self, device=None):
+        self.log.append("sync")
+
+    def get_device_properties(self, device):
+        return type("Props", (), {"L2_cache_size": self.l2_bytes})()
+
+
+class FakeFlush:
+    def __init__(self, log, n_bytes):
+        self.log, self.n_bytes = log, n_bytes
+
+    def __call__(self):
+        self.log.append(("flush", self.n_bytes))
+
+
+def test_cuda_loop_times_k_calls_per_event_pair_flushes_and_interleaves():
+    log = []
+    cuda = FakeCuda(log)
+    flush = FakeFlush(log, timing.l2_flush_bytes("cuda:0", cuda=cuda))
+    assert flush.n_bytes >= 2 * cuda.l2_bytes  # twice the L2 the device reports
+
+    def op():
+        log.append("op")
+
+    def copy():
+        log.append("copy")
+
+    def one_pair(name):
+        return [("flush", flush.n_bytes), "record", *[name] * 4, "record", "event-sync"]
+
+    samples, k = timing._cuda_rounds([op, copy], cuda, "cuda:0", 1, 3, 4, flush)
+    assert k == 4
+    timed = log[log.index("sync") + 1 :]  # after the warm-up round and the synchronize
+    assert timed == (one_pair("op") + one_pair("copy")) * 3  # flush, then k calls per pair, op and copy alternate
+    assert log[: log.index("sync")] == ["op", "copy"]  # warm-up: untimed, unflushed
+    # each sample is the pair's time over k
+    assert samples == [[2.0e-3 / 4] * 3, [2.0e-3 / 4] * 3]
+
+
+def test_cuda_loop_chooses_k_to_fill_a_millisecond():
+    log = []
+    cuda = FakeCuda(log, pair_ms=0.015)  # a 15 us kernel
+    samples, k = timing._cuda_rounds([lambda: log.append("op")], cuda, "cuda:0", 0, 2, None, None)
+    assert k == 67  # ceil(1 ms / 15 us)
+    assert log.count("op") == 1 + 2 * 67  # one probing call, then two samples of k calls
+    cuda.pair_ms = 5.0  # a slow kernel: one call per pair
+    assert timing._cuda_rounds([lambda: None], cuda, "cuda:0", 0, 1, None, None)[1] == 1
+
+
+def test_cpu_fallback_stays_one_call_per_sample_unflushed_unless_asked():
+    calls = []
+    t = timing.time_fn(lambda: calls.append(1), device="cpu", warmup=0, repeats=3, clock=FakeClock([1.0, 2.0, 3.0]))
+    assert t.calls_per_sample == 1 and t.flush_bytes == 0 and len(calls) == 3
+    t = timing.time_fn(
+        lambda: calls.append(1), device="cpu", warmup=0, repeats=2, calls_per_sample=5, clock=FakeClock([10.0, 20.0])
+    )
+    assert t.samples_s == (2.0, 4.0) and t.calls_per_sample == 5 and "of 5 calls" in str(t)
+    assert t.to_dict()["calls_per_sample"] == 5
+    with pytest.raises(ValueError, match="calls_per_sample"):
+        timing.time_fn(lambda: None, device="cpu", calls_per_sample=0)
+
+
+def test_cpu_flush_on_request_overwrites_twice_the_last_level_cache(monkeypatch):
+    monkeypatch.setattr(timing, "last_level_cache_bytes", lambda device=None: 2**20)
+    t = timing.time_fn(lambda: None, device="cpu", warmup=0, repeats=2, flush_cache=True)
+    assert t.flush_bytes == 2 * 2**20

@@ -34,6 +34,11 @@ from torch import nn
 
 __all__ = [
     "korthikanti_layer_bytes",
+    "RECOMPUTE_STRATEGIES",
+    "korthikanti_strategy_bytes",
+    "LlamaRMSNorm",
+    "LlamaLayer",
+    "activation_bytes_per_token",
     "GPTLayer",
     "saved_activation_bytes",
     "layernorm_statistics_bytes",
@@ -47,6 +52,52 @@ def korthikanti_layer_bytes(seq_len: int, batch: int, hidden: int, heads: int) -
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return 34 * seq_len * batch * hidden + 5 * heads * seq_len**2 * batch
+
+
+#: Korthikanti et al.'s Table 2 strategies, the names :func:`korthikanti_strategy_bytes` takes
+RECOMPUTE_STRATEGIES = (
+    "none",
+    "selective",
+    "tensor",
+    "tensor+sequence",
+    "tensor+sequence+selective",
+    "full",
+)
+
+
+def korthikanti_strategy_bytes(
+    seq_len: int, batch: int, hidden: int, heads: int, strategy: str = "none", tensor_parallel: int = 1
+) -> float:
+    """Activation bytes per layer under the strategies of Korthikanti et al. (2022), Table 2 (``t`` =
+    ``tensor_parallel``; a float, since a shard is ``1/t`` of a tensor):
+
+    * ``"none"``: ``sbh (34 + 5as/h)``;
+    * ``"selective"``: ``34 sbh`` -- the attention scores, softmax and its dropout (the ``5as^2b`` term) are
+      recomputed in the backward pass, which is also what FlashAttention does: it never stores the ``s x s``
+      matrices and keeps only a per-row softmax statistic;
+    * ``"tensor"``: ``sbh (10 + 24/t + 5as/(ht))`` -- tensor parallelism splits all but the LayerNorm and dropout
+      inputs, ``10 sbh``, which every device keeps whole;
+    * ``"tensor+sequence"``: ``sbh/t (34 + 5as/h)`` -- sequence parallelism splits those along the sequence;
+    * ``"tensor+sequence+selective"``: ``34 sbh / t``;
+    * ``"full"``: ``2 sbh`` -- only the layer's input is kept and the whole layer is recomputed.
+
+    Raises ``ValueError`` for an unknown strategy, a non-positive ``tensor_parallel``, or bad sizes.
+    """
+    korthikanti_layer_bytes(seq_len, batch, hidden, heads)  # validates the sizes
+    if strategy not in RECOMPUTE_STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {RECOMPUTE_STRATEGIES}")
+    if int(tensor_parallel) != tensor_parallel or tensor_parallel < 1:
+        raise ValueError(f"tensor_parallel must be a positive integer, got {tensor_parallel!r}")
+    s, b, h, a, t = seq_len, batch, hidden, heads, tensor_parallel
+    sbh, attn = s * b * h, 5 * a * s / h
+    return {
+        "none": sbh * (34 + attn),
+        "selective": 34 * sbh,
+        "tensor": sbh * (10 + 24 / t + attn / t),
+        "tensor+sequence": sbh / t * (34 + attn),
+        "tensor+sequence+selective": 34 * sbh / t,
+        "full": 2 * sbh,
+    }[strategy]
 
 
 def causal_mask_bytes(seq_len: int) -> int:
@@ -90,6 +141,82 @@ class GPTLayer(nn.Module):
         return x + self._dropout(self.fc2(F.gelu(self.fc1(self.ln2(x)))))
 
 
+class LlamaRMSNorm(nn.Module):
+    """RMSNorm as Transformers' ``LlamaRMSNorm`` computes it: in float32 (``x / sqrt(mean(x^2) + eps)``), cast back
+    to the input's dtype, then scaled by ``weight``. ``(..., hidden)`` -> same shape and dtype."""
+
+    def __init__(self, hidden: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(hidden)), eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.to(torch.float32)
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+class LlamaLayer(nn.Module):
+    """A Llama decoder layer as Transformers' ``LlamaDecoderLayer`` computes it: :class:`LlamaRMSNorm`, bias-free
+    ``q``, ``k``, ``v``, ``o`` projections with ``kv_heads`` shared key/value heads (grouped-query attention), rotary
+    positions on ``q`` and ``k`` (the half-split layout), causal attention, RMSNorm and a SwiGLU MLP
+    (``down(silu(gate(x)) * up(x))``), no dropout.
+
+    ``attention="sdpa"`` calls ``F.scaled_dot_product_attention`` with ``enable_gqa=True`` (a fused kernel that
+    keeps no ``s x s`` matrix and reads the shared key/value heads without copying them), as Transformers' default
+    ``sdpa`` path does; ``"eager"`` repeats the key/value heads and computes and keeps the softmax, as its eager
+    path does. ``forward(x)``: ``(b, s, h)`` ->
+    ``(b, s, h)``. Raises ``ValueError`` when ``hidden`` is not a multiple of ``heads`` or ``heads`` of
+    ``kv_heads``, or for an unknown ``attention``.
+    """
+
+    def __init__(
+        self, hidden: int, heads: int, kv_heads: int, ffn: int, attention: str = "sdpa", theta: float = 500000.0
+    ):
+        super().__init__()
+        if hidden % heads or heads % kv_heads:
+            raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads}), and heads of kv_heads")
+        if attention not in ("sdpa", "eager"):
+            raise ValueError(f"attention must be 'sdpa' or 'eager', got {attention!r}")
+        self.heads, self.kv_heads, self.d, self.attention = heads, kv_heads, hidden // heads, attention
+        self.norm1, self.norm2 = LlamaRMSNorm(hidden), LlamaRMSNorm(hidden)
+        self.q = nn.Linear(hidden, hidden, bias=False)
+        self.k = nn.Linear(hidden, kv_heads * self.d, bias=False)
+        self.v = nn.Linear(hidden, kv_heads * self.d, bias=False)
+        self.o = nn.Linear(hidden, hidden, bias=False)
+        self.gate, self.up = nn.Linear(hidden, ffn, bias=False), nn.Linear(hidden, ffn, bias=False)
+        self.down = nn.Linear(ffn, hidden, bias=False)
+        self.register_buffer("inv_freq", theta ** (-torch.arange(0, self.d, 2, dtype=torch.float32) / self.d))
+
+    def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        half = x.shape[-1] // 2
+        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return x * cos + rotated * sin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, h = x.shape
+        angles = torch.outer(torch.arange(s, dtype=torch.float32, device=x.device), self.inv_freq)
+        cos = torch.cat((angles, angles), dim=-1).cos().to(x.dtype)
+        sin = torch.cat((angles, angles), dim=-1).sin().to(x.dtype)
+        y = self.norm1(x)
+        q = self.q(y).view(b, s, self.heads, self.d).transpose(1, 2)
+        k = self.k(y).view(b, s, self.kv_heads, self.d).transpose(1, 2)
+        v = self.v(y).view(b, s, self.kv_heads, self.d).transpose(1, 2)
+        q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+        groups = self.heads // self.kv_heads
+        if self.attention == "sdpa":
+            context = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=groups > 1)
+        else:
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.d)
+            causal = torch.ones(s, s, dtype=torch.bool, device=x.device).triu(1)
+            probs = scores.masked_fill(causal, float("-inf")).softmax(dim=-1, dtype=torch.float32).to(q.dtype)
+            context = probs @ v
+        x = x + self.o(context.transpose(1, 2).reshape(b, s, h))
+        y = self.norm2(x)
+        return x + self.down(F.silu(self.gate(y)) * self.up(y))
+
+
 def saved_activation_bytes(module: nn.Module, x: torch.Tensor) -> tuple[int, list[tuple[str, tuple, int]]]:
     """Run ``module(x)`` and count what autograd saves for backward: ``(total bytes, [(dtype, shape, bytes)])``.
 
@@ -109,3 +236,22 @@ def saved_activation_bytes(module: nn.Module, x: torch.Tensor) -> tuple[int, lis
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         module(x)
     return sum(n for _, _, n in storages.values()), list(storages.values())
+
+
+def activation_bytes_per_token(
+    make_layer, hidden: int, seq_len: int = 64, dtype: torch.dtype = torch.bfloat16, seed: int = 0
+) -> float:
+    """Saved activation bytes per token of context for the layer ``make_layer()`` (a module taking ``(1, s,
+    hidden)``): :func:`saved_activation_bytes` at ``2 * seq_len`` tokens minus at ``seq_len`` tokens, over
+    ``seq_len``. The difference removes what does not grow with the tokens (weight copies a CPU kernel keeps, for
+    instance); for a layer whose attention keeps ``s x s`` matrices it also holds half of the quadratic term.
+    Raises ``ValueError`` for ``seq_len < 1``."""
+    if int(seq_len) != seq_len or seq_len < 1:
+        raise ValueError(f"seq_len must be a positive integer, got {seq_len!r}")
+    torch.manual_seed(seed)
+    layer = make_layer().to(dtype)
+    measured = []
+    for s in (seq_len, 2 * seq_len):
+        x = torch.randn(1, s, hidden, dtype=dtype, requires_grad=True)
+        measured.append(saved_activation_bytes(layer, x)[0])
+    return (measured[1] - measured[0]) / seq_len

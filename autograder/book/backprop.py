@@ -31,6 +31,8 @@ __all__ = [
     "train_torch",
     "tied_bigram_grads",
     "tied_bigram_autograd",
+    "chunked_cross_entropy_torch",
+    "cuda_peak_bytes",
 ]
 
 
@@ -181,3 +183,50 @@ def tied_bigram_autograd(E: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndar
     loss = nn.functional.cross_entropy(logits, torch.from_numpy(y))
     loss.backward()
     return float(loss.detach()), weight.grad.numpy()
+
+
+def chunked_cross_entropy_torch(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_size: int
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy of ``hidden @ weight.T`` and its gradients, ``chunk_size`` rows of logits at a time, in
+    PyTorch on the tensors' own device (the GPU twin of the assignment's ``chunked_cross_entropy``).
+
+    ``hidden``: ``(N, D)`` floating, ``weight``: ``(V, D)``, ``targets``: ``(N,)`` integers in ``[0, V)``.
+    Returns ``(loss, dhidden (N, D), dweight (V, D))``. Each chunk computes its ``(c, V)`` logits, its share of the
+    loss and ``delta = (softmax - onehot) / N``, adds ``delta @ weight`` and ``delta.T @ hidden_chunk`` into the
+    gradients and frees its logits before the next chunk, so no more than ``chunk_size x V`` logits (and their
+    softmax) are ever alive; no autograd graph is built. Raises ``ValueError`` for a non-positive ``chunk_size``.
+    """
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    n = hidden.shape[0]
+    targets = targets.long()
+    dhidden = torch.empty_like(hidden)
+    dweight = torch.zeros_like(weight)
+    total = torch.zeros((), dtype=torch.float64, device=hidden.device)
+    with torch.no_grad():
+        for start in range(0, n, int(chunk_size)):
+            h, t = hidden[start : start + chunk_size], targets[start : start + chunk_size]
+            logits = h @ weight.T
+            logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=1)
+            total += -logp.gather(1, t[:, None]).sum(dtype=torch.float64)
+            delta = logp.exp_()  # softmax, in place of the log-probabilities
+            delta[torch.arange(t.shape[0], device=t.device), t] -= 1
+            delta = delta.div_(n).to(hidden.dtype)
+            dhidden[start : start + chunk_size] = delta @ weight
+            dweight.addmm_(delta.T, h)
+            del logits, logp, delta
+    return float(total / n), dhidden, dweight
+
+
+def cuda_peak_bytes(fn: Callable[[], object]) -> int:
+    """Bytes the CUDA caching allocator held at its peak during ``fn()``, above what was allocated before.
+    Raises ``ValueError`` when no CUDA GPU is available."""
+    if not torch.cuda.is_available():
+        raise ValueError("cuda_peak_bytes needs a CUDA GPU; none is available here")
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base

@@ -9,6 +9,7 @@ chapter plots.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 
 from autograder.measure.embedding_bytes import INDEX_BYTES, dense_gradient_bytes, sparse_gradient_bytes
@@ -22,6 +23,7 @@ __all__ = [
     "sparse_gradient_bytes",
     "lookup_intensity",
     "matmul_intensity",
+    "matmul_ridge_rows",
     "html_table",
 ]
 
@@ -39,6 +41,27 @@ def matmul_intensity(m: int, k: int, n: int, dtype: str = "float32") -> float:
     flops = 2 * m * k * n
     bytes_moved = tensor_bytes(m * k + k * n + m * n, dtype)
     return flops / bytes_moved
+
+
+def matmul_ridge_rows(k: int, n: int, ridge: float, dtype: str = "float32") -> int | None:
+    """The fewest rows ``m`` for which ``(m, k) @ (k, n)`` reaches ``ridge`` FLOP/byte (:func:`matmul_intensity`).
+
+    With ``b`` bytes per value the intensity ``2mkn / (b (mk + kn + mn))`` reaches ``R`` exactly when
+    ``m (2kn - bR(k + n)) >= bRkn``; returns the smallest such integer, or ``None`` when no ``m`` does (the
+    intensity tends to ``2kn / (b (k + n))`` as ``m`` grows). Raises ``ValueError`` for non-positive sizes.
+    """
+    if min(k, n) < 1 or ridge <= 0:
+        raise ValueError(f"need positive k, n and ridge, got {k}, {n}, {ridge}")
+    b = tensor_bytes(1, dtype)
+    denominator = 2 * k * n - b * ridge * (k + n)
+    if denominator <= 0:
+        return None
+    m = max(1, math.ceil(b * ridge * k * n / denominator))
+    while matmul_intensity(m, k, n, dtype) < ridge:  # a float ceiling can land one short
+        m += 1
+    while m > 1 and matmul_intensity(m - 1, k, n, dtype) >= ridge:
+        m -= 1
+    return m
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[object]], align_right_from: int = 1) -> str:

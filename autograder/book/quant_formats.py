@@ -11,6 +11,9 @@ format  values  fields (bytes)                                              byte
 Q8_0    32      d (2), qs (32)                                              34
 Q4_0    32      d (2), qs (16)                                              18
 Q5_0    32      d (2), qh (4), qs (16)                                      22
+Q5_1    32      d (2), m (2), qh (4), qs (16)                               24
+MXFP4   32      e (1: E8M0 shared exponent), qs (16: E2M1 codes)            17
+NVFP4   64      d (4: one UE4M3 scale per 16 values), qs (32: E2M1 codes)   36
 Q4_K    256     d (2), dmin (2), scales (12), qs (128)                      144
 Q5_K    256     d (2), dmin (2), scales (12), qh (32), qs (128)             176
 Q6_K    256     ql (128), qh (64), scales (16), d (2)                       210
@@ -22,9 +25,16 @@ Q6_K    256     ql (128), qh (64), scales (16), d (2)                       210
 them, since the shared tensor is then the output), quantizes an *untied* ``token_embd`` with the default Q4_K,
 gives ``attn_v`` and ``ffn_down`` Q6_K in the layers its ``use_more_bits`` rule selects (the first and last eighth
 of the layers and every third layer between), Q5_K to a fused ``attn_qkv``, and Q5_K to the other ``attn_v`` of a
-70B Llama; a tensor whose rows are not a multiple of the block size falls back (Q4_K -> Q5_0, Q6_K -> Q8_0, an
-output whose rows do not fit Q6_K -> Q8_0). :func:`q4_k_m_tensor_types` applies those rules to the course's model
-table; nothing of llama.cpp's code is copied, only the rules as stated here.
+70B Llama; a tensor whose rows are not a multiple of the block size falls back (Q4_K -> Q5_0, Q5_K -> Q5_1,
+Q6_K -> Q8_0, then F16 if even that block does not divide the row; an output whose rows do not fit Q6_K -> Q8_0).
+:func:`q4_k_m_tensor_types` applies those rules to the course's model table; nothing of llama.cpp's code is
+copied, only the rules as stated here.
+
+**Microscaling 4-bit formats.** MXFP4 (OCP Microscaling Formats specification v1.0, 2023: 32 FP4 E2M1 elements
+sharing one 8-bit E8M0 power-of-two scale) and NVIDIA's NVFP4 (16 E2M1 elements sharing an FP8 E4M3 scale, plus one
+FP32 scale per tensor) are the 4-bit formats accelerators now multiply natively; ggml stores them as ``block_mxfp4``
+(32 values) and ``block_nvfp4`` (64 values in four 16-value sub-blocks, without the per-tensor scale).
+:func:`microscaling_bits_per_weight` computes their bits per weight from the block structure.
 """
 
 from __future__ import annotations
@@ -45,12 +55,15 @@ __all__ = [
     "q4_k_m_tensor_types",
     "mixture_bytes",
     "FUSED_QKV_MODELS",
+    "FALLBACK",
+    "microscaling_bits_per_weight",
 ]
 
 HALF = 2  # sizeof(ggml_half)
 QK_K = 256  # values per K-quant super-block
 K_SCALE_SIZE = 12
-QK = 32  # values per block of the legacy formats (QK4_0, QK5_0, QK8_0)
+QK = 32  # values per block of the legacy formats (QK4_0, QK5_0, QK5_1, QK8_0) and of QK_MXFP4
+QK_NVFP4, QK_NVFP4_SUB = 64, 16
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,9 @@ FORMATS: dict[str, BlockFormat] = {
         BlockFormat("Q8_0", QK, (("d", HALF), ("qs", QK))),
         BlockFormat("Q4_0", QK, (("d", HALF), ("qs", QK // 2))),
         BlockFormat("Q5_0", QK, (("d", HALF), ("qh", 4), ("qs", QK // 2))),
+        BlockFormat("Q5_1", QK, (("d", HALF), ("m", HALF), ("qh", 4), ("qs", QK // 2))),
+        BlockFormat("MXFP4", QK, (("e", 1), ("qs", QK // 2))),
+        BlockFormat("NVFP4", QK_NVFP4, (("d", QK_NVFP4 // QK_NVFP4_SUB), ("qs", QK_NVFP4 // 2))),
         BlockFormat("Q4_K", QK_K, (("d", HALF), ("dmin", HALF), ("scales", K_SCALE_SIZE), ("qs", QK_K // 2))),
         BlockFormat(
             "Q5_K", QK_K, (("d", HALF), ("dmin", HALF), ("scales", K_SCALE_SIZE), ("qh", QK_K // 8), ("qs", QK_K // 2))
@@ -90,7 +106,24 @@ FORMATS: dict[str, BlockFormat] = {
 #: models whose llama.cpp conversion keeps the attention projections fused in one ``attn_qkv`` tensor and the
 #: gate and up projections in one ``ffn_up`` (Phi-3's ``qkv_proj`` and ``gate_up_proj``)
 FUSED_QKV_MODELS = frozenset({"Phi-3-mini (128k)"})
-_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_0", "Q6_K": "Q8_0"}
+#: llama.cpp's fallback when a row is not a multiple of a K-quant's 256-value block (``llama-quant.cpp``)
+FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+
+
+def microscaling_bits_per_weight(
+    element_bits: int, block_values: int, scale_bits: int, tensor_scale_bits: int = 0, n_elements: int = 0
+) -> float:
+    """Bits per weight of a block-scaled format: ``element_bits + scale_bits / block_values``, plus a per-tensor
+    scale spread over ``n_elements`` values when ``tensor_scale_bits`` is given (NVFP4's FP32 scale).
+
+    MXFP4: ``(4, 32, 8)`` -> 4.25; NVFP4: ``(4, 16, 8)`` -> 4.5 (+ ``32 / n_elements``). Raises ``ValueError``
+    for non-positive sizes, or a per-tensor scale without ``n_elements``.
+    """
+    if min(element_bits, block_values) < 1 or scale_bits < 0 or tensor_scale_bits < 0:
+        raise ValueError("element_bits and block_values must be positive, scale bits non-negative")
+    if tensor_scale_bits and n_elements < 1:
+        raise ValueError("a per-tensor scale needs n_elements, the tensor's size, to spread it over")
+    return element_bits + scale_bits / block_values + (tensor_scale_bits / n_elements if tensor_scale_bits else 0.0)
 
 
 def quantized_bytes(rows: int, cols: int, fmt: str) -> int:
@@ -179,7 +212,7 @@ def _fits(fmt: str, cols: int) -> str:
     """``fmt``, or its fallback when ``cols`` is not a multiple of its block (then F16 as a last resort)."""
     if cols % FORMATS[fmt].block_values == 0:
         return fmt
-    fallback = _FALLBACK.get(fmt, "F16")
+    fallback = FALLBACK.get(fmt, "F16")
     return fallback if cols % FORMATS[fallback].block_values == 0 else "F16"
 
 

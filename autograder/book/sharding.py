@@ -17,15 +17,22 @@ parameter) is one call with ``grad_bytes=4``. Activations and the temporary buff
 counted.
 
 **Vocabulary parallelism** (Shoeybi et al., 2019, arXiv:1909.08053, section 3, "parallelize the input embedding
-weight matrix ... along the vocabulary dimension"; the loss is fused so that only ``N`` scalars per device are
-exchanged, not ``N x V`` logits): with tensor-parallel size ``t`` each device holds ``V / t`` rows of the table
-and computes ``N x V / t`` logits. Megatron pads ``V`` to a multiple of ``128 t``
+weight matrix ... along the vocabulary dimension"; the loss is fused so that a few scalars per token are exchanged,
+not ``N x V`` logits): with tensor-parallel size ``t`` each device holds ``V / t`` rows of the table and computes
+``N x V / t`` logits. Megatron-LM's ``VocabParallelCrossEntropy`` (``megatron/core/tensor_parallel/
+cross_entropy.py``) all-reduces three values per token: the row maximum (``MAX``), then the target's logit (only the
+device holding the target contributes it, the others add 0) and the sum of exponentials (``SUM``, the two in one
+call). :func:`vocab_parallel_cross_entropy` runs that algorithm over shards on one machine and counts what crosses.
+Megatron pads ``V`` to a multiple of ``128 t``
 (``--make-vocab-size-divisible-by``, default 128); nanoGPT pads GPT-2's 50,257 to a multiple of 64.
 """
 
 from __future__ import annotations
 
+import torch
+
 __all__ = [
+    "vocab_parallel_cross_entropy",
     "ZERO_STAGES",
     "zero_bytes_per_device",
     "FSDP_STRATEGIES",
@@ -91,3 +98,41 @@ def vocab_parallel_bytes_per_device(
         "table_bytes": rows * dim * weight_bytes,
         "logits_bytes": n_tokens * rows * logit_bytes,
     }
+
+
+def vocab_parallel_cross_entropy(
+    logit_shards: list[torch.Tensor], targets: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, int]]:
+    """Mean cross-entropy of logits split along the vocabulary, computed as Megatron's vocabulary-parallel loss
+    does: each shard ``(N, V_k)`` (shard ``k`` holds the ids from ``sum(V_0..V_{k-1})`` on) only ever sees its own
+    logits and the results of three all-reduces over ``N`` values each (max; target logit; sum of exponentials).
+
+    Returns ``(loss, {"values_per_token": ..., "all_reduces": ...})``: what was exchanged, counted as it happened.
+    Raises ``ValueError`` for shards whose row counts differ from ``targets``.
+    """
+    n = targets.shape[0]
+    if any(shard.shape[0] != n for shard in logit_shards):
+        raise ValueError(f"every shard needs {n} rows, one per target; got {[s.shape[0] for s in logit_shards]}")
+    exchanged = {"values_per_token": 0, "all_reduces": 0}
+
+    def all_reduce(parts: list[torch.Tensor], op) -> torch.Tensor:
+        exchanged["all_reduces"] += 1
+        exchanged["values_per_token"] += parts[0].numel() // n
+        out = parts[0]
+        for part in parts[1:]:
+            out = op(out, part)
+        return out
+
+    row_max = all_reduce([shard.max(dim=1).values for shard in logit_shards], torch.maximum)
+    start, target_parts, sum_exp_parts = 0, [], []
+    for shard in logit_shards:
+        local = targets - start
+        mine = (local >= 0) & (local < shard.shape[1])
+        picked = shard.gather(1, local.clamp(0, shard.shape[1] - 1)[:, None])[:, 0] - row_max
+        target_parts.append(torch.where(mine, picked, torch.zeros_like(picked)))
+        sum_exp_parts.append((shard - row_max[:, None]).exp().sum(dim=1))
+        start += shard.shape[1]
+    # Megatron sums the target logit and the sum of exponentials in one all-reduce of two values per token
+    both = all_reduce([torch.stack((t, e), dim=1) for t, e in zip(target_parts, sum_exp_parts, strict=True)], torch.add)
+    target_logit, sum_exp = both[:, 0], both[:, 1]
+    return (sum_exp.log() - target_logit).mean(), exchanged

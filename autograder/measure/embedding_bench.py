@@ -20,7 +20,10 @@ Bytes moved (what an ideal kernel must read plus write, each once; float32 value
 :mod:`autograder.measure.embedding_bytes`:
 
 * forward: ``8n`` (ids) + ``4nD`` (the rows read) + ``4nD`` (the output);
-* dense backward: ``8n + 4nD`` (ids and ``grad_out`` read) + ``4VD`` (the dense gradient written);
+* dense backward: ``8n + 4nD`` (ids and ``grad_out`` read) + ``4VD`` (the dense gradient written). Every dense
+  variant really writes those ``4VD`` bytes: ``torch.zeros`` fills its memory, and the NumPy variants allocate with
+  ``np.empty`` and fill it with zeros themselves, since ``np.zeros`` gets pages the kernel zeroes only when first
+  touched, and the rows no id lands on would then be credited as written without ever being written;
 * sparse backward, uncoalesced: ``8n`` read + ``8n`` written (the values tensor is ``grad_out`` itself, a view);
 * sparse backward, coalesced: ``8n + 4nD`` read + ``4UD + 8U`` written (``U`` distinct ids).
 
@@ -115,7 +118,10 @@ def make_case(vocab: int, dim: int, grid: Grid, device: torch.device, seed: int 
 # the variants: each returns a function of no arguments and the bytes it moves
 # --------------------------------------------------------------------------------------------------------------
 def _np_add_at_backward(c: Case) -> np.ndarray:
-    grad = np.zeros((c.vocab, c.dim), dtype=c.grad_out.dtype)
+    # np.empty + fill writes the whole gradient, as torch.zeros does; np.zeros would leave the pages no row lands
+    # on to the kernel's lazy zeroing, never written, and the 4VD bytes credited would overstate the bandwidth
+    grad = np.empty((c.vocab, c.dim), dtype=c.grad_out.dtype)
+    grad.fill(0)
     np.add.at(grad, c.ids, c.grad_out)
     return grad
 
@@ -183,7 +189,7 @@ def variants(c: Case) -> list[tuple[str, str, str, Callable[[], object], int]]:
                 "backward",
                 "numpy",
                 "sort + np.add.reduceat (dense)",
-                lambda: scatter_add_sorted(c.grad_out, c.ids, c.vocab),
+                lambda: scatter_add_sorted(c.grad_out, c.ids, c.vocab, out=np.empty((v, d), dtype=c.grad_out.dtype)),
                 dense,
             ),
         ]

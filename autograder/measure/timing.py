@@ -2,10 +2,20 @@
 
 How a function is timed (:func:`time_fn`):
 
-* **CUDA device**: ``warmup`` untimed calls, a ``torch.cuda.synchronize``, then for each repeat a pair of
-  ``torch.cuda.Event(enable_timing=True)`` recorded around the call and read after ``end.synchronize()``. The
-  events measure GPU time on the current stream, so asynchronous kernel launches are counted in full.
-* **CPU**: ``warmup`` untimed calls, then ``time.perf_counter`` around each repeat.
+* **CUDA device**: ``warmup`` untimed calls, a ``torch.cuda.synchronize``, then for each repeat: the L2 cache is
+  flushed (a buffer of twice ``torch.cuda.get_device_properties(device).L2_cache_size`` is overwritten, so no
+  operand of the previous repeat is still cached: an H100's 50 MiB L2 holds the working set of a small lookup,
+  and a result timed from it can exceed HBM bandwidth), then a pair of ``torch.cuda.Event(enable_timing=True)``
+  is recorded around ``k`` back-to-back calls (``calls_per_sample``) and read after ``end.synchronize()``; the
+  sample is the pair's time over ``k``. Issuing ``k`` calls per pair amortises the launch latency and the event
+  overhead, a few microseconds that would otherwise be a large share of a 15 us kernel; by default ``k`` is chosen
+  from a first timed call so that a pair spans at least :data:`CUDA_MIN_SAMPLE_S` (1 ms). Calls 2..k of a pair
+  see what call 1 left in L2, so a working set smaller than L2 (:attr:`Bandwidth.fits_in_cache`) is still timed
+  partly from cache; only the first call of each pair starts cold. A CUDA graph would remove the launches
+  altogether; it is not used, since not every operation timed here can be captured.
+* **CPU**: ``warmup`` untimed calls, then ``time.perf_counter`` around ``k`` calls per repeat (``k = 1`` unless
+  ``calls_per_sample`` says otherwise) and no cache flush unless ``flush_cache=True`` (a buffer of twice the
+  last-level cache); the CPU has no launch latency to amortise, and its timings say ``perf_counter``.
 
 Either way a :class:`Timing` keeps every sample, reports the median and the spread (10th and 90th percentiles)
 and names the device it ran on and the clock it used, so a CPU figure can never be mistaken for a GPU one.
@@ -58,6 +68,8 @@ __all__ = [
     "torch_threads",
     "available_cores",
     "memory_copy_by_threads",
+    "l2_flush_bytes",
+    "CUDA_MIN_SAMPLE_S",
 ]
 
 #: last-level cache assumed when the platform does not report one (larger than the L3 slice a copy sees on
@@ -65,6 +77,12 @@ __all__ = [
 FALLBACK_CACHE_BYTES = 128 * 2**20
 #: source and destination of :func:`memory_copy_baseline` are each this many times the last-level cache.
 MEMORY_COPY_CACHE_MULTIPLE = 4
+#: the cache flush before each timed repeat overwrites this many times the last-level cache (GPU: L2)
+FLUSH_CACHE_MULTIPLE = 2
+#: on CUDA, ``calls_per_sample=None`` picks ``k`` so that one event pair spans at least this long
+CUDA_MIN_SAMPLE_S = 1e-3
+#: ... and never more than this many calls per pair
+CUDA_MAX_CALLS_PER_SAMPLE = 1000
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -212,10 +230,16 @@ class Timing:
     device: str
     method: str
     samples_s: tuple[float, ...] = field(repr=False)
+    #: calls timed together per sample (each sample is their total over this count)
+    calls_per_sample: int = 1
+    #: bytes overwritten before each sample to evict the cache (0: no flush)
+    flush_bytes: int = 0
 
     def __post_init__(self) -> None:
         if not self.samples_s:
             raise ValueError("a Timing needs at least one sample")
+        if int(self.calls_per_sample) != self.calls_per_sample or self.calls_per_sample < 1:
+            raise ValueError(f"calls_per_sample must be a positive integer, got {self.calls_per_sample!r}")
 
     @property
     def n(self) -> int:
@@ -248,16 +272,22 @@ class Timing:
             "p10_s": self.p10_s,
             "p90_s": self.p90_s,
             "samples_s": list(self.samples_s),
+            "calls_per_sample": self.calls_per_sample,
+            "flush_bytes": self.flush_bytes,
         }
 
     def __str__(self) -> str:
+        calls = f" of {self.calls_per_sample} calls" if self.calls_per_sample > 1 else ""
+        flushed = f", cache flushed ({self.flush_bytes / 2**20:,.0f} MiB) before each" if self.flush_bytes else ""
         return (
             f"{self.median_s * 1e6:,.1f} us median (p10 {self.p10_s * 1e6:,.1f}, p90 {self.p90_s * 1e6:,.1f}; "
-            f"{self.n} runs, {self.method} on {self.device})"
+            f"{self.n} runs{calls}{flushed}, {self.method} on {self.device})"
         )
 
 
-def _check_counts(warmup: int, repeats: int) -> None:
+def _check_counts(warmup: int, repeats: int, calls_per_sample: int | None = 1) -> None:
+    if calls_per_sample is not None and (int(calls_per_sample) != calls_per_sample or calls_per_sample < 1):
+        raise ValueError(f"calls_per_sample must be a positive integer or None, got {calls_per_sample!r}")
     if int(repeats) != repeats or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     if int(warmup) != warmup or warmup < 0:
@@ -271,56 +301,125 @@ def time_interleaved(
     warmup: int = 3,
     repeats: int = 20,
     clock: Callable[[], float] | None = None,
+    calls_per_sample: int | None = None,
+    flush_cache: bool | None = None,
 ) -> list[Timing]:
     """Time several functions in alternation: ``warmup`` untimed rounds, then ``repeats`` rounds that each time
-    ``fns[0]()``, ``fns[1]()``, ... once. Returns one :class:`Timing` per function, in order.
+    ``fns[0]``, ``fns[1]``, ... in turn. Returns one :class:`Timing` per function, in order.
 
     Alternating (rather than timing one function's repeats, then the next's) makes every function see the same
-    machine load, which matters on a shared machine, and makes each call start with the caches the previous
-    call left, as an operation does inside a training step. Python's garbage collector is paused while timing
-    (as in ``timeit``). Timing method as in :func:`time_fn`.
+    machine load, which matters on a shared machine; a baseline copy timed this way is interleaved with the
+    operation it is compared with. Python's garbage collector is paused while timing (as in ``timeit``).
+
+    ``calls_per_sample``: calls timed together per sample (``None``: chosen on CUDA so that an event pair spans
+    :data:`CUDA_MIN_SAMPLE_S`, 1 on a CPU). ``flush_cache``: overwrite twice the last-level cache before each
+    sample (``None``: on CUDA yes, on a CPU no). Method as in :func:`time_fn` and the module docstring.
     """
     for fn in fns:
         if not callable(fn):
             raise ValueError(f"fn must be a callable taking no arguments, got {type(fn).__name__}")
-    _check_counts(warmup, repeats)
+    _check_counts(warmup, repeats, calls_per_sample)
     device = _as_device(device)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # as timeit does: a garbage collection pause inside one repeat is noise, not the function's cost
     try:
-        return _time_rounds(fns, device, warmup, repeats, clock)
+        if device.type == "cuda":
+            flush = _cache_flusher(device) if flush_cache in (None, True) else None
+            with torch.cuda.device(device):
+                samples, calls = _cuda_rounds(fns, torch.cuda, device, warmup, repeats, calls_per_sample, flush)
+            method = "cuda-events"
+        else:
+            flush = _cache_flusher(device) if flush_cache else None
+            clock = clock or time.perf_counter
+            samples, calls = _clock_rounds(fns, clock, warmup, repeats, calls_per_sample or 1, flush)
+            method = "perf_counter" if clock is time.perf_counter else getattr(clock, "__name__", type(clock).__name__)
     finally:
         if gc_was_enabled:
             gc.enable()
+    name = device_name(device)
+    flushed = flush.n_bytes if flush is not None else 0
+    return [Timing(name, method, tuple(out), calls, flushed) for out in samples]
 
 
-def _time_rounds(fns, device: torch.device, warmup: int, repeats: int, clock) -> list[Timing]:
+class _Flush:
+    """Overwrites a buffer of ``n_bytes`` on ``device`` when called: whatever the last-level cache held is evicted."""
+
+    def __init__(self, n_bytes: int, device: torch.device):
+        self.n_bytes = int(n_bytes)
+        self.buffer = torch.empty(self.n_bytes, dtype=torch.uint8, device=device)
+
+    def __call__(self) -> None:
+        self.buffer.fill_(1)
+
+
+def l2_flush_bytes(device: torch.device | str | None = None, *, cuda=None) -> int:
+    """Bytes a cache flush overwrites on ``device``: :data:`FLUSH_CACHE_MULTIPLE` (2) times its last-level cache,
+    the GPU's ``get_device_properties(device).L2_cache_size`` (``cuda``: the ``torch.cuda`` module, or a fake of it
+    in tests) or the CPU's L3. Falls back to :data:`FALLBACK_CACHE_BYTES` where the size is not reported."""
+    if cuda is not None:
+        size = int(getattr(cuda.get_device_properties(device), "L2_cache_size", 0) or 0) or FALLBACK_CACHE_BYTES
+    else:
+        size = last_level_cache_bytes(device)
+    return FLUSH_CACHE_MULTIPLE * size
+
+
+def _cache_flusher(device: torch.device, cuda=None) -> _Flush:
+    if device.type == "cuda" and cuda is None:
+        cuda = torch.cuda
+    return _Flush(l2_flush_bytes(device, cuda=cuda if device.type == "cuda" else None), device)
+
+
+def _clock_rounds(fns, clock, warmup: int, repeats: int, calls: int, flush) -> tuple[list[list[float]], int]:
     for _ in range(warmup):
         for fn in fns:
             fn()
     samples: list[list[float]] = [[] for _ in fns]
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        with torch.cuda.device(device):
-            for _ in range(repeats):
-                for fn, out in zip(fns, samples, strict=True):
-                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    fn()
-                    end.record()
-                    end.synchronize()
-                    out.append(start.elapsed_time(end) / 1e3)  # elapsed_time is in milliseconds
-        method = "cuda-events"
-    else:
-        clock = clock or time.perf_counter
-        for _ in range(repeats):
-            for fn, out in zip(fns, samples, strict=True):
-                t0 = clock()
+    for _ in range(repeats):
+        for fn, out in zip(fns, samples, strict=True):
+            if flush is not None:
+                flush()
+            t0 = clock()
+            for _ in range(calls):
                 fn()
-                out.append(clock() - t0)
-        method = "perf_counter" if clock is time.perf_counter else getattr(clock, "__name__", type(clock).__name__)
-    name = device_name(device)
-    return [Timing(name, method, tuple(out)) for out in samples]
+            out.append((clock() - t0) / calls)
+    return samples, calls
+
+
+def _cuda_rounds(
+    fns, cuda, device, warmup: int, repeats: int, calls: int | None, flush
+) -> tuple[list[list[float]], int]:
+    """The CUDA timing loop, written against ``cuda`` (``torch.cuda``, or a fake that records calls in tests).
+
+    For each repeat and each function in turn: ``flush()`` (when given), an event pair around ``calls``
+    back-to-back calls, then ``end.synchronize()``; a sample is the pair's seconds over ``calls``. With ``calls``
+    ``None``, one cold call is timed after the warm-up and ``calls`` is the number that fills
+    :data:`CUDA_MIN_SAMPLE_S` (at least 1, at most :data:`CUDA_MAX_CALLS_PER_SAMPLE`), the same for every function.
+    """
+
+    def timed(fn, k: int) -> float:
+        if flush is not None:
+            flush()
+        start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(k):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3 / k  # elapsed_time is in milliseconds
+
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    cuda.synchronize(device)
+    if calls is None:
+        slowest = max(timed(fn, 1) for fn in fns)
+        fill = CUDA_MIN_SAMPLE_S / slowest if slowest > 0 else CUDA_MAX_CALLS_PER_SAMPLE
+        calls = int(min(max(1, -(-fill // 1)), CUDA_MAX_CALLS_PER_SAMPLE))
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, samples, strict=True):
+            out.append(timed(fn, calls))
+    return samples, calls
 
 
 def time_fn(
@@ -330,15 +429,26 @@ def time_fn(
     warmup: int = 3,
     repeats: int = 20,
     clock: Callable[[], float] | None = None,
+    calls_per_sample: int | None = None,
+    flush_cache: bool | None = None,
 ) -> Timing:
     """Time ``fn()`` on ``device`` (default: :func:`default_device`); ``warmup`` untimed calls, then ``repeats``
-    timed ones.
+    timed samples of ``calls_per_sample`` calls each.
 
-    CUDA work is timed with event pairs (see the module docstring); CPU work with ``clock``
-    (default ``time.perf_counter``; pass a fake clock in tests). Returns a :class:`Timing` in seconds.
-    Raises ``ValueError`` for ``repeats < 1``, ``warmup < 0``, a non-callable ``fn`` or an unavailable device.
+    CUDA work is timed with event pairs around ``k`` back-to-back calls after an L2 flush (see the module
+    docstring); CPU work with ``clock`` (default ``time.perf_counter``; pass a fake clock in tests). Returns a
+    :class:`Timing` in seconds per call. Raises ``ValueError`` for ``repeats < 1``, ``warmup < 0``, a
+    ``calls_per_sample`` that is not a positive integer, a non-callable ``fn`` or an unavailable device.
     """
-    return time_interleaved([fn], device=device, warmup=warmup, repeats=repeats, clock=clock)[0]
+    return time_interleaved(
+        [fn],
+        device=device,
+        warmup=warmup,
+        repeats=repeats,
+        clock=clock,
+        calls_per_sample=calls_per_sample,
+        flush_cache=flush_cache,
+    )[0]
 
 
 def _copy_fn(n_bytes: int, device: torch.device) -> Callable[[], object]:
