@@ -158,6 +158,13 @@ def test_the_input_rule_never_follows_a_link(tmp_path, what):
     assert picks["bob"].path == root / "bob" / ASSIGNMENT / NOTEBOOK and not picks["bob"].problem
 
 
+def test_a_folder_of_many_candidates_is_refused_without_reading_them(tmp_path):
+    for i in range(picking.MAX_CANDIDATES + 1):
+        (tmp_path / f"copy{i}.ipynb").write_text("{}")
+    pick = picking.pick_notebook(tmp_path, ASSIGNMENT, {"test_scale"})
+    assert pick.path is None and "at most" in pick.problem
+
+
 def test_a_linked_timestamp_is_a_reason_and_is_never_read(tmp_path):
     folder = tmp_path / "submitted" / "carol" / ASSIGNMENT
     folder.mkdir(parents=True)

@@ -23,6 +23,8 @@ __all__ = ["Pick", "pick_notebook", "grade_ids_in"]
 
 #: notebooks larger than this are not opened to look for grade ids (the grader reports them as too large)
 READ_LIMIT = inputs.MAX_NOTEBOOK_BYTES
+#: a folder without the expected notebook and with more candidates than this is refused (each would be read)
+MAX_CANDIDATES = 32
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,14 @@ def pick_notebook(folder: Path, notebook_name: str, grade_ids: set[str], root: P
         return Pick(expected, "", names)
     if not notebooks:
         return Pick(None, "", names)
+    if len(notebooks) > MAX_CANDIDATES:
+        return Pick(
+            None,
+            "",
+            names,
+            f"no {expected_name} and {len(notebooks)} other notebooks in the folder (at most {MAX_CANDIDATES} are "
+            f"considered): submit {expected_name}",
+        )
 
     cache: dict[Path, set[str]] = {}
 
