@@ -17,8 +17,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from . import inputs
 from .dask_executor import SchedulerError, check_address
-from .picking import Pick, grade_ids_in, pick_notebook
+from .picking import Pick, grade_ids_of, pick_notebook
 from .records import STATUSES, GradeResult, GradeTask
 from .sandbox import ISOLATION_NONE, SandboxUnavailable
 from .secret import SecretError
@@ -26,7 +27,7 @@ from .tasks import code_fingerprint, content_hash
 
 __all__ = ["main", "find_submissions", "source_notebook", "UsageError", "all_missing_warning"]
 
-MAX_NOTEBOOK_BYTES = 64 << 20
+MAX_NOTEBOOK_BYTES = inputs.MAX_NOTEBOOK_BYTES
 
 
 class UsageError(Exception):
@@ -72,8 +73,16 @@ def find_submissions(
             "folder that holds one folder per student (SUBMISSIONS/<student>/<assignment>/)"
         )
     found: dict[str, Pick] = {}
-    for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found[student_dir.name] = pick_notebook(student_dir / assignment, notebook_name, set(grade_ids))
+    for entry in inputs.list_folder(submissions, submissions):  # links are listed, never followed (inputs.py)
+        if entry.name.startswith(".") or entry.kind not in ("folder", "link"):
+            continue
+        problem = inputs.student_id_problem(entry.name)
+        if problem or entry.kind == "link":
+            problem = problem or f"{entry.name} is a symbolic link: links are never followed"
+            found[entry.name] = Pick(None, problem=problem)
+            continue
+        folder = submissions / entry.name / assignment
+        found[entry.name] = pick_notebook(folder, notebook_name, set(grade_ids), root=submissions)
     if not found:
         raise UsageError(
             f"no student folders in {submissions} (expected SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb)"
@@ -88,8 +97,8 @@ def all_missing_warning(submissions: Path, assignment: str, picks: dict[str, Pic
     seen = Counter(
         sub.name
         for student in picks
-        for sub in (submissions / student).iterdir()
-        if sub.is_dir() and not sub.name.startswith(".")
+        for sub in _folders_of(submissions, student)
+        if sub.kind == "folder" and not sub.name.startswith(".")
     )
     hint = (
         f"their folders hold {', '.join(f'{n}/' for n, _ in seen.most_common(3))}: is --assignment right?"
@@ -100,6 +109,13 @@ def all_missing_warning(submissions: Path, assignment: str, picks: dict[str, Pic
         f"warning: every one of the {len(picks)} students is missing: no notebook in "
         f"SUBMISSIONS/<student>/{assignment}/; {hint}"
     )
+
+
+def _folders_of(submissions: Path, student: str) -> list[inputs.Entry]:
+    try:
+        return inputs.list_folder(submissions, submissions / student)
+    except (OSError, inputs.Rejected):
+        return []
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -270,7 +286,7 @@ def _grade(args) -> int:
             raise UsageError(f"{source_path} has no nbgrader test cells (cells with grade=true, solution=false)")
     except (KeyError, ValueError) as exc:
         raise UsageError(f"{source_path} has malformed nbgrader metadata: {exc}") from None
-    picks = find_submissions(Path(args.submissions), args.assignment, notebook_name, grade_ids_in(source_path))
+    picks = find_submissions(Path(args.submissions), args.assignment, notebook_name, grade_ids_of(source))
     _warn_unchecked(args, source)
     secret = _secret(args)
 
@@ -299,22 +315,20 @@ def _grade(args) -> int:
             grader_fingerprint=code_fingerprint(*args.checks_module, *_probe_modules(args)),
         )
         for student, pick in picks.items():
-            path = pick.path
-            too_big = path is not None and path.stat().st_size > MAX_NOTEBOOK_BYTES
-            data = None if path is None else (b"" if too_big else path.read_bytes())
+            data, rejected = _read_submission(Path(args.submissions), pick)  # the input rule (inputs.py)
             if data:
                 answers[student] = data
             task = GradeTask(
                 student=student, submission=data, hidden_seed=hidden_seed(secret, args.assignment, student), **base
             )
-            if too_big:
+            if rejected:
                 result = GradeResult(
                     student,
                     args.assignment,
                     "invalid-notebook",
                     None,
                     max_score(source),
-                    reason=f"the notebook is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB",
+                    reason=rejected,
                     submission_hash=content_hash(task),
                 )
                 result.feedback_html = render(result)
@@ -438,7 +452,7 @@ def _final_rows(args, store, results, picks, due, source: bytes, answers: dict[s
         result, pick = results[student], picks[student]
         view = store.view(student)
         folder = Path(args.submissions) / student / args.assignment
-        timestamp = read_timestamp(folder)
+        timestamp = read_timestamp(folder, root=Path(args.submissions))
         lateness_of = partial(
             assess,
             timestamp,
@@ -460,17 +474,21 @@ def _final_rows(args, store, results, picks, due, source: bytes, answers: dict[s
 def _similarity_flags(source: bytes, answers: dict[str, bytes]) -> dict[str, list[str]]:
     from . import similarity
 
+    return similarity.class_flags(source, answers, warn=lambda line: print(f"warning: {line}", file=sys.stderr))
+
+
+def _read_submission(submissions: Path, pick: Pick) -> tuple[bytes | None, str]:
+    """``(the notebook's bytes or None, "")``, or ``(b"", reason)`` for an input the rule rejects (inputs.py)."""
+    if pick.problem:
+        return b"", pick.problem
+    if pick.path is None:
+        return None, ""
     try:
-        template, solution, reference = similarity.course_fingerprints(source)
-    except Exception as exc:  # flags are leads: a source they cannot read loses only the flags
-        print(
-            f"warning: no similarity flags: the source's answer cells are unreadable ({type(exc).__name__})",
-            file=sys.stderr,
-        )
-        return {}
-    ids = similarity.answer_ids(source)
-    prints = {s: similarity.fingerprint(similarity.answer_cells(data, ids), template) for s, data in answers.items()}
-    return similarity.flags_by_student(similarity.compare_class(prints, solution, reference))
+        return inputs.read_notebook(submissions, pick.path), ""
+    except FileNotFoundError:
+        return b"", f"{pick.name} disappeared while the class was graded"
+    except inputs.Rejected as exc:
+        return b"", str(exc)
 
 
 def _write_outputs(args, store, rows, roster) -> list[Path]:

@@ -106,6 +106,10 @@ def notebook_problem(data: bytes) -> str | None:
         return f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
     if not text.strip():
         return "the notebook file is empty"
+    from autograder.student.transport import MAX_JSON_DEPTH, json_depth
+
+    if json_depth(data) > MAX_JSON_DEPTH:  # nothing below may recurse into it (inputs.py)
+        return f"the notebook nests more than {MAX_JSON_DEPTH} levels deep: it is not a notebook Jupyter wrote"
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -460,8 +464,8 @@ def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) 
         return
     kernel = _kernel_scores(db_url, task)
     errors, error_names, truncated = _cell_errors(autograded)
-    with open(autograded, encoding="utf-8") as fh:  # kept in --out/autograded/ for the formgrader
-        result.autograded = fh.read()
+    with open(autograded, encoding="utf-8") as fh:  # kept in --out/autograded/ for the formgrader, sanitised
+        result.autograded = _sanitized(fh.read(), task.source_notebook)
     verdicts, probe_problem = _judge(task, checked, emit_file)
     tests, notes = [], []
     for cell in info.test_cells:
@@ -498,6 +502,17 @@ def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) 
     result.score = float(sum(t.points for t in tests)) + _other_points(kernel, info)
     passed = sum(t.passed for t in tests)
     result.reason = "; ".join([f"{passed}/{len(tests)} test cells passed"] + notes)
+
+
+def _sanitized(text: str, source: bytes) -> str:
+    """The notebook kept for the formgrader with nothing a browser would run (outputs.sanitize_notebook); none
+    (``""``) when it cannot be sanitised."""
+    from .outputs import sanitize_notebook
+
+    try:
+        return sanitize_notebook(text, source)
+    except Exception:  # a notebook the sanitiser cannot read is not kept
+        return ""
 
 
 def _other_points(kernel: dict[str, float], info: SourceInfo) -> float:

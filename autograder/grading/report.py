@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from html import escape
 from pathlib import Path
 
+from .outputs import csv_dict_writer, csv_value
 from .records import STATUSES
 from .scores import Row, class_stats
 
@@ -44,7 +45,11 @@ def read_history(out: Path) -> list[dict[str, str]]:
     path = Path(out) / "history.csv"
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            return [row for row in csv.DictReader(fh) if set(HISTORY_COLUMNS) <= set(row)]
+            return [
+                {k: csv_value(v) if isinstance(v, str) else v for k, v in row.items()}
+                for row in csv.DictReader(fh)
+                if set(HISTORY_COLUMNS) <= set(row)
+            ]
     except (OSError, csv.Error):
         return []
 
@@ -64,7 +69,7 @@ def update_history(out: Path, rows: list[Row], now: dt.datetime | None = None) -
     if new:
         fresh = not path.exists() or not history
         with open(path, "w" if fresh else "a", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, HISTORY_COLUMNS)
+            writer = csv_dict_writer(fh, HISTORY_COLUMNS)  # formula-safe cells (outputs.py)
             if fresh:
                 writer.writeheader()
                 writer.writerows(history)

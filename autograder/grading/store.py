@@ -18,13 +18,13 @@ cached result: a rerun grades it again.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import fcntl
 import json
 import os
 from pathlib import Path
 
+from . import inputs, outputs
 from .filenames import safe_filename as _safe_name
 from .records import GradeResult
 from .scores import CellScore, GradebookView, Row
@@ -76,6 +76,8 @@ c.CourseDirectory.db_url = {db_expr}
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "nbgrader-feedback"
 c.GenerateFeedback.preprocessors = [ClearHiddenTestOutputs, ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+# the formgrader and generate_feedback render student notebooks: strip HTML and scripts from markdown and outputs
+c.HTMLExporter.sanitize_html = True
 '''
 
 
@@ -257,6 +259,8 @@ class Store:
         a manual score is flagged for review, as ``nbgrader autograde`` flags it."""
         from nbgrader.api import MissingEntry
 
+        if inputs.student_id_problem(result.student):  # the formgrader shows ids unescaped: never in the gradebook
+            return
         gb = self.gradebook()
         gb.update_or_create_student(result.student)
         if result.status == "missing":
@@ -341,7 +345,7 @@ class Store:
         path = self.out / "grades.csv"
         tmp = path.with_suffix(".part")
         with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
+            writer = outputs.csv_writer(fh)  # formula-safe cells
             writer.writerow(CSV_COLUMNS)
             for row in sorted(rows, key=lambda r: r.student):
                 r, late = row.result, row.lateness
