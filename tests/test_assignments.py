@@ -379,3 +379,16 @@ def test_the_written_answer_and_its_rubric_are_not_released(assignment):
     assert released.strip() == "YOUR ANSWER HERE"
     text = exercise_path(assignment).read_text()
     assert "Rubric" not in text and "Model answer" not in text
+
+
+@pytest.mark.parametrize("mistake_id", ["chunked-full-logits", "chunked-full-logits-in-torch"])
+def test_full_logits_fail_the_memory_check_in_numpy_and_in_torch(mistake_id):
+    """The contract forbids holding the (N, V) logits at once in any library: NumPy's buffers are traced with
+    tracemalloc, PyTorch's (which tracemalloc does not see) by the probe's dispatch mode. The values are right, so the
+    memory check is what fails."""
+    mistake = next(m for m in MISTAKES if m.id == mistake_id)
+    failed = failures("backprop", _with_mistake(mistake), function="chunked_cross_entropy", hidden=False)
+    from autograder.student.probes.backprop import CHUNK_MEMORY
+
+    assert [name for _, name, _ in failed] == [CHUNK_MEMORY], failed
+    assert "at once" in failed[0][2]

@@ -1311,6 +1311,30 @@ MISTAKES: list[Mistake] = [
     """,
     ),
     _m(
+        "chunked-full-logits-in-torch",
+        BP,
+        "chunked_cross_entropy",
+        "visible",
+        """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if int(chunk_size) != chunk_size or chunk_size < 1 or hidden.shape[1] != weight.shape[1]:
+                raise ValueError("bad chunk_size or shapes")
+            h = torch.tensor(hidden, dtype=torch.float64)
+            w = torch.tensor(weight, dtype=torch.float64)
+            t = torch.tensor(targets, dtype=torch.long)
+            n, rows = h.shape[0], torch.arange(h.shape[0])
+            logp = torch.log_softmax(h @ w.T, dim=1)  # all N x V logits at once, in PyTorch
+            loss = -logp[rows, t].mean()
+            dz = logp.exp()
+            dz[rows, t] -= 1.0
+            dz /= n
+            kind = hidden.dtype if np.issubdtype(hidden.dtype, np.floating) else np.float64
+            return float(loss), (dz @ w).to(torch.float32 if kind == np.float32 else torch.float64).numpy(), (
+                (dz.T @ h).to(torch.float32 if kind == np.float32 else torch.float64).numpy()
+            )
+    """,
+    ),
+    _m(
         "chunked-mean-of-chunk-means",
         BP,
         "chunked_cross_entropy",

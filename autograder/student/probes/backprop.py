@@ -383,6 +383,8 @@ def _chunk_memory_probe(fn, seed):
     """Peak bytes allocated during one call: ``tracemalloc`` sees NumPy's buffers (NumPy reports them to it), and
     :class:`TorchAllocations` sees PyTorch's, which ``tracemalloc`` does not."""
     hidden, weight, targets = chunk_memory_inputs(seed)
+    with TorchAllocations():  # the first dispatch mode imports tens of MiB of PyTorch modules: not while tracing
+        torch.empty(1)
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start()
