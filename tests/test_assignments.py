@@ -149,10 +149,11 @@ def test_hidden_inputs_change_with_the_grading_seed():
 
 
 # ------------------------------------------------------------------------------------------------ mistakes are caught
-def _with_mistake(mistake: Mistake) -> dict:
+def _with_mistake(mistake: Mistake, *, measure: bool = False) -> dict:
+    """The solution with ``mistake``; its measurement cell runs for a mistaken record, or when ``measure``."""
     if measured_mod.is_record(mistake.function):  # a mistaken record: appended to the measurement cell
         return execute_solution(mistake.assignment, {measured_mod.GRADE_ID: mistake.code})
-    return execute_solution(mistake.assignment, {f"answer_{mistake.function}": mistake.code}, measure=False)
+    return execute_solution(mistake.assignment, {f"answer_{mistake.function}": mistake.code}, measure=measure)
 
 
 def test_mistake_table_covers_every_graded_function():
