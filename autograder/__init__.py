@@ -3,5 +3,6 @@ the code that runs in a student's kernel (:mod:`autograder.student`), timing hel
 grading command (``python -m autograder grade ...``).
 
 This file imports nothing: it is one of the few files of the package copied into the grading sandbox (see
-:func:`autograder.student.sandbox_tree`), where only :mod:`autograder.student` and ``autograder/data`` exist.
+:func:`autograder.student.sandbox_tree`), where only :mod:`autograder.student`, ``autograder/data`` and the timing
+helpers (:mod:`autograder.measure.timing`, which the assignments' measurement cells import) exist.
 """

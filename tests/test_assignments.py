@@ -22,6 +22,7 @@ from test_assignments_mistakes import MISTAKES, Mistake
 from autograder.checks import core
 from autograder.reference import numpy_ref, torch_ref
 from autograder.student import check, registry, run_checks
+from autograder.student import measured as measured_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = core.ASSIGNMENTS
@@ -40,15 +41,16 @@ def nb_meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
-def execute_solution(assignment: str, extra: dict[str, str] | None = None) -> dict:
-    """Execute the solution notebook's setup and answer cells into a fresh namespace -- what a student who solved
-    everything has. ``extra`` maps an answer cell's grade_id to code appended to it (a mistaken redefinition), so
-    later cells that call the function see the mistake, exactly as in a notebook."""
+def execute_solution(assignment: str, extra: dict[str, str] | None = None, *, measure: bool = True) -> dict:
+    """Execute the solution notebook's setup and answer cells, and (``measure``) its measurement cell, into a fresh
+    namespace -- what a student who solved everything has. ``extra`` maps a cell's grade_id to code appended to it
+    (a mistaken redefinition), so later cells that call the function see the mistake, exactly as in a notebook."""
     nb = nbformat.read(solution_path(assignment), as_version=4)
     namespace: dict = {}
     for cell in nb.cells:
         meta = nb_meta(cell)
-        if cell.cell_type == "code" and (meta.get("solution") or meta.get("grade_id") == "setup"):
+        measured = meta.get("grade_id") == measured_mod.GRADE_ID and (measure or measured_mod.GRADE_ID in (extra or {}))
+        if cell.cell_type == "code" and (meta.get("solution") or meta.get("grade_id") == "setup" or measured):
             source = cell.source + ("\n\n\n" + extra[meta["grade_id"]] if extra and meta["grade_id"] in extra else "")
             exec(compile(source, f"<{assignment}:{meta['grade_id']}>", "exec"), namespace)
     return namespace
@@ -98,8 +100,13 @@ def test_groups_are_consistent(assignment):
         # a group tests one function, and is hidden exactly when its name says so
         assert len({c.function for c in checks}) == 1, group_name
         assert {c.hidden for c in checks} == {group_name.endswith("_hidden")}, group_name
-    visible = {g for g in groups if not g.endswith("_hidden")}
-    assert {g + "_hidden" for g in visible} == set(groups) - visible, "every visible group has a hidden twin"
+    visible = {g for g in groups if not g.endswith("_hidden") and not measured_mod.is_record(g)}
+    assert {g + "_hidden" for g in visible} == set(groups) - visible - {g for g in groups if measured_mod.is_record(g)}
+    # one measurement record per assignment, visible, one check, named like the variable it reads
+    records = [g for g in groups if measured_mod.is_record(g)]
+    assert (
+        len(records) == 1 and [c.function for c in groups[records[0]]] == records and not groups[records[0]][0].hidden
+    )
 
 
 def test_a_group_without_checks_fails_loudly():
@@ -111,7 +118,17 @@ def test_a_group_without_checks_fails_loudly():
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_reference_implementations_pass_every_group(assignment, seed):
-    assert failures(assignment, REFERENCE_NAMESPACE, seed=seed) == []
+    assert failures(assignment, reference_namespace(assignment), seed=seed) == []
+
+
+@functools.cache
+def reference_namespace(assignment: str) -> dict:
+    """The references, and the record the assignment's measurement cell leaves when it times them."""
+    namespace = dict(REFERENCE_NAMESPACE)
+    nb = nbformat.read(solution_path(assignment), as_version=4)
+    (cell,) = [c for c in nb.cells if nb_meta(c).get("grade_id") == measured_mod.GRADE_ID]
+    exec(compile(cell.source, f"<{assignment}:measure>", "exec"), namespace)
+    return namespace
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -132,8 +149,11 @@ def test_hidden_inputs_change_with_the_grading_seed():
 
 
 # ------------------------------------------------------------------------------------------------ mistakes are caught
-def _with_mistake(mistake: Mistake) -> dict:
-    return execute_solution(mistake.assignment, {f"answer_{mistake.function}": mistake.code})
+def _with_mistake(mistake: Mistake, *, measure: bool = False) -> dict:
+    """The solution with ``mistake``; its measurement cell runs for a mistaken record, or when ``measure``."""
+    if measured_mod.is_record(mistake.function):  # a mistaken record: appended to the measurement cell
+        return execute_solution(mistake.assignment, {measured_mod.GRADE_ID: mistake.code})
+    return execute_solution(mistake.assignment, {f"answer_{mistake.function}": mistake.code}, measure=measure)
 
 
 def test_mistake_table_covers_every_graded_function():
@@ -267,8 +287,28 @@ def test_notebook_structure_and_totals(assignment, kind):
     path = solution_path(assignment) if kind == "solutions" else exercise_path(assignment)
     nb = nbformat.read(path, as_version=4)
     assert _stated_total(nb) == _points(nb) > 0
-    tests = [c for c in nb.cells if nb_meta(c).get("grade")]
+    tests = [c for c in nb.cells if nb_meta(c).get("grade") and not nb_meta(c).get("solution")]
     assert {nb_meta(c)["grade_id"] for c in tests} == set(core.groups(assignment)), "one test cell per check group"
+    # one written answer, graded by hand: a markdown answer cell with points
+    manual = [c for c in nb.cells if nb_meta(c).get("grade") and nb_meta(c).get("solution")]
+    assert [(c.cell_type, nb_meta(c)["grade_id"]) for c in manual] == [("markdown", "reflection")]
+    assert nb_meta(manual[0])["points"] > 0 and not nb_meta(manual[0])["locked"]
+    # the header restates the balance: hidden points of the autograded ones, computed from the cells' metadata
+    auto = sum(nb_meta(c)["points"] for c in tests)
+    hidden = sum(nb_meta(c)["points"] for c in tests if nb_meta(c)["grade_id"].endswith("_hidden"))
+    assert f"hidden tests carry {hidden} of the {auto} autograded points (about {round(100 * hidden / auto)}%" in (
+        nb.cells[0].source
+    )
+    assert 0.35 <= hidden / auto <= 0.45, "about 40% of the autograded points are hidden"
+    # the measurement cell is locked and leaves the record its test cell checks
+    (measure,) = [c for c in nb.cells if nb_meta(c).get("grade_id") == measured_mod.GRADE_ID]
+    record = next(g for g in core.groups(assignment) if measured_mod.is_record(g))
+    assert (
+        nb_meta(measure)["locked"]
+        and not nb_meta(measure)["grade"]
+        and re.search(rf"^{record} = \[\]", measure.source, re.M)
+    )
+    assert "autograder.measure.timing import" in measure.source
     for cell in tests:
         meta = nb_meta(cell)
         assert meta["locked"] and meta["points"] > 0 and not meta["solution"]
@@ -281,7 +321,7 @@ def test_notebook_structure_and_totals(assignment, kind):
     for link in re.findall(r"\]\((\.\./\.\./book/[\w.-]+\.md)\)", nb.cells[0].source):
         assert (path.parent / link).resolve().is_file(), link
     # every graded function has an answer cell, a self-check cell and the import of `check`
-    functions = {cs[0].function for cs in core.groups(assignment).values()}
+    functions = {cs[0].function for cs in core.groups(assignment).values()} - {record}
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
     assert any("from autograder.student import check, run_checks" in s for s in sources)
     for function in functions:
@@ -301,7 +341,7 @@ def test_exercises_hold_no_solutions_and_no_hidden_tests(assignment):
         assert marker not in text, marker
     answers = {nb_meta(c)["grade_id"]: c.source for c in exercise.cells if nb_meta(c).get("solution")}
     for cell in solution.cells:
-        if not nb_meta(cell).get("solution"):
+        if not nb_meta(cell).get("solution") or cell.cell_type == "markdown":
             continue
         released = answers[nb_meta(cell)["grade_id"]]
         assert "raise NotImplementedError()" in released
@@ -336,3 +376,30 @@ def test_release_check_reports_stale_exercises_in_one_line(monkeypatch, capsys):
     assert release.main(["--check", "--assignment", "backprop"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "exercises/backprop/backprop.ipynb" in err and "python -m autograder release" in err
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_written_answer_and_its_rubric_are_not_released(assignment):
+    """The solution's written answer holds a model answer and the grader's rubric; `python -m autograder release`
+    (nbgrader's ClearSolutions) replaces both with an empty answer for the student."""
+    solution = nbformat.read(solution_path(assignment), as_version=4)
+    exercise = nbformat.read(exercise_path(assignment), as_version=4)
+    (source,) = [c.source for c in solution.cells if nb_meta(c).get("grade_id") == "reflection"]
+    (released,) = [c.source for c in exercise.cells if nb_meta(c).get("grade_id") == "reflection"]
+    assert "**Rubric (for the grader; never released).**" in source and "*Model answer.*" in source
+    assert released.strip() == "YOUR ANSWER HERE"
+    text = exercise_path(assignment).read_text()
+    assert "Rubric" not in text and "Model answer" not in text
+
+
+@pytest.mark.parametrize("mistake_id", ["chunked-full-logits", "chunked-full-logits-in-torch"])
+def test_full_logits_fail_the_memory_check_in_numpy_and_in_torch(mistake_id):
+    """The contract forbids holding the (N, V) logits at once in any library: NumPy's buffers are traced with
+    tracemalloc, PyTorch's (which tracemalloc does not see) by the probe's dispatch mode. The values are right, so the
+    memory check is what fails."""
+    mistake = next(m for m in MISTAKES if m.id == mistake_id)
+    failed = failures("backprop", _with_mistake(mistake), function="chunked_cross_entropy", hidden=False)
+    from autograder.student.probes.backprop import CHUNK_MEMORY
+
+    assert [name for _, name, _ in failed] == [CHUNK_MEMORY], failed
+    assert "at once" in failed[0][2]

@@ -1311,6 +1311,30 @@ MISTAKES: list[Mistake] = [
     """,
     ),
     _m(
+        "chunked-full-logits-in-torch",
+        BP,
+        "chunked_cross_entropy",
+        "visible",
+        """
+        def chunked_cross_entropy(hidden, weight, targets, chunk_size):
+            if int(chunk_size) != chunk_size or chunk_size < 1 or hidden.shape[1] != weight.shape[1]:
+                raise ValueError("bad chunk_size or shapes")
+            h = torch.tensor(hidden, dtype=torch.float64)
+            w = torch.tensor(weight, dtype=torch.float64)
+            t = torch.tensor(targets, dtype=torch.long)
+            n, rows = h.shape[0], torch.arange(h.shape[0])
+            logp = torch.log_softmax(h @ w.T, dim=1)  # all N x V logits at once, in PyTorch
+            loss = -logp[rows, t].mean()
+            dz = logp.exp()
+            dz[rows, t] -= 1.0
+            dz /= n
+            kind = hidden.dtype if np.issubdtype(hidden.dtype, np.floating) else np.float64
+            return float(loss), (dz @ w).to(torch.float32 if kind == np.float32 else torch.float64).numpy(), (
+                (dz.T @ h).to(torch.float32 if kind == np.float32 else torch.float64).numpy()
+            )
+    """,
+    ),
+    _m(
         "chunked-mean-of-chunk-means",
         BP,
         "chunked_cross_entropy",
@@ -1533,6 +1557,221 @@ MISTAKES: list[Mistake] = [
                 grad_weight = grad_out.new_zeros(ctx.vocab_size, dim)
                 grad_weight.index_add_(0, ids.reshape(-1), grad_out.reshape(-1, dim))
                 return grad_weight, None
+    """,
+    ),
+    # ------------------------------------------------------------------------------------- issue 20: stated contracts
+    _m(
+        "neighbors-zero-row-divides-by-zero",
+        TE,
+        "nearest_neighbors",
+        "hidden",
+        """
+        def nearest_neighbors(weight, query_id, k):
+            rows = np.asarray(weight, dtype=np.float64)
+            if not 0 <= query_id < rows.shape[0]:
+                raise IndexError(query_id)
+            if not 1 <= k <= rows.shape[0] - 1:
+                raise ValueError(k)
+            unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+            similarity = unit @ unit[query_id]
+            similarity[query_id] = -np.inf
+            return np.argsort(-similarity, kind="stable")[:k]
+    """,
+    ),
+    _m(
+        "neighbors-bad-arguments-unchecked",
+        TE,
+        "nearest_neighbors",
+        "hidden",
+        """
+        def nearest_neighbors(weight, query_id, k):
+            rows = np.asarray(weight, dtype=np.float64)
+            norms = np.linalg.norm(rows, axis=1, keepdims=True)
+            unit = rows / np.where(norms == 0, 1.0, norms)
+            similarity = unit @ unit[query_id]
+            similarity[query_id] = -np.inf
+            return np.argsort(-similarity, kind="stable")[:k]
+    """,
+    ),
+    _m(
+        "params-sizes-unchecked",
+        MS,
+        "embedding_parameters",
+        "hidden",
+        """
+        def embedding_parameters(vocab_size, dim):
+            return vocab_size * dim
+    """,
+    ),
+    _m(
+        "lookup-int4-rounds-the-whole-batch",
+        MS,
+        "lookup_bytes",
+        "hidden",
+        """
+        def lookup_bytes(n_tokens, dim, dtype):
+            return tensor_bytes(n_tokens * dim, dtype)
+    """,
+    ),
+    # ------------------------------------------------------------------------------------- issue 21: accounting
+    _m(
+        "cost-one-hot-read-once",
+        TE,
+        "lookup_cost",
+        "visible",
+        """
+        def lookup_cost(n_tokens, vocab_size, dim):
+            if n_tokens < 0 or vocab_size < 1 or dim < 1:
+                raise ValueError("sizes")
+            return 2 * n_tokens * dim * 4, n_tokens * vocab_size * 4 + (vocab_size + n_tokens) * dim * 4, 2 * n_tokens * vocab_size * dim
+    """,
+    ),
+    _m(
+        "cost-only-the-vocabulary-checked",
+        TE,
+        "lookup_cost",
+        "hidden",
+        """
+        def lookup_cost(n_tokens, vocab_size, dim):
+            if vocab_size < 1:
+                raise ValueError("empty vocabulary")
+            rows = n_tokens * dim * 4
+            return 2 * rows, 2 * n_tokens * vocab_size * 4 + vocab_size * dim * 4 + rows, 2 * n_tokens * vocab_size * dim
+    """,
+    ),
+    _m(
+        "cost-int32-overflow",
+        TE,
+        "lookup_cost",
+        "hidden",
+        """
+        def lookup_cost(n_tokens, vocab_size, dim):
+            if n_tokens < 0 or vocab_size < 1 or dim < 1:
+                raise ValueError("sizes")
+            n, v, d = np.int32(n_tokens), np.int32(vocab_size), np.int32(dim)
+            rows = n * d * 4
+            return 2 * rows, 2 * n * v * 4 + v * d * 4 + rows, 2 * n * v * d
+    """,
+    ),
+    _m(
+        "rope-cost-multiplies-only",
+        PE,
+        "rope_cost",
+        "visible",
+        """
+        def rope_cost(seq_len, dim, batch=1, n_heads=1):
+            if dim < 1 or dim % 2 or seq_len < 0 or batch < 1 or n_heads < 1:
+                raise ValueError("sizes")
+            return seq_len * dim, 4 * batch * n_heads * seq_len * (dim // 2)
+    """,
+    ),
+    _m(
+        "rope-cost-only-odd-dim-checked",
+        PE,
+        "rope_cost",
+        "hidden",
+        """
+        def rope_cost(seq_len, dim, batch=1, n_heads=1):
+            if dim % 2:
+                raise ValueError("odd dim")
+            return seq_len * dim, 3 * batch * n_heads * seq_len * dim
+    """,
+    ),
+    _m(
+        "step-forgets-the-low-precision-copy",
+        MS,
+        "optimizer_step_bytes",
+        "visible",
+        """
+        def optimizer_step_bytes(n_params, dtype="float32", optimizer="adam"):
+            if optimizer not in OPTIMIZER_STATES or dtype in ("int8", "int4"):
+                raise ValueError("no")
+            state = OPTIMIZER_STATES[optimizer] * tensor_bytes(n_params, "float32")
+            weights = tensor_bytes(n_params, "float32")
+            return tensor_bytes(n_params, dtype) + 2 * weights + 2 * state
+    """,
+    ),
+    _m(
+        "step-default-sgd",
+        MS,
+        "optimizer_step_bytes",
+        "hidden",
+        """
+        def optimizer_step_bytes(n_params, dtype="float32", optimizer="sgd"):
+            if optimizer not in OPTIMIZER_STATES or dtype in ("int8", "int4"):
+                raise ValueError("no")
+            state = OPTIMIZER_STATES[optimizer] * tensor_bytes(n_params, "float32")
+            weights = tensor_bytes(n_params, "float32")
+            copy = 0 if dtype == "float32" else tensor_bytes(n_params, dtype)
+            return tensor_bytes(n_params, dtype) + 2 * weights + 2 * state + copy
+    """,
+    ),
+    _m(
+        "elements-sparse-counts-every-id",
+        BP,
+        "backward_elements",
+        "visible",
+        """
+        def backward_elements(ids, vocab_size, dim):
+            ids = np.asarray(ids)
+            if not np.issubdtype(ids.dtype, np.integer):
+                raise TypeError("ids")
+            if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+                raise IndexError("ids")
+            n = ids.size
+            return vocab_size * dim + n * dim, 2 * n * dim + n, n * dim
+    """,
+    ),
+    _m(
+        "elements-only-negative-ids-checked",
+        BP,
+        "backward_elements",
+        "hidden",
+        """
+        def backward_elements(ids, vocab_size, dim):
+            ids = np.asarray(ids)
+            if ids.size and ids.min() < 0:
+                raise IndexError("negative id")
+            n, unique = ids.size, np.unique(ids).size
+            return vocab_size * dim + n * dim, unique * dim + n * dim + unique, n * dim
+    """,
+    ),
+    # ------------------------------------------------------------------------------------- issue 21: records
+    _m(
+        "record-nan-time",
+        TE,
+        "lookup_measurements",
+        "visible",
+        """
+        lookup_measurements[0]["op"]["median_s"] = float("nan")
+    """,
+    ),
+    _m(
+        "record-without-device",
+        PE,
+        "rope_measurements",
+        "visible",
+        """
+        for record in rope_measurements:
+            record.pop("device")
+    """,
+    ),
+    _m(
+        "record-only-the-last-run",
+        MS,
+        "optimizer_measurements",
+        "visible",
+        """
+        optimizer_measurements = optimizer_measurements[-1:]
+    """,
+    ),
+    _m(
+        "record-zero-sample",
+        BP,
+        "backward_measurements",
+        "visible",
+        """
+        backward_measurements[0]["samples_s"][0] = 0.0
     """,
     ),
 ]

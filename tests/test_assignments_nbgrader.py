@@ -119,10 +119,17 @@ def graded(tmp_path_factory):
     return results
 
 
+#: the written answer of every assignment: a manually graded answer cell, which nbgrader autograde scores 0 and
+#: flags for manual grading
+MANUAL = "reflection"
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solved_notebook_scores_full_marks(graded, assignment):
     score, max_score, cells = graded[assignment, "solved"]
-    assert max_score > 0 and score == max_score, {k: v for k, v in cells.items() if v[0] != v[1]}
+    manual = cells[MANUAL][1]
+    assert manual > 0 and cells[MANUAL][0] == 0, "the written answer waits for a person"
+    assert max_score > 0 and score == max_score - manual, {k: v for k, v in cells.items() if v[0] != v[1]}
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -138,11 +145,11 @@ def test_mistake_notebook_loses_exactly_the_failing_cells(graded, key, monkeypat
     assignment, student = key
     mistake = BY_ID[MISTAKE_STUDENTS[key]]
     score, max_score, cells = graded[key]
-    lost = {name for name, (got, most) in cells.items() if got < most}
+    lost = {name for name, (got, most) in cells.items() if got < most} - {MANUAL}
     # nbgrader ran the test cells in local mode: hidden groups with the fixed LOCAL_HIDDEN_SEED, failures()'s default
-    expected = {group for group, _, _ in failures(assignment, _with_mistake(mistake))}
+    expected = {group for group, _, _ in failures(assignment, _with_mistake(mistake, measure=True))}
     assert lost == expected and lost, (lost, expected)
-    assert 0 < score == max_score - sum(cells[g][1] for g in expected)
+    assert 0 < score == max_score - cells[MANUAL][1] - sum(cells[g][1] for g in expected)
     if student == "hidden-mistake":
         assert all(g.endswith("_hidden") for g in lost), "a hidden-only mistake loses hidden points only"
 
@@ -157,8 +164,9 @@ def test_nbgrader_validate_passes_a_solved_notebook():
 
 def test_nbgrader_validate_reports_the_failing_tests_of_a_released_notebook():
     proc = nbgrader("validate", str(exercise_path("memory-scaling")), cwd=ROOT)
-    # the five visible test cells fail; the hidden ones are empty in the student version
-    assert "VALIDATION FAILED ON 5 CELL(S)" in proc.stdout and "CheckFailed" in proc.stdout, proc.stdout[-3000:]
+    # the six visible test cells and the measurement record's fail, and the written answer is still empty; the
+    # hidden cells are empty in the student version
+    assert "VALIDATION FAILED ON 8 CELL(S)" in proc.stdout and "CheckFailed" in proc.stdout, proc.stdout[-3000:]
 
 
 def test_exercises_are_in_sync_with_solutions(capsys):

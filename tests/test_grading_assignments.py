@@ -47,11 +47,19 @@ def grade_solved_and_patched(sources: dict[str, Path], check_modules: tuple[str,
     return results
 
 
-def check(results: dict) -> None:
+def manual_points(source: bytes) -> float:
+    """Points of the manually graded answer cells (the written answers): autograding leaves them at 0."""
+    info = course.source_info(source)
+    tests = {c.grade_id for c in info.test_cells}
+    return sum(points for gid, points in info.grade_cells if gid not in tests)
+
+
+def check(results: dict, sources: dict[str, Path] | None = None) -> None:
     for (assignment, kind), result in results.items():
         assert result.status == "graded", f"{assignment} {kind}: {result.status}: {result.reason}"
+        manual = manual_points(sources[assignment].read_bytes()) if sources else 0.0
         if kind == "solved":
-            assert result.score == result.max_score > 0, (
+            assert result.score == result.max_score - manual > 0, (
                 f"{assignment}: the solution scores {result.score}: "
                 + "; ".join(f"{t.grade_id}: {t.message}" for t in result.tests if not t.passed)
             )
@@ -65,4 +73,6 @@ def check(results: dict) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not PRESENT, reason="no solutions/<id>/<id>.ipynb in this checkout yet")
 def test_real_assignments_grade_their_solutions_fully_and_resist_patching():
-    check(grade_solved_and_patched({a: ROOT / "solutions" / a / f"{a}.ipynb" for a in PRESENT}))
+    sources = {a: ROOT / "solutions" / a / f"{a}.ipynb" for a in PRESENT}
+    assert all(manual_points(p.read_bytes()) == 2 for p in sources.values()), "one written answer of 2 points each"
+    check(grade_solved_and_patched(sources), sources)

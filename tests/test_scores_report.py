@@ -128,6 +128,11 @@ def test_report_is_self_contained_with_plots_checks_and_history(tmp_path):
     first = dt.datetime(2026, 12, 6, 9, 0, tzinfo=dt.UTC)
     write_report(tmp_path, rows, A, now=first)
     page = (tmp_path / "report.html").read_text()
+    assert "No cell awaits a manual grade." in page
+    rows[1].manual_pending = ("reflection",)  # a written answer not scored by hand yet
+    write_report(tmp_path, rows, A, now=first)
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Awaiting a manual grade</h2>" in page and "<td>bob</td><td>reflection</td>" in page.replace("\n", "")
     assert page.count('src="data:image/png;base64,') == 2  # histogram and pass rates, embedded
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched from elsewhere
     assert "Histogram of 3 scores between 0 and 5 of 5" in page and "too slow" in page and "bob 91%" in page

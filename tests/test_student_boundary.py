@@ -101,12 +101,32 @@ def test_sandbox_tree_lists_every_student_and_data_file():
         {"autograder/__init__.py"}
         | {p.relative_to(ROOT).as_posix() for p in _student_modules()}
         | {p.relative_to(ROOT).as_posix() for p in (ROOT / "autograder" / "data").rglob("*") if p.is_file()}
+        | {"autograder/measure/__init__.py", "autograder/measure/timing.py"}
     )
     assert set(tree) == expected and tree == sorted(tree)
     assert not any(path.startswith(("autograder/reference", "autograder/checks")) for path in tree)
     assert sandbox_tree() == tree  # the default root is this checkout
     with pytest.raises(ValueError, match="pass the folder above it"):
         sandbox_tree(ROOT / "autograder")
+
+
+def test_the_timing_helpers_in_the_sandbox_import_nothing_else_of_the_package():
+    """The measurement cells import ``autograder.measure.timing`` inside the sandbox, which holds only
+    :func:`sandbox_tree`'s files: the timing helpers (and their package's ``__init__``) may import the standard
+    library, numpy and torch, never another module of the package (which would not be there)."""
+    allowed = set(sys.stdlib_module_names) | {"numpy", "torch"}
+    for rel in ("autograder/measure/__init__.py", "autograder/measure/timing.py"):
+        tree = ast.parse((ROOT / rel).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{rel}: relative import of {node.module}"
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{rel} imports {name}, which the grading sandbox does not hold"
 
 
 # ------------------------------------------------------------------------------------------------ registries
@@ -194,6 +214,7 @@ def grading_mode(tmp_path, monkeypatch):
 def test_grading_mode_prints_one_line_never_raises_and_emits_one_payload(grading_mode, capsys, monkeypatch):
     grading_mode(["embedding_forward", "embedding_forward_hidden", "one_hot"], seed=5)
     ns = dict(solution_namespace("token-embeddings"))
+    capsys.readouterr()  # what the solution's measurement cell printed
     exec("def embedding_forward(weight, ids):\n    return weight[ids]\n", ns)  # wrong: negative ids wrap
     run_checks("token-embeddings", "embedding_forward", ns)  # no CheckFailed while grading
     run_checks("token-embeddings", "no_such_group", ns)  # not in the spec: nothing kept
@@ -343,7 +364,7 @@ def _solution_cells(assignment: str, run_groups: set[str]) -> list[str]:
     the kernel runs; emit() probes the others)."""
     nb = nbformat.read(solution_path(assignment), as_version=4)
     meta = [(c, c.metadata.get("nbgrader", {})) for c in nb.cells if c.cell_type == "code"]
-    cells = [c.source for c, m in meta if m.get("solution") or m.get("grade_id") == "setup"]
+    cells = [c.source for c, m in meta if m.get("solution") or m.get("grade_id") in ("setup", "measure")]
     return cells + [f"run_checks({assignment!r}, {g!r})" for g in sorted(run_groups)]
 
 

@@ -15,8 +15,19 @@ from autograder.reference import numpy_ref as N
 from autograder.reference import torch_ref as T
 from autograder.student.probes import backprop as P
 
-from .compare import arrays, case_judges, describe, expect_array, expect_number, references_agree, show_array, torch_ids
+from .compare import (
+    arrays,
+    case_judges,
+    describe,
+    expect_array,
+    expect_number,
+    integer,
+    references_agree,
+    show_array,
+    torch_ids,
+)
 from .core import CheckFailed, Raised, judge
+from .records import record_judge
 
 A = P.A
 
@@ -264,10 +275,38 @@ def _chunk_memory_judge(data, seed):
     if data["raised"] is not None:
         raise CheckFailed(f"{where}: {describe(data['raised'])}")
     full_logits = P.CHUNK_MEMORY_N * P.CHUNK_MEMORY_V * 4
-    peak = int(data["peak"])
-    if peak >= full_logits // 2:
+    numpy_peak, torch_peak = int(data["peak"]), int(data["torch_peak"])
+    if numpy_peak + torch_peak >= full_logits // 2:
         raise CheckFailed(
-            f"{where}: NumPy allocated up to {peak / 2**20:.1f} MiB at once, but all the float32 logits "
-            f"are only {full_logits / 2**20:.0f} MiB: compute the logits, their softmax and gradient one "
-            f"chunk of rows at a time and never keep more than chunk_size rows of them"
+            f"{where}: NumPy allocated up to {numpy_peak / 2**20:.1f} MiB and PyTorch up to "
+            f"{torch_peak / 2**20:.1f} MiB at once, but all the float32 logits are only "
+            f"{full_logits / 2**20:.0f} MiB: compute the logits, their softmax and gradient one "
+            f"chunk of rows at a time, in any library, and never keep more than chunk_size rows of them"
         )
+
+
+# ------------------------------------------------------------------------------------------------ backward_elements
+def _torch_elements(ids, vocab_size, dim):
+    return T.backward_elements(torch_ids(ids), vocab_size, dim)
+
+
+def _compare_elements(got, ref_np, ref_torch, where, case):
+    if tuple(ref_np) != tuple(ref_torch):
+        raise RuntimeError(f"internal error: the NumPy and PyTorch references disagree on {where}")
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        raise CheckFailed(f"{where}: expected a triple (dense, sparse, index_add), got {describe(got)}")
+    for part, g, e in zip(("dense", "sparse", "index_add"), got, ref_np, strict=True):
+        integer()(g, e, None, f"{where}, {part}", case)
+
+
+for _group in ("backward_elements", "backward_elements_hidden"):
+    case_judges(
+        A,
+        _group,
+        numpy_ref=N.backward_elements,
+        torch_ref=_torch_elements,
+        compare=_compare_elements,
+        arg_names=("ids",),
+    )
+
+record_judge(A, "backward_measurements", P.MEASURED_RECORDS)

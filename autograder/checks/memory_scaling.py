@@ -16,6 +16,7 @@ from autograder.reference import torch_ref as T
 from autograder.student.probes import memory_scaling as P
 
 from .compare import case_judges, integer
+from .records import record_judge
 
 A = P.A
 
@@ -43,3 +44,16 @@ for _group in ("lookup_bytes", "lookup_bytes_hidden"):
     case_judges(A, _group, numpy_ref=N.lookup_bytes, torch_ref=T.lookup_bytes, compare=integer())
 for _group in ("kv_cache_bytes", "kv_cache_bytes_hidden"):
     case_judges(A, _group, numpy_ref=N.kv_cache_bytes, torch_ref=T.kv_cache_bytes, compare=integer())
+
+
+def _torch_step(n_params, dtype="float32", optimizer="adam"):
+    """As :func:`_torch_training`: real optimizer state beyond a million parameters is scaled up from 1000."""
+    if n_params <= 10**6:
+        return T.optimizer_step_bytes(n_params, dtype, optimizer)
+    return T.optimizer_step_bytes(1000, dtype, optimizer) * n_params // 1000
+
+
+for _group in ("optimizer_step_bytes", "optimizer_step_bytes_hidden"):
+    case_judges(A, _group, numpy_ref=N.optimizer_step_bytes, torch_ref=_torch_step, compare=integer())
+
+record_judge(A, "optimizer_measurements", P.MEASURED_RECORDS)

@@ -17,8 +17,9 @@ from autograder.reference import numpy_ref as N
 from autograder.reference import torch_ref as T
 from autograder.student.probes import positional_encodings as P
 
-from .compare import arrays, case_judges, describe, expect_array, references_agree
+from .compare import arrays, case_judges, describe, expect_array, integer, references_agree
 from .core import CheckFailed, judge
+from .records import record_judge
 
 A = P.A
 
@@ -201,3 +202,19 @@ def _tpe_judge(hidden, kind_wanted):
 for _hidden, _group in P.TPE_GROUPS:
     for _kind in ("learned", "sinusoidal"):
         judge(A, _group, P.tpe_check_name(_hidden, _kind))(_tpe_judge(_hidden, _kind))
+
+
+# ------------------------------------------------------------------------------------------------ rope_cost
+def _compare_rope_cost(got, ref_np, ref_torch, where, case):
+    if tuple(ref_np) != tuple(ref_torch):
+        raise RuntimeError(f"internal error: the NumPy and PyTorch references disagree on {where}")
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise CheckFailed(f"{where}: expected a pair (cache_values, apply_flops), got {describe(got)}")
+    for part, g, e in zip(("cache_values", "apply_flops"), got, ref_np, strict=True):
+        integer()(g, e, None, f"{where}, {part}", case)
+
+
+for _group in ("rope_cost", "rope_cost_hidden"):
+    case_judges(A, _group, numpy_ref=N.rope_cost, torch_ref=T.rope_cost, compare=_compare_rope_cost)
+
+record_judge(A, "rope_measurements", P.MEASURED_RECORDS)

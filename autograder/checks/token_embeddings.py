@@ -17,8 +17,9 @@ from autograder.reference import numpy_ref as N
 from autograder.reference import torch_ref as T
 from autograder.student.probes import token_embeddings as P
 
-from .compare import arrays, case_judges, describe, expect_finite, torch_ids
+from .compare import arrays, case_judges, describe, expect_finite, integer, torch_ids
 from .core import CheckFailed, Raised, judge
+from .records import record_judge
 
 A = P.A
 
@@ -147,3 +148,21 @@ for _group in ("nearest_neighbors", "nearest_neighbors_hidden"):
         compare=arrays(rtol=0, atol=0, integer_kind=True),
         arg_names=("weight",),
     )
+
+
+# ------------------------------------------------------------------------------------------------ lookup_cost
+def _compare_cost(got, ref_np, ref_torch, where, case):
+    if tuple(ref_np) != tuple(ref_torch):
+        raise RuntimeError(f"internal error: the NumPy and PyTorch references disagree on {where}")
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        raise CheckFailed(
+            f"{where}: expected a triple (lookup_bytes, one_hot_bytes, one_hot_flops), got {describe(got)}"
+        )
+    for part, g, e in zip(("lookup_bytes", "one_hot_bytes", "one_hot_flops"), got, ref_np, strict=True):
+        integer()(g, e, None, f"{where}, {part}", case)
+
+
+for _group in ("lookup_cost", "lookup_cost_hidden"):
+    case_judges(A, _group, numpy_ref=N.lookup_cost, torch_ref=T.lookup_cost, compare=_compare_cost)
+
+record_judge(A, "lookup_measurements", P.MEASURED_RECORDS)

@@ -211,6 +211,17 @@ def render_report(
     failed = [r for r in rows if r.status != "graded"]
     if failed:
         parts.append(_table(["student", "status", "reason"], [[r.student, r.status, r.reason] for r in failed]))
+    pending = [r for r in rows if r.manual_pending]
+    parts.append("<h2>Awaiting a manual grade</h2>")
+    parts.append(
+        "<p class=note>Cells graded by hand (written answers) that have no manual score yet: score them in "
+        "nbgrader's formgrader, then rerun <code>grade</code>.</p>"
+        + _table(
+            ["student", "cells awaiting a manual grade"], [[r.student, ", ".join(r.manual_pending)] for r in pending]
+        )
+        if pending
+        else "<p>No cell awaits a manual grade.</p>"
+    )
     cells = cell_stats(rows)
     parts.append("<h2>Test cells</h2>")
     if cells:

@@ -17,11 +17,13 @@ __all__ = [
     "embedding_forward",
     "one_hot",
     "nearest_neighbors",
+    "lookup_cost",
     "sinusoidal_positions",
     "add_positions",
     "apply_rope",
     "interleaved_to_half",
     "llama3_inv_freq",
+    "rope_cost",
     "embedding_parameters",
     "tensor_bytes",
     "training_bytes",
@@ -29,11 +31,13 @@ __all__ = [
     "DTYPE_BYTES",
     "kv_cache_bytes",
     "TRAINING_DTYPES",
+    "optimizer_step_bytes",
     "embedding_backward",
     "sparse_embedding_backward",
     "softmax_cross_entropy",
     "numerical_gradient",
     "chunked_cross_entropy",
+    "backward_elements",
 ]
 
 
@@ -120,6 +124,34 @@ def nearest_neighbors(weight: np.ndarray, query_id: int, k: int) -> np.ndarray:
     sims[int(query_id)] = -np.inf
     order = np.argsort(-sims, kind="stable")  # stable: ties keep ascending id order
     return order[: int(k)].astype(np.int64)
+
+
+def _check_count(**counts: int) -> None:
+    for name, value in counts.items():
+        if isinstance(value, bool) or int(value) != value or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def lookup_cost(n_tokens: int, vocab_size: int, dim: int) -> tuple[int, int, int]:
+    """What embedding ``n_tokens`` ids costs with a float32 ``(V, D)`` table, two ways: ``(lookup_bytes,
+    one_hot_bytes, one_hot_flops)``, Python ints.
+
+    * ``lookup_bytes`` -- the lookup reads one row of ``D`` float32 values per token and writes it to the output:
+      ``2 * n * D * 4`` bytes (the ids are not counted).
+    * ``one_hot_bytes`` -- the one-hot product writes the float32 ``(n, V)`` one-hot matrix, reads it back for the
+      product, reads the whole table once and writes the ``(n, D)`` output: ``2 * n * V * 4 + V * D * 4 + n * D * 4``.
+    * ``one_hot_flops`` -- the product's multiply-adds, two FLOPs each: ``2 * n * V * D``.
+
+    Raises ``ValueError`` for a negative ``n_tokens`` or a ``vocab_size`` or ``dim`` that is not a positive integer.
+    """
+    _check_count(n_tokens=n_tokens)
+    _check_positive(vocab_size=vocab_size, dim=dim)
+    n, v, d = int(n_tokens), int(vocab_size), int(dim)
+    row = tensor_bytes(d, "float32")
+    lookup = n * row + n * row
+    one_hot_matrix = tensor_bytes(n * v, "float32")
+    one_hot = 2 * one_hot_matrix + v * row + n * row
+    return lookup, one_hot, 2 * n * v * d
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -240,6 +272,26 @@ def llama3_inv_freq(
     )
 
 
+def rope_cost(seq_len: int, dim: int, batch: int = 1, n_heads: int = 1) -> tuple[int, int]:
+    """``(cache_values, apply_flops)`` of rotary embeddings for ``batch * n_heads`` vectors of ``dim`` at each of
+    ``seq_len`` positions, Python ints.
+
+    * ``cache_values`` -- the rotation cache: ``cos`` and ``sin`` of the ``seq_len x dim/2`` angles, ``seq_len *
+      dim`` values, built once per sequence length whatever the batch and the heads.
+    * ``apply_flops`` -- rotating one pair ``(a, b)`` into ``(a cos - b sin, a sin + b cos)`` is 4 multiplies and 2
+      additions, 6 FLOPs; every vector has ``dim / 2`` pairs: ``3 * batch * n_heads * seq_len * dim``.
+
+    Raises ``ValueError`` for an odd ``dim``, a negative ``seq_len``, or a ``dim``, ``batch`` or ``n_heads`` that is
+    not a positive integer.
+    """
+    _check_count(seq_len=seq_len)
+    _check_positive(dim=dim, batch=batch, n_heads=n_heads)
+    if dim % 2:
+        raise ValueError(f"dim must be even for rotary pairs, got {dim}")
+    pairs = int(seq_len) * (int(dim) // 2)
+    return 2 * pairs, 6 * int(batch) * int(n_heads) * pairs
+
+
 # --------------------------------------------------------------------------------------------------------------
 # memory scaling
 # --------------------------------------------------------------------------------------------------------------
@@ -288,6 +340,30 @@ def training_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam
     optimizer_state = OPTIMIZER_STATES[optimizer] * tensor_bytes(n_params, "float32")
     master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
     return weights_and_grads + optimizer_state + master
+
+
+def optimizer_step_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam") -> int:
+    """Bytes one fused optimizer step reads plus writes, each array touched once (the least any implementation
+    moves), for ``n_params`` parameters trained in ``dtype`` as :func:`training_bytes` keeps them.
+
+    It reads the gradient (``dtype``), the float32 weights (the master copy when ``dtype`` is not float32) and the
+    float32 optimizer state (sgd: none, momentum: one value, adam: two per parameter); it writes the float32
+    weights and the state back and, when ``dtype`` is not float32, the ``dtype`` copy of the weights that the next
+    forward pass reads. float32 + Adam: (4 + 4 + 8) read + (4 + 8) written = 28 bytes per parameter.
+
+    Raises ``ValueError`` for a negative ``n_params``, an unknown optimizer or dtype, and ``int8``/``int4``.
+    """
+    if optimizer not in OPTIMIZER_STATES:
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZER_STATES)}")
+    if dtype in DTYPE_BYTES and dtype not in TRAINING_DTYPES:
+        raise ValueError(f"cannot train in {dtype!r}: a step updates floating-point weights, one of {TRAINING_DTYPES}")
+    grad = tensor_bytes(n_params, dtype)
+    weights = tensor_bytes(n_params, "float32")
+    state = OPTIMIZER_STATES[optimizer] * tensor_bytes(n_params, "float32")
+    low_precision_copy = 0 if dtype == "float32" else tensor_bytes(n_params, dtype)
+    reads = grad + weights + state
+    writes = weights + state + low_precision_copy
+    return reads + writes
 
 
 def lookup_bytes(n_tokens: int, dim: int, dtype: str) -> int:
@@ -448,3 +524,24 @@ def chunked_cross_entropy(
         dweight += dz.T @ h
     out_dtype = hidden.dtype if np.issubdtype(hidden.dtype, np.floating) else np.float64
     return total / n, dhidden.astype(out_dtype), dweight.astype(out_dtype)
+
+
+def backward_elements(ids: np.ndarray, vocab_size: int, dim: int) -> tuple[int, int, int]:
+    """Elements written by three ways to compute the table's gradient for a batch of ``ids`` (any shape, ``n``
+    ids of which ``U`` distinct): ``(dense, sparse, index_add)``, Python ints.
+
+    * ``dense`` -- :func:`embedding_backward`: a zero-filled ``(V, D)`` gradient, then one ``D``-row added per id:
+      ``V * D + n * D``.
+    * ``sparse`` -- :func:`sparse_embedding_backward`: ``U`` zero-filled rows, one row added per id, and the ``U``
+      ids: ``U * D + n * D + U``.
+    * ``index_add`` -- ``grad.index_add_(0, ids, grad_out)`` into a ``(V, D)`` gradient that already exists (the
+      one training accumulates into): ``n * D``.
+
+    Raises ``TypeError`` for non-integer ids, ``IndexError`` for ids outside ``[0, V)`` and ``ValueError`` for a
+    ``dim`` that is not a positive integer.
+    """
+    ids = _check_ids(ids, vocab_size)
+    _check_positive(dim=dim)
+    d, n = int(dim), int(ids.size)
+    unique = int(np.unique(ids).size)
+    return int(vocab_size) * d + n * d, unique * d + n * d + unique, n * d

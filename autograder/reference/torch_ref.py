@@ -14,21 +14,26 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = [
     "xavier_uniform",
     "embedding_forward",
     "one_hot",
     "nearest_neighbors",
+    "lookup_cost",
     "sinusoidal_positions",
     "add_positions",
     "apply_rope",
     "interleaved_to_half",
     "llama3_inv_freq",
+    "rope_cost",
     "TokenPositionEmbedding",
     "tensor_bytes",
     "optimizer_state_bytes",
     "training_bytes",
+    "optimizer_step_bytes",
     "lookup_bytes",
     "kv_cache_bytes",
     "embedding_backward",
@@ -36,6 +41,7 @@ __all__ = [
     "softmax_cross_entropy",
     "EmbeddingFunction",
     "chunked_cross_entropy",
+    "backward_elements",
 ]
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int8": torch.int8}
@@ -74,6 +80,29 @@ def nearest_neighbors(weight: torch.Tensor, query_id: int, k: int) -> torch.Tens
     sims = torch.round(sims, decimals=12)
     sims[query_id] = -math.inf
     return torch.sort(sims, descending=True, stable=True).indices[:k]
+
+
+def _sizes_ok(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def lookup_cost(n_tokens: int, vocab_size: int, dim: int) -> tuple[int, int, int]:
+    """``(lookup_bytes, one_hot_bytes, one_hot_flops)`` counted on ``meta`` tensors: the ``nbytes`` of the rows
+    ``F.embedding`` gathers (read, then written), of the one-hot matrix (written, then read), of the table and of the
+    product's output; the FLOPs of ``one_hot @ weight`` from ``torch.utils.flop_counter.FlopCounterMode``."""
+    if isinstance(n_tokens, bool) or int(n_tokens) != n_tokens or n_tokens < 0:
+        raise ValueError(f"n_tokens must be a non-negative integer, got {n_tokens!r}")
+    _sizes_ok(vocab_size=vocab_size, dim=dim)
+    weight = torch.empty(vocab_size, dim, device="meta")
+    ids = torch.zeros(n_tokens, dtype=torch.long, device="meta")
+    rows = F.embedding(ids, weight)
+    codes = torch.empty(n_tokens, vocab_size, device="meta")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        product = codes @ weight
+    return 2 * rows.nbytes, 2 * codes.nbytes + weight.nbytes + product.nbytes, int(counter.get_total_flops())
 
 
 # ----------------------------------------------------------------------------------------------- positions
@@ -133,6 +162,41 @@ def llama3_inv_freq(
     turns = original_max_positions * freqs / (2 * math.pi)
     smooth = ((turns - low_freq_factor) / (high_freq_factor - low_freq_factor)).clamp(0.0, 1.0)
     return (1 - smooth) * freqs / factor + smooth * freqs
+
+
+class _ElementwiseFlops(TorchDispatchMode):
+    """Counts one FLOP per output element of every elementwise multiply, add and subtract dispatched inside it."""
+
+    OPS = ("mul", "add", "sub")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket.__name__.rstrip("_") in self.OPS:
+            self.flops += out.numel()
+        return out
+
+
+def rope_cost(seq_len: int, dim: int, batch: int = 1, n_heads: int = 1) -> tuple[int, int]:
+    """``(cache_values, apply_flops)``: the ``numel`` of the ``cos`` and ``sin`` caches built on ``meta`` tensors,
+    and the FLOPs of rotating a ``meta`` ``(batch, n_heads, seq_len, dim)`` tensor with them (Llama's complex-pair
+    layout: ``(a + ib) * (cos + i sin)`` written out in real arithmetic), counted op by op."""
+    if isinstance(seq_len, bool) or int(seq_len) != seq_len or seq_len < 0:
+        raise ValueError(f"seq_len must be a non-negative integer, got {seq_len!r}")
+    _sizes_ok(dim=dim, batch=batch, n_heads=n_heads)
+    if dim % 2:
+        raise ValueError(f"dim must be even, got {dim}")
+    angles = torch.empty(seq_len, dim // 2, device="meta")
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    x = torch.empty(batch, n_heads, seq_len, dim // 2, 2, device="meta")
+    a, b = x[..., 0], x[..., 1]
+    counter = _ElementwiseFlops()
+    with counter:
+        torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1)
+    return cos.numel() + sin.numel(), counter.flops
 
 
 class TokenPositionEmbedding(nn.Module):
@@ -209,6 +273,23 @@ def training_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam
         raise ValueError(f"cannot train in {dtype!r}: autograd needs floating-point weights and gradients")
     master = 0 if dtype == "float32" else tensor_bytes(n_params, "float32")
     return 2 * tensor_bytes(n_params, dtype) + optimizer_state_bytes(n_params, optimizer) + master
+
+
+def optimizer_step_bytes(n_params: int, dtype: str = "float32", optimizer: str = "adam") -> int:
+    """Bytes of one fused step over the tensors a real ``torch.optim`` step involves (each read and written once):
+    the gradient (read), the float32 weights and every per-parameter state tensor the optimizer allocates (read and
+    written), and, in mixed precision, the ``dtype`` weights written for the next forward pass."""
+    if dtype == "int4" or dtype not in TORCH_DTYPES or not TORCH_DTYPES[dtype].is_floating_point:
+        raise ValueError(f"cannot step {dtype!r} weights: use a floating-point dtype")
+    if optimizer not in ("sgd", "momentum", "adam"):
+        raise ValueError(f"unknown optimizer {optimizer!r}")
+    if int(n_params) != n_params or n_params < 0:
+        raise ValueError(f"n_params must be a non-negative integer, got {n_params!r}")
+    grad = torch.empty(n_params, dtype=TORCH_DTYPES[dtype], device="meta").nbytes
+    weights = torch.empty(n_params, dtype=torch.float32, device="meta").nbytes
+    state = optimizer_state_bytes(n_params, optimizer)
+    copy = 0 if dtype == "float32" else grad
+    return grad + 2 * weights + 2 * state + copy
 
 
 def lookup_bytes(n_tokens: int, dim: int, dtype: str) -> int:
@@ -294,3 +375,19 @@ def chunked_cross_entropy(
     loss = F.cross_entropy(hidden @ weight.T, targets.long(), reduction="mean")
     loss.backward()
     return float(loss.detach()), hidden.grad, weight.grad
+
+
+def backward_elements(ids: torch.Tensor, vocab_size: int, dim: int) -> tuple[int, int, int]:
+    """``(dense, sparse, index_add)`` elements written, read off real gradients: ``nn.Embedding``'s dense gradient
+    (``numel``) plus one row per id; ``nn.Embedding(sparse=True)``'s gradient, whose uncoalesced values hold one row
+    per id and whose coalesced form holds one row and one index per distinct id; ``index_add_``'s source rows."""
+    _sizes_ok(dim=dim)
+    ids = _check_ids(ids, vocab_size).reshape(-1)
+    grad_out = torch.zeros(ids.numel(), dim)
+    dense = nn.Embedding(vocab_size, dim)
+    dense(ids).backward(grad_out)
+    sparse = nn.Embedding(vocab_size, dim, sparse=True)
+    sparse(ids).backward(grad_out)
+    rows = sparse.weight.grad._values().numel()
+    merged = sparse.weight.grad.coalesce()
+    return dense.weight.grad.numel() + rows, merged.values().numel() + rows + merged.indices().shape[1], rows

@@ -1,5 +1,6 @@
 """Probes and inputs of the ``backprop`` assignment: ``embedding_backward``, ``sparse_embedding_backward``,
-``softmax_cross_entropy``, ``numerical_gradient``, the PyTorch ``EmbeddingFunction`` and ``chunked_cross_entropy``.
+``softmax_cross_entropy``, ``numerical_gradient``, the PyTorch ``EmbeddingFunction``, ``chunked_cross_entropy``,
+``backward_elements`` and the record of the measured part, ``backward_measurements``.
 
 Groups: ``<function>`` (visible) and ``<function>_hidden`` (inputs from the hidden seed). The judges are in
 :mod:`autograder.checks.backprop`.
@@ -8,12 +9,16 @@ Groups: ``<function>`` (visible) and ``<function>_hidden`` (inputs from the hidd
 from __future__ import annotations
 
 import tracemalloc
+import weakref
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from ..cases import Case, torch_ids
 from ..describe import describe, show_array
+from ..measured import register_record
 from ..registry import case_probes, register
 from ..transport import Raised, call
 
@@ -334,21 +339,69 @@ def chunk_memory_inputs(seed):
     return hidden, weight, rng.integers(0, CHUNK_MEMORY_V, size=CHUNK_MEMORY_N)
 
 
+class TorchAllocations(TorchDispatchMode):
+    """While active, the peak bytes of PyTorch storages alive at once that the ops dispatched inside it created
+    (factories such as ``torch.empty`` included, on any device): every new storage an op returns is counted from its
+    creation until the last tensor object holding it is freed. A storage kept alive only by C++ (autograd's saved
+    tensors) is counted until its last Python tensor goes, so the peak is a lower bound -- but a single ``(N, V)``
+    tensor, however short-lived, is always in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._live: dict[int, list[int]] = {}  # data_ptr -> [bytes, Python tensors holding it]
+        self.current = 0
+        self.peak = 0
+
+    def _release(self, key: int) -> None:
+        entry = self._live.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            self.current -= entry[0]
+            del self._live[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for leaf in tree_leaves(out):
+            if not isinstance(leaf, torch.Tensor):
+                continue
+            storage = leaf.untyped_storage()
+            key = storage.data_ptr()
+            if not key:
+                continue
+            if key not in self._live:
+                self._live[key] = [storage.nbytes(), 0]
+                self.current += storage.nbytes()
+                self.peak = max(self.peak, self.current)
+            self._live[key][1] += 1
+            weakref.finalize(leaf, self._release, key)
+        return out
+
+
 def _chunk_memory_probe(fn, seed):
-    """Peak bytes ``tracemalloc`` sees NumPy allocate during one call (NumPy reports its buffers to it)."""
+    """Peak bytes allocated during one call: ``tracemalloc`` sees NumPy's buffers (NumPy reports them to it), and
+    :class:`TorchAllocations` sees PyTorch's, which ``tracemalloc`` does not."""
     hidden, weight, targets = chunk_memory_inputs(seed)
+    with TorchAllocations():  # the first dispatch mode imports tens of MiB of PyTorch modules: not while tracing
+        torch.empty(1)
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start()
     try:
         tracemalloc.reset_peak()
         before, _ = tracemalloc.get_traced_memory()
-        got = call(fn, hidden, weight, targets, CHUNK_MEMORY_CHUNK)
+        with TorchAllocations() as torch_memory:
+            got = call(fn, hidden, weight, targets, CHUNK_MEMORY_CHUNK)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         if not was_tracing:
             tracemalloc.stop()
-    return {"raised": got if isinstance(got, Raised) else None, "peak": int(peak - before)}
+    return {
+        "raised": got if isinstance(got, Raised) else None,
+        "peak": int(peak - before),
+        "torch_peak": torch_memory.peak,
+    }
 
 
 case_probes(
@@ -369,3 +422,69 @@ case_probes(
     cases=chunk_cases_hidden,
     hidden=True,
 )
+
+
+# ------------------------------------------------------------------------------------------------ backward_elements
+ELEMENTS_HINT = (
+    "dense: V * D zeros + n * D added; sparse: U * D zeros + n * D added + U ids (U distinct ids); "
+    "index_add_ into an existing gradient: n * D; n counts every id, repeats included"
+)
+
+
+def _elements_case(ids, vocab_size, dim, raises=None, hint=ELEMENTS_HINT):
+    ids = np.asarray(ids)
+    ids_text = show_array(ids, 40) if ids.size <= 12 else f"of shape {ids.shape}"
+    return Case(
+        f"ids {ids_text} {ids.dtype}, vocab_size={vocab_size}, dim={dim}",
+        (ids, vocab_size, dim),
+        raises=raises,
+        hint=hint,
+    )
+
+
+def elements_cases_visible(seed):
+    return [
+        _elements_case(np.array([[1, 2, 2], [0, 9, 1]]), 10, 4),
+        _elements_case(np.array([3, 3, 3, 3]), 1000, 64),
+        _elements_case(np.array([0, -1]), 10, 4, raises=IndexError, hint="ids must lie in [0, vocab_size)"),
+    ]
+
+
+def elements_cases_hidden(seed):
+    rng = np.random.default_rng(seed)
+    v, d = int(rng.integers(50, 100_000)), int(rng.integers(1, 1024))
+    shape = tuple(int(s) for s in rng.integers(1, 6, size=3))
+    return [
+        _elements_case(rng.integers(0, v, size=shape), v, d),
+        _elements_case(rng.integers(0, 5, size=(int(rng.integers(20, 200)),)).astype(np.int32), v, d),
+        _elements_case(np.zeros((0,), dtype=np.int64), v, d),
+        _elements_case(np.array(v - 1), v, d),
+        _elements_case(rng.permutation(v)[:40], v, d),
+        _elements_case(np.array([v]), v, d, raises=IndexError, hint="ids must lie in [0, vocab_size)"),
+        _elements_case(np.array([1.0, 2.0]), v, d, raises=TypeError, hint="ids must be integers"),
+    ]
+
+
+case_probes(
+    A,
+    "backward_elements",
+    "backward_elements",
+    results_name="elements written by the dense, sparse and index_add_ gradients",
+    error_names={IndexError: "a negative id raises IndexError"},
+    cases=elements_cases_visible,
+)
+case_probes(
+    A,
+    "backward_elements_hidden",
+    "backward_elements",
+    results_name="random shapes, repeated, distinct, empty and scalar ids",
+    error_names={IndexError: "an id >= vocab_size raises IndexError", TypeError: "float ids raise TypeError"},
+    cases=elements_cases_hidden,
+    hidden=True,
+)
+
+# ------------------------------------------------------------------------------------------------ measured part
+#: the measurement cell times the three gradients for this many tokens at each of these vocabulary sizes
+MEASURED_VOCAB_SIZES = (2_000, 20_000, 100_000)
+MEASURED_RECORDS = 3 * len(MEASURED_VOCAB_SIZES)
+register_record(A, "backward_measurements")

@@ -1,5 +1,6 @@
 """Probes and inputs of the ``memory-scaling`` assignment: ``embedding_parameters``, ``tensor_bytes``,
-``training_bytes``, ``lookup_bytes``, ``kv_cache_bytes``.
+``training_bytes``, ``lookup_bytes``, ``kv_cache_bytes``, ``optimizer_step_bytes`` and the record of the
+measured part, ``optimizer_measurements``.
 
 Groups: ``<function>`` (visible) and ``<function>_hidden`` (inputs from the hidden seed). The judges are in
 :mod:`autograder.checks.memory_scaling`.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cases import Case
+from ..measured import register_record
 from ..registry import case_probes
 
 A = "memory-scaling"
@@ -23,6 +25,8 @@ KV_HINT = (
     "every layer caches one key AND one value vector of n_kv_heads * head_dim values per token and sequence: "
     "2 * n_layers * batch_size * n_tokens * tensor_bytes(n_kv_heads * head_dim, dtype)"
 )
+PARAMS_HINT = "raise ValueError for a vocab_size or dim that is not a positive integer"
+LOOKUP_ROW_HINT = "each token reads one whole row: an int4 row of an odd dim rounds up on its own, per row"
 KV_ROW_HINT = "each cached vector is stored whole: an int4 vector of an odd length rounds up on its own"
 KV_SIZE_HINT = "raise ValueError for n_layers, n_kv_heads, head_dim or batch_size < 1, or n_tokens < 0"
 MIXED_HINT = (
@@ -47,7 +51,14 @@ def params_cases_visible(seed):
 
 def params_cases_hidden(seed):
     rng = np.random.default_rng(seed)
-    return [_case(1, 1), _case(128256, 4096), _case(int(rng.integers(1000, 300_000)), int(rng.integers(64, 16_384)))]
+    return [
+        _case(1, 1),
+        _case(128256, 4096),
+        _case(int(rng.integers(1000, 300_000)), int(rng.integers(64, 16_384))),
+        _case(0, 768, raises=ValueError, hint=PARAMS_HINT),
+        _case(50257, -int(rng.integers(1, 100)), raises=ValueError, hint=PARAMS_HINT),
+        _case(2.5, 4, raises=ValueError, hint=PARAMS_HINT),
+    ]
 
 
 def tensor_cases_visible(seed):
@@ -114,6 +125,8 @@ def lookup_cases_hidden(seed):
         _case(1, 1, "int8"),
         _case(int(rng.integers(10**5, 10**6)), 5120, "float16", hint="each token reads one row of dim values"),
         _case(7, 2 * int(rng.integers(64, 4096)), "int4", hint="each token reads one row of dim values"),
+        _case(7, 2 * int(rng.integers(64, 4096)) + 1, "int4", hint=LOOKUP_ROW_HINT),
+        _case(2, 3, "int4", hint=LOOKUP_ROW_HINT),
         _case(4, 8, "float64", raises=ValueError, hint=DTYPE_HINT),
     ]
 
@@ -154,6 +167,7 @@ case_probes(
     "embedding_parameters_hidden",
     "embedding_parameters",
     results_name="1 x 1, Llama 3 and random tables",
+    error_names={ValueError: "sizes that are not positive integers raise ValueError"},
     cases=params_cases_hidden,
     hidden=True,
 )
@@ -198,7 +212,7 @@ case_probes(
     A,
     "lookup_bytes_hidden",
     "lookup_bytes",
-    results_name="0 and 1 tokens, long batches, int4",
+    results_name="0 and 1 tokens, long batches, int4 rows of odd dim",
     error_names={ValueError: "unknown dtype raises ValueError"},
     cases=lookup_cases_hidden,
     hidden=True,
@@ -220,3 +234,61 @@ case_probes(
     cases=kv_cases_hidden,
     hidden=True,
 )
+
+
+# ------------------------------------------------------------------------------------------------ optimizer_step_bytes
+STEP_HINT = (
+    "a fused step reads the gradient (dtype), the float32 weights and the float32 state once, and writes the "
+    "weights and the state back, plus the dtype copy of the weights in mixed precision"
+)
+
+
+def step_cases_visible(seed):
+    return [
+        _case(1000, "float32", "adam", hint="float32 + Adam moves 28 bytes per parameter: " + STEP_HINT),
+        _case(1000, "bfloat16", "adam", hint=STEP_HINT),
+        _case(1000, "float32", "sgd", hint=STEP_HINT),
+        _case(10, "float16", "momentum", hint=STEP_HINT),
+        _case(1000, "int8", "adam", raises=ValueError, hint=TRAIN_DTYPE_HINT),
+    ]
+
+
+def step_cases_hidden(seed):
+    rng = np.random.default_rng(seed)
+    return [
+        _case(0, "bfloat16", "adam"),
+        _case(1, "float16", "sgd", hint=STEP_HINT),
+        _case(int(rng.integers(1000, 100_000)), "bfloat16", "momentum", hint=STEP_HINT),
+        _case(int(rng.integers(10**9, 10**10)), "bfloat16", "adam", hint="use Python ints; " + STEP_HINT),
+        _case(4321, hint="defaults: dtype='float32', optimizer='adam'"),
+        _case(1234, optimizer="momentum", hint="default dtype='float32'"),
+        _case(1000, "float32", "adagrad", raises=ValueError, hint="raise ValueError for an unknown optimizer"),
+        _case(1000, "int4", "sgd", raises=ValueError, hint=TRAIN_DTYPE_HINT),
+        _case(1000, "float64", "adam", raises=ValueError, hint=DTYPE_HINT),
+    ]
+
+
+case_probes(
+    A,
+    "optimizer_step_bytes",
+    "optimizer_step_bytes",
+    results_name="bytes a fused sgd, momentum and adam step reads and writes",
+    error_names={ValueError: "int8 raises ValueError"},
+    cases=step_cases_visible,
+)
+case_probes(
+    A,
+    "optimizer_step_bytes_hidden",
+    "optimizer_step_bytes",
+    results_name="0, 1 and billions of parameters, the defaults",
+    error_names={ValueError: "unknown optimizer, int4 or float64 raise ValueError"},
+    cases=step_cases_hidden,
+    hidden=True,
+)
+
+# ------------------------------------------------------------------------------------------------ measured part
+#: the measurement cell steps each of these optimizers on a float32 parameter of MEASURED_PARAMS values
+MEASURED_OPTIMIZERS = ("sgd", "momentum", "adam")
+MEASURED_PARAMS = 2_000_000
+MEASURED_RECORDS = len(MEASURED_OPTIMIZERS)
+register_record(A, "optimizer_measurements")

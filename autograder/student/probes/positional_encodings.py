@@ -1,5 +1,6 @@
 """Probes and inputs of the ``positional-encodings`` assignment: ``sinusoidal_positions``, ``add_positions``,
-``apply_rope``, ``interleaved_to_half``, ``llama3_inv_freq`` and the PyTorch module ``TokenPositionEmbedding``.
+``apply_rope``, ``interleaved_to_half``, ``llama3_inv_freq``, the PyTorch module ``TokenPositionEmbedding``,
+``rope_cost`` and the record of the measured part, ``rope_measurements``.
 
 Groups (= nbgrader ``grade_id``): ``<function>`` (visible) and ``<function>_hidden`` (inputs from the hidden seed).
 The judges are in :mod:`autograder.checks.positional_encodings`.
@@ -12,6 +13,7 @@ import torch
 
 from ..cases import Case
 from ..describe import show_array
+from ..measured import register_record
 from ..registry import case_probes, register
 from ..transport import Raised, call
 
@@ -381,3 +383,68 @@ for _hidden, _group in TPE_GROUPS:
         register(A, _group, tpe_check_name(_hidden, _kind), "TokenPositionEmbedding", hidden=_hidden)(
             _tpe_probe(_hidden, _kind)
         )
+
+
+# ------------------------------------------------------------------------------------------------ rope_cost
+ROPE_COST_HINT = (
+    "the cache holds cos and sin of seq_len x dim/2 angles (seq_len * dim values, whatever the batch); applying "
+    "it costs 6 FLOPs (4 multiplies, 2 additions) per pair: 3 * batch * n_heads * seq_len * dim"
+)
+ROPE_COST_SIZE_HINT = "raise ValueError for an odd dim, seq_len < 0, and dim, batch or n_heads < 1"
+
+
+def _rope_cost_case(*args, raises=None, hint=ROPE_COST_HINT, **kwargs):
+    label = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+    return Case(label, args, kwargs, raises=raises, hint=hint if raises is None else ROPE_COST_SIZE_HINT)
+
+
+def rope_cost_cases_visible(seed):
+    return [
+        _rope_cost_case(256, 64),
+        _rope_cost_case(128, 128, batch=2, n_heads=8),
+        _rope_cost_case(10, 6, 3, 1),
+        _rope_cost_case(16, 7, raises=ValueError),
+    ]
+
+
+def rope_cost_cases_hidden(seed):
+    rng = np.random.default_rng(seed)
+    return [
+        _rope_cost_case(
+            int(rng.integers(1, 9000)),
+            2 * int(rng.integers(1, 128)),
+            int(rng.integers(1, 64)),
+            int(rng.integers(1, 64)),
+        ),
+        _rope_cost_case(0, 2 * int(rng.integers(1, 64)), n_heads=int(rng.integers(1, 32))),
+        _rope_cost_case(1, 2),
+        _rope_cost_case(131072, 128, 64, 32, hint="use Python ints: these counts pass 2**31; " + ROPE_COST_HINT),
+        _rope_cost_case(int(rng.integers(1, 100)), 2 * int(rng.integers(1, 64)), n_heads=int(rng.integers(2, 9))),
+        _rope_cost_case(-1, 8, raises=ValueError),
+        _rope_cost_case(8, 8, batch=0, raises=ValueError),
+    ]
+
+
+case_probes(
+    A,
+    "rope_cost",
+    "rope_cost",
+    results_name="values of the cos/sin cache and FLOPs of applying it",
+    error_names={ValueError: "an odd dim raises ValueError"},
+    cases=rope_cost_cases_visible,
+)
+case_probes(
+    A,
+    "rope_cost_hidden",
+    "rope_cost",
+    results_name="random sizes, empty sequences, long contexts, the defaults",
+    error_names={ValueError: "negative seq_len or batch 0 raise ValueError"},
+    cases=rope_cost_cases_hidden,
+    hidden=True,
+)
+
+# ------------------------------------------------------------------------------------------------ measured part
+#: the measurement cell times building the cache and applying RoPE to this many vectors of each sequence
+MEASURED_VECTORS = (1, 8, 64)
+MEASURED_RECORDS = 2 * len(MEASURED_VECTORS)
+register_record(A, "rope_measurements")

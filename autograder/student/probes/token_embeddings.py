@@ -1,5 +1,5 @@
 """Probes and inputs of the ``token-embeddings`` assignment: ``xavier_uniform``, ``embedding_forward``,
-``one_hot``, ``nearest_neighbors``.
+``one_hot``, ``nearest_neighbors``, ``lookup_cost`` and the record of the measured part, ``lookup_measurements``.
 
 Groups (= nbgrader ``grade_id`` of the test cell): ``<function>`` (visible, fixed inputs) and ``<function>_hidden``
 (inputs drawn from the hidden seed: random shapes, empty and scalar ids, size-1 tables, every error of the
@@ -12,6 +12,7 @@ import numpy as np
 
 from ..cases import Case
 from ..describe import show_array
+from ..measured import register_record
 from ..registry import case_probes, register
 from ..transport import call
 
@@ -182,9 +183,14 @@ case_probes(
 
 
 # ------------------------------------------------------------------------------------------------ nearest_neighbors
-def _nn_case(weight, q, k, note=""):
+def _nn_case(weight, q, k, note="", raises=None, hint=NEIGHBOR_HINT):
     label = f"weight {show_array(weight, 70) if weight.size <= 16 else weight.shape}, query_id={q}, k={k}"
-    return Case(label + (f" [{note}]" if note else ""), (weight, q, k), hint=NEIGHBOR_HINT)
+    return Case(label + (f" [{note}]" if note else ""), (weight, q, k), raises=raises, hint=hint)
+
+
+ZERO_ROW_HINT = "an all-zero row has cosine similarity 0 to every row (divide by the norm only where it is not 0)"
+NN_QUERY_HINT = "raise IndexError for a query_id outside [0, V)"
+NN_K_HINT = "raise ValueError for k outside [1, V - 1]: there are only V - 1 other rows"
 
 
 #: a table where cosine and dot-product rankings differ, rows 4 and 6 tie with each other (parallel to row 0,
@@ -213,6 +219,8 @@ def nn_cases_hidden(seed):
     pattern = np.zeros(d)
     pattern[:4] = 1.0
     tied[q], tied[q - 1], tied[v - 2], tied[v - 1] = pattern, 3.0 * pattern, 2.0 * pattern, 0.25 * pattern
+    zero_row = w.copy()
+    zero_row[0] = 0.0
     return [
         _nn_case(w, 0, 1),
         _nn_case(w, v - 1, v - 1, "k = V - 1"),
@@ -220,6 +228,12 @@ def nn_cases_hidden(seed):
         _nn_case(tied, q, 4, "rows parallel to the query tie exactly"),
         _nn_case(rng.standard_normal((2, 3)), 1, 1),
         _nn_case(rng.standard_normal((30, 2)), 3, 29, "2-d vectors, k = V - 1"),
+        _nn_case(zero_row, int(rng.integers(1, v)), v - 1, "row 0 is all zeros", hint=ZERO_ROW_HINT),
+        _nn_case(zero_row, 0, 3, "the query is an all-zero row: every similarity is 0", hint=ZERO_ROW_HINT),
+        _nn_case(w, v, 1, raises=IndexError, hint=NN_QUERY_HINT),
+        _nn_case(w, -1, 1, raises=IndexError, hint=NN_QUERY_HINT),
+        _nn_case(w, 0, 0, raises=ValueError, hint=NN_K_HINT),
+        _nn_case(w, 0, v, raises=ValueError, hint=NN_K_HINT),
     ]
 
 
@@ -234,7 +248,69 @@ case_probes(
     A,
     "nearest_neighbors_hidden",
     "nearest_neighbors",
-    results_name="random tables, k = 1 and V - 1, planted ties",
+    results_name="random tables, k = 1 and V - 1, planted ties, all-zero rows",
+    error_names={
+        IndexError: "a query_id outside [0, V) raises IndexError",
+        ValueError: "k outside [1, V - 1] raises ValueError",
+    },
     cases=nn_cases_hidden,
     hidden=True,
 )
+
+
+# ------------------------------------------------------------------------------------------------ lookup_cost
+COST_HINT = (
+    "lookup: 2 * n * D * 4 (rows read, output written); one-hot: 2 * n * V * 4 (one-hot written, then read) "
+    "+ V * D * 4 (table) + n * D * 4 (output); FLOPs: 2 * n * V * D"
+)
+COST_SIZE_HINT = "raise ValueError for n_tokens < 0 and for vocab_size or dim < 1"
+
+
+def _cost_case(*args, raises=None, hint=COST_HINT):
+    return Case(", ".join(repr(a) for a in args), args, raises=raises, hint=hint if raises is None else COST_SIZE_HINT)
+
+
+def cost_cases_visible(seed):
+    return [
+        _cost_case(512, 1000, 64),
+        _cost_case(1, 50257, 768),
+        _cost_case(3, 7, 5),
+        _cost_case(4, 0, 8, raises=ValueError),
+    ]
+
+
+def cost_cases_hidden(seed):
+    rng = np.random.default_rng(seed)
+    return [
+        _cost_case(int(rng.integers(1, 5000)), int(rng.integers(1000, 200_000)), int(rng.integers(16, 4096))),
+        _cost_case(0, int(rng.integers(2, 100)), int(rng.integers(1, 64))),
+        _cost_case(1, 1, 1),
+        _cost_case(2048, 128256, 4096, hint="use Python ints: these counts pass 2**31 " + COST_HINT),
+        _cost_case(-1, 10, 4, raises=ValueError),
+        _cost_case(8, 10, 0, raises=ValueError),
+    ]
+
+
+case_probes(
+    A,
+    "lookup_cost",
+    "lookup_cost",
+    results_name="bytes of the lookup and of the one-hot product, and its FLOPs",
+    error_names={ValueError: "an empty vocabulary raises ValueError"},
+    cases=cost_cases_visible,
+)
+case_probes(
+    A,
+    "lookup_cost_hidden",
+    "lookup_cost",
+    results_name="random sizes, no tokens, a 1 x 1 table, Llama 3 sizes",
+    error_names={ValueError: "negative n_tokens or dim 0 raise ValueError"},
+    cases=cost_cases_hidden,
+    hidden=True,
+)
+
+# ------------------------------------------------------------------------------------------------ measured part
+#: the measurement cell times the lookup and the one-hot product at each of these vocabulary sizes
+MEASURED_VOCAB_SIZES = (1_000, 3_000, 9_000)
+MEASURED_RECORDS = 2 * len(MEASURED_VOCAB_SIZES)
+register_record(A, "lookup_measurements")
