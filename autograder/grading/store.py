@@ -88,11 +88,12 @@ class GradebookMismatch(RuntimeError):
 
 
 def normalize_db_url(url: str) -> str:
-    """Pin PostgreSQL URLs to the installed driver: SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3,
-    which is not installed (the course pins ``psycopg2-binary``); ``postgres://`` is not accepted at all."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix) :]
+    """``postgres://`` (Heroku's spelling, which SQLAlchemy refuses) as ``postgresql://``; any other URL as given.
+
+    SQLAlchemy 2.1 reads ``postgresql://`` as psycopg 3, which the course pins (``psycopg[binary]``), so the URL
+    the instructor gives works unchanged with nbgrader's own tools (``nbgrader export --db URL``, the formgrader)."""
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
     return url
 
 
@@ -325,7 +326,9 @@ class Store:
             return GradebookView()
         order = {name: i for i, name in enumerate(self._order)}
         cells = tuple(
-            CellScore(g.name, float(g.max_score), g.auto_score, g.manual_score, bool(g.needs_manual_grade))
+            CellScore(
+                g.name, float(g.max_score), g.auto_score, g.manual_score, bool(g.needs_manual_grade), g.extra_credit
+            )
             for g in sorted(notebook.grades, key=lambda g: (order.get(g.name, len(order)), g.name))
         )
         comments = tuple(
