@@ -142,17 +142,17 @@ def test_report_is_self_contained_with_plots_checks_and_history(tmp_path):
             GradeResult("dan", A, "timeout", None, 5.0, "too slow"),
         ]
     )
-    write_report(tmp_path, rows2, A, now=first + dt.timedelta(hours=1))
+    write_report(tmp_path, rows2, A, now=first + dt.timedelta(hours=1), reasons={"ann": "resubmitted"})
     history = read_history(tmp_path)
-    assert [(h["student"], h["score"]) for h in history] == [
-        ("ann", "3"),
-        ("bob", "0"),
-        ("cy", "5"),
-        ("dan", ""),
-        ("ann", "5"),
+    assert [(h["student"], h["old_score"], h["score"], h["reason"]) for h in history] == [
+        ("ann", "", "3", "first run"),
+        ("bob", "", "0", "first run"),
+        ("cy", "", "5", "first run"),
+        ("dan", "", "", "first run"),
+        ("ann", "3", "5", "resubmitted"),  # the old score, the new one, and why
     ]
     page = (tmp_path / "report.html").read_text()
-    assert "3 (2026-12-06 09:00)" in page and "5 (2026-12-06 10:00)" in page
+    assert "3 (2026-12-06 09:00, first run)" in page and "5 (2026-12-06 10:00, resubmitted)" in page
 
 
 def test_report_for_a_class_where_every_notebook_crashed(tmp_path):

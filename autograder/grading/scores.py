@@ -69,6 +69,7 @@ class Row:
     manual_pending: tuple[str, ...] = ()  # grade ids nbgrader flags ``needs_manual_grade``, in notebook order
     extra_credit: float = 0.0  # the extra credit of every cell, included in raw_score and score
     hand_scored: bool = False  # a manual score changed the result
+    resubmission: str = "latest"  # the resubmission policy and what it decided (resubmission.Choice.note)
     notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
 
