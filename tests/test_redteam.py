@@ -4,10 +4,13 @@ One grading run (``--jobs 2``) holds two honest bystanders and one student per a
 fixture's answers unsolved and defines the solved ones only if its attack worked (read the answer key, a secret, a
 classmate's notebook, the network, forge the probe payload, choose the hidden inputs): it must score 0. A *vandal*
 submits solved answers and attacks the course (write into the checkout, site-packages, the instructor's home, the
-host's /tmp, the gradebook; kill processes; leave daemons; fork-bomb; fill the disk; exhaust memory); it defines its
-answers only if the attack was contained, so it must keep full marks. After the run: the bystanders keep full
-marks, nothing outside the sandbox changed (the checkout's tracked files, site-packages, marker files in the home
-directory and the host's /tmp, the submissions), no loopback or outside server saw a connection, no process left.
+host's /tmp, the gradebook; kill processes; leave daemons; fork-bomb; fill the disk; exhaust memory; mount a tmpfs
+in a user namespace of its own; find a second writable tmpfs; keep 120 processes busy; flood the output with huge
+errors, display updates and metadata); it defines its answers only if the attack was contained, so it must keep
+full marks. After the run: the bystanders keep full marks (the CPU hog is graded first, so both are graded while it
+runs), nothing outside the sandbox changed (the checkout's tracked files, site-packages, marker files in the home
+directory and the host's /tmp, the submissions), no loopback or outside server saw a connection, no process left,
+and no student's files in ``--out`` (executed notebook, feedback, log) exceed :data:`OUT_BYTES_PER_STUDENT`.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import uuid
@@ -37,7 +42,12 @@ SOURCE = FIXTURES / "grading-fixture.ipynb"
 ASSIGNMENT = "grading-fixture"
 FULL = "5"
 
-pytestmark = pytest.mark.slow
+OUT_BYTES_PER_STUDENT = 2 << 20  # what one student's notebook may put into --out, whatever it prints
+HOG_SECONDS = 30  # how long the CPU hog keeps its processes busy
+EARLY = {"cpuhog"}  # attacks graded first (their ids sort before the bystanders'), so that the bystanders overlap
+
+# one class graded once per module: under pytest-xdist (--dist loadgroup) the whole module runs in one worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("redteam")]
 
 
 def _require_sandbox() -> None:
@@ -252,6 +262,72 @@ for _where in ("/scratch/fill", "/run/kernel/fill", "/tmp/fill2"):
         pass
 _OK = _written < (1 << 30)
 """,
+    "userns": """
+import os, subprocess, sys
+# a user namespace of its own, with a mount namespace, then a tmpfs of host-RAM size there (the kernel itself is
+# multi-threaded, and unshare(CLONE_NEWUSER) needs a single thread: a fresh process tries)
+os.makedirs("/scratch/mnt", exist_ok=True)
+_mount = "mount -t tmpfs none /scratch/mnt && head -c 300000000 /dev/zero > /scratch/mnt/fill && echo mounted"
+_r = subprocess.run(["unshare", "-rm", "sh", "-c", _mount], capture_output=True, text=True)
+print("unshare -rm:", _r.returncode, _r.stdout.strip(), _r.stderr.strip()[-200:])
+_py = subprocess.run([sys.executable, "-c", "import ctypes; print(ctypes.CDLL(None).unshare(0x10000000 | 0x20000))"],
+                     capture_output=True, text=True)
+print("unshare(CLONE_NEWUSER | CLONE_NEWNS):", _py.stdout.strip())
+if "mounted" in _r.stdout or _py.stdout.strip() == "0":
+    _OK = False
+""",
+    "second-tmpfs": """
+import os
+_writable = []
+for _line in open("/proc/self/mountinfo"):
+    _f = _line.split()
+    _point = _f[4].replace(chr(92) + "040", " ")
+    if "rw" in _f[5].split(",") and os.path.isdir(_point) and os.access(_point, os.W_OK):
+        _writable.append(_point)
+print("writable mounts:", sorted(_writable))
+if sorted(_writable) != ["/run/kernel", "/scratch"] or os.path.realpath("/tmp") != "/scratch":
+    _OK = False
+""",
+    "cpuhog": """
+import os, resource, time
+_end = time.time() + {hog_seconds}
+_kids = []
+for _ in range(120):
+    try:
+        _pid = os.fork()
+    except OSError:
+        break
+    if _pid == 0:
+        while time.time() < _end:
+            pass
+        os._exit(0)
+    _kids.append(_pid)
+for _pid in _kids:
+    os.waitpid(_pid, 0)
+_used = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("hog: %d processes used %.1f s of CPU in %d s" % (len(_kids), _used.ru_utime + _used.ru_stime, {hog_seconds}))
+""",
+    "huge-error": """
+from IPython import get_ipython
+for _ in range(3):
+    try:
+        raise ValueError("x" * (16 << 20))
+    except ValueError:
+        get_ipython().showtraceback()    # an error message as an uncaught exception sends it
+""",
+    "display-flood": """
+from IPython import get_ipython
+from IPython.display import display, update_display
+_big = "y" * (4 << 20)
+for _ in range(20):
+    display({{"text/plain": "tick"}}, raw=True, display_id="flood")
+for _ in range(5):
+    update_display({{"text/plain": _big}}, raw=True, display_id="flood")
+display({{"text/plain": "tock"}}, raw=True, display_id="flood")
+display({{"text/plain": "z"}}, metadata={{"junk": _big}}, raw=True)
+get_ipython().displayhook(_big)
+print("s" * (4 << 20))
+""",
     "membomb": """
 _hogs = []
 try:
@@ -289,6 +365,21 @@ def _notebook(attack: str, flag: str, default: bool) -> bytes:
     )
     cells.insert(synthetic._first_answer(nb), synthetic._code_cell(code))
     return json.dumps(nb, indent=1).encode()
+
+
+def _student(kind: str, attack: str) -> str:
+    return f"{'aa-' if attack in EARLY else ''}{kind}-{attack}"
+
+
+def _out_bytes(out: Path, students) -> dict[str, int]:
+    """``{student: bytes of the files in --out that belong to them}`` (their autograded notebook, feedback, log)."""
+    sizes = dict.fromkeys(students, 0)
+    for path in out.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            owner = next((s for s in sizes if s in path.relative_to(out).parts or path.stem == s), None)
+            if owner is not None:
+                sizes[owner] += path.stat().st_size
+    return sizes
 
 
 def _guarded(code: str) -> str:
@@ -386,16 +477,17 @@ def attacked(tmp_path_factory):
         port=loopback.port,
         port_any=anywhere.port,
         host_ip=_host_ip(),
+        hog_seconds=HOG_SECONDS,
     )
     kinds = {"alice": None, "bob": None}
     solved = synthetic.variant(json.loads(SOURCE.read_text()), "solved")
     notebooks = {"alice": solved, "bob": solved}
     for name, code in CHEATS.items():
-        notebooks[f"cheat-{name}"] = _notebook(code.format(**values), "_CHEAT", False)
-        kinds[f"cheat-{name}"] = "cheat"
+        notebooks[_student("cheat", name)] = _notebook(code.format(**values), "_CHEAT", False)
+        kinds[_student("cheat", name)] = "cheat"
     for name, code in VANDALS.items():
-        notebooks[f"vandal-{name}"] = _notebook(_guarded(code.format(**values)), "_OK", True)
-        kinds[f"vandal-{name}"] = "vandal"
+        notebooks[_student("vandal", name)] = _notebook(_guarded(code.format(**values)), "_OK", True)
+        kinds[_student("vandal", name)] = "vandal"
     for student, data in notebooks.items():
         folder = subs / student / ASSIGNMENT
         folder.mkdir(parents=True)
@@ -437,6 +529,7 @@ def attacked(tmp_path_factory):
         anywhere=anywhere.accepted,
         sleepers=_sleepers(tag_digits),
         out=out,
+        out_bytes=_out_bytes(out, kinds),
     )
     home_marker.unlink(missing_ok=True)
     tmp_marker.unlink(missing_ok=True)
@@ -460,15 +553,23 @@ def test_bystanders_keep_full_marks(attacked):
 
 @pytest.mark.parametrize("attack", sorted(CHEATS))
 def test_cheats_score_zero(attacked, attack):
-    row = attacked["rows"][f"cheat-{attack}"]
+    row = attacked["rows"][_student("cheat", attack)]
     assert row["status"] == "graded", row
     assert row["score"] == "0", f"the {attack} attack earned points: {row}"
 
 
 @pytest.mark.parametrize("attack", sorted(VANDALS))
 def test_vandals_are_contained_and_keep_their_own_marks(attacked, attack):
-    row = attacked["rows"][f"vandal-{attack}"]
+    row = attacked["rows"][_student("vandal", attack)]
     assert (row["status"], row["score"]) == ("graded", FULL), f"the {attack} attack was not contained: {row}"
+
+
+def test_no_student_puts_more_than_the_cap_into_out(attacked):
+    sizes = attacked["out_bytes"]
+    print("bytes in --out per student:", json.dumps(sizes, indent=1, sort_keys=True))
+    assert set(sizes) == set(attacked["kinds"]) and all(sizes.values()), sizes  # each has a notebook there
+    over = {student: size for student, size in sizes.items() if size > OUT_BYTES_PER_STUDENT}
+    assert not over, f"students whose output was not capped: {over}"
 
 
 def test_nothing_outside_the_sandbox_changed(attacked):
@@ -547,3 +648,67 @@ def test_the_sandbox_sees_no_host_secrets_and_writes_nowhere():
     assert "checkout False False" in text
     assert "ifaces ['lo']" in text
     assert "wrote" not in text and "scratch ok" in text
+
+
+def test_no_user_namespace_can_be_made_inside():
+    """``unshare -rm`` would give the student namespaces of its own and any tmpfs, of host-RAM size, in them."""
+    _require_sandbox()
+    code = textwrap.dedent("""
+        import ctypes, os, subprocess
+        os.makedirs("/scratch/m")
+        mount = "mount -t tmpfs none /scratch/m && echo MOUNTED"
+        r = subprocess.run(["unshare", "-rm", "sh", "-c", mount], capture_output=True, text=True)
+        print("cli", r.returncode, r.stdout.strip())
+        print("unshare", ctypes.CDLL(None, use_errno=True).unshare(0x10000000))
+    """)
+    proc = _in_sandbox(code)
+    assert "unshare -1" in proc.stdout and "MOUNTED" not in proc.stdout, proc.stdout + proc.stderr
+    assert re.search(r"cli [1-9]", proc.stdout), proc.stdout + proc.stderr
+
+
+_MOUNTS = textwrap.dedent("""
+    import os, sys
+    writable, tmpfs = [], []
+    for line in open("/proc/self/mountinfo"):
+        f = line.split()
+        point = f[4].replace(chr(92) + "040", " ")
+        if f[f.index("-") + 1] == "tmpfs":
+            tmpfs.append(point)
+        if "rw" in f[5].split(",") and os.path.isdir(point) and os.access(point, os.W_OK):
+            writable.append(point)
+    print("writable", sorted(writable))
+    print("tmpfs", sorted(tmpfs))
+    print("tmp", os.path.realpath("/tmp"))
+    print("prefix", sys.prefix)
+""")
+
+
+@pytest.mark.parametrize("where", ["here", "under /tmp"])
+def test_one_scratch_tmpfs_wherever_the_environment_lives(where, monkeypatch):
+    """A checkout (and its .venv) cloned under /tmp gets the same sandbox: the only writable places are the scratch
+    tmpfs (also /tmp) and the kernel's 1 MiB socket tmpfs, never a second tmpfs around the environment."""
+    _require_sandbox()
+    python, home, venv = sys.executable, None, None
+    if where == "under /tmp":
+        home = Path(tempfile.mkdtemp(prefix="autograder clone ", dir="/tmp"))
+        venv = home / ".venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        python = str(venv / "bin" / "python")
+        monkeypatch.setattr(sys, "prefix", str(venv))  # what the grader reads to find the environment
+        monkeypatch.setattr(sys, "executable", python)
+    try:
+        jail = sandbox.Jail(str(FIXTURES), scratch_bytes=8 << 20, nproc=64)
+        argv, fds, cleanup = jail.command([python, "-I", "-c", _MOUNTS], {})
+        try:
+            proc = subprocess.run(argv, pass_fds=fds, capture_output=True, text=True, timeout=120)
+        finally:
+            cleanup()
+    finally:
+        if home is not None:
+            shutil.rmtree(home)
+    text = proc.stdout + proc.stderr
+    assert "writable ['/run/kernel', '/scratch']" in text, text
+    assert "tmpfs ['/', '/dev', '/run/kernel', '/scratch']" in text, text
+    assert "tmp /scratch" in text, text
+    if venv is not None:
+        assert f"prefix {venv}" in text, text  # the environment under /tmp is the one that ran

@@ -1,10 +1,23 @@
-"""nbgrader's ``Execute`` preprocessor with a cap on printed output, and the probe payload collected at the end.
+"""nbgrader's ``Execute`` preprocessor with a cap on all output, and the probe payload collected at the end.
 
-nbgrader's own ``LimitOutput`` trims a notebook *after* execution, by which time gigabytes of printed output have
-already been collected in the grading process. :class:`LimitedExecute` counts the characters of every output
-message as it arrives and drops them past ``output_chars`` for the whole notebook, leaving one note in the cell
-where it happened. Error messages (tracebacks) always pass, and so does the first 200 characters of a cell's
-stderr, because nbgrader fails a test cell that wrote to stderr: the cap changes no verdict.
+nbgrader's own ``LimitOutput`` trims a notebook *after* execution, by which time gigabytes of output have already
+been collected in the grading process. :class:`LimitedExecute` charges every message that can put text into the
+executed notebook against one budget of ``output_chars`` characters for the whole notebook, as it arrives, and
+drops what is past it (leaving one note in the cell where that happened):
+
+* ``stream``, ``display_data``, ``execute_result``: every string in the message's content (text, data of every
+  MIME type, metadata, keys) counts;
+* ``update_display_data``, and a display that reuses a ``display_id``: nbclient copies the new data into every
+  earlier output with that id, so the update counts once per output it would rewrite, and is dropped past the cap;
+* ``error``: an error is always recorded (nbgrader fails a test cell that raised, so the cap changes no verdict),
+  but shortened first to :data:`ERROR_CHARS` (the exception's name and value cut, the traceback's last lines), and
+  past the cap to its name and the first 200 characters of its value, one per cell;
+* ``comm`` messages (widgets) are ignored and no widget state is stored: grading needs none, and nbclient would
+  keep their data in the notebook's metadata.
+
+Past the cap, the first 200 characters of a cell's stderr still pass, because nbgrader fails a test cell that wrote
+to stderr. What the cap leaves per cell past it (a note, an error's name and value, 200 characters of stderr) is
+bounded, so a notebook's outputs stay within ``output_chars`` plus about 1 KiB per cell.
 
 After the notebook's last cell, :meth:`LimitedExecute.collect_probes` executes ``emit_code`` in the same kernel
 and keeps the one ``display_data`` of ``emit_mime`` that this request (and no earlier cell) published, outside the
@@ -17,11 +30,56 @@ from __future__ import annotations
 
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
-from traitlets import Float, Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 
-__all__ = ["LimitedExecute", "TRUNCATION_NOTE"]
+__all__ = ["LimitedExecute", "TRUNCATION_NOTE", "ERROR_CHARS", "content_chars", "shorten_error"]
 
 TRUNCATION_NOTE = "\n[... output truncated by the grader: more than {limit:,} characters were printed ...]\n"
+ERROR_CHARS = 20_000  # the most of one error (name, value, traceback) kept in the notebook
+_PAST_CAP_CHARS = 200  # past the cap: this much of an error's value, and of a cell's stderr
+
+
+def content_chars(content) -> int:
+    """Characters of every string (keys included) in a message's decoded JSON ``content``; anything else counts
+    as its ``str``. Iterative, so a deeply nested message cannot exhaust the stack."""
+    total, stack = 0, [content]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += sum(len(k) if isinstance(k, str) else 8 for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            total += len(item)
+            stack.extend(item)
+        else:
+            total += len(str(item))
+    return total
+
+
+def shorten_error(content: dict, limit: int = ERROR_CHARS) -> dict:
+    """An ``error`` message's content within about ``limit`` characters: ``ename`` and ``evalue`` cut, then the
+    traceback's last lines (the raise site) kept while they fit, each line cut to the room left."""
+
+    def text(value, n):
+        value = value if isinstance(value, str) else str(value)
+        return value if len(value) <= n else value[:n] + f"... [{len(value) - n:,} characters cut by the grader]"
+
+    ename = text(content.get("ename", ""), 200)
+    evalue = text(content.get("evalue", ""), min(2_000, limit // 4))
+    room = max(0, limit - len(ename) - len(evalue))
+    lines = content.get("traceback") if isinstance(content.get("traceback"), list) else []
+    kept: list[str] = []
+    for line in reversed(lines):
+        if room <= 0:
+            break
+        line = text(line, room)
+        kept.append(line)
+        room -= len(line)
+    if len(kept) < len(lines):
+        kept.append(f"[... {len(lines) - len(kept)} traceback lines cut by the grader ...]")
+    return {**content, "ename": ename, "evalue": evalue, "traceback": kept[::-1]}
 
 
 class LimitedExecute(Execute):
@@ -35,11 +93,35 @@ class LimitedExecute(Execute):
     progress_file = Unicode("", help="where the index of the cell about to run is written (crash reports)").tag(
         config=True
     )
+    store_widget_state = Bool(False, help="never: widget state is student data outside the output cap").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._printed = 0
         self._noted_cells: set[int] = set()
         return super().preprocess(nb, resources, km)
+
+    def _charge(self, chars: int) -> bool:
+        """Count ``chars`` against the notebook's budget; whether they still fit."""
+        self._printed = getattr(self, "_printed", 0) + chars
+        return self._printed <= self.output_chars
+
+    def _note(self, outs, cell_index: int) -> None:
+        noted = self.__dict__.setdefault("_noted_cells", set())
+        if cell_index not in noted:
+            noted.add(cell_index)
+            # stdout: nbgrader scores a test cell with any stderr output as failed
+            outs.append(new_output("stream", name="stdout", text=TRUNCATION_NOTE.format(limit=self.output_chars)))
+
+    def _update_display_id(self, display_id, msg):
+        """nbclient rewrites every earlier output with this ``display_id``: charged once per output rewritten."""
+        targets = sum(len(idx) for idx in self._display_id_map.get(display_id, {}).values())
+        if targets and not self._charge(targets * content_chars(msg.get("content", {}))):
+            return None
+        return super()._update_display_id(display_id, msg)
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        """Widgets: ignored (no output hooks, no stored state; see the module doc)."""
+        return None
 
     def preprocess_cell(self, cell, resources, index):
         if self.progress_file and cell.cell_type == "code":  # the grader names this cell if the kernel dies or hangs
@@ -95,22 +177,25 @@ class LimitedExecute(Execute):
                 fh.write(payloads[0])
 
     def output(self, outs, msg, display_id, cell_index):
-        if msg.get("msg_type") == "error":
+        content = msg.get("content") or {}
+        kind = msg.get("msg_type")
+        if kind == "error":
+            short = shorten_error(content)
+            if not self._charge(content_chars(short)):
+                if any(o.get("output_type") == "error" for o in outs):
+                    self._note(outs, cell_index)
+                    return None  # the cell already failed; one error per cell is kept past the cap
+                short = {**shorten_error(content, _PAST_CAP_CHARS), "traceback": []}
+                self._note(outs, cell_index)
+            return super().output(outs, {**msg, "content": short}, display_id, cell_index)
+        if self._charge(content_chars(content)):
             return super().output(outs, msg, display_id, cell_index)
-        content = msg.get("content", {})
-        size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
-        self._printed = getattr(self, "_printed", 0) + size
-        if self._printed <= self.output_chars:
-            return super().output(outs, msg, display_id, cell_index)
-        if cell_index not in self._noted_cells:
-            self._noted_cells.add(cell_index)
-            # stdout: nbgrader scores a test cell with any stderr output as failed
-            outs.append(new_output("stream", name="stdout", text=TRUNCATION_NOTE.format(limit=self.output_chars)))
+        self._note(outs, cell_index)
         if (
-            msg.get("msg_type") == "stream"
+            kind == "stream"
             and content.get("name") == "stderr"
             and not any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs)
         ):
             # past the cap, one short line of stderr still reaches the notebook: it decides nbgrader's verdict
-            outs.append(new_output("stream", name="stderr", text=str(content.get("text", ""))[:200]))
+            outs.append(new_output("stream", name="stderr", text=str(content.get("text", ""))[:_PAST_CAP_CHARS]))
         return None

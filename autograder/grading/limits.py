@@ -2,16 +2,20 @@
 
 Each child is forked from the grading worker: it starts its own session (process group), sets ``RLIMIT_AS``
 (address space, inherited by a Jupyter kernel it launches) and ``RLIMIT_FSIZE`` (no file larger than the limit),
-drops environment variables that look like credentials, sends stdout and stderr to a pipe of which only a bounded
-head and tail are kept, and then either calls a Python function (in a warm worker, see :func:`enable_warm_fork`)
-or ``exec``\\s a command. :func:`run_children` waits for several children at once until a shared wall-clock
-deadline and then kills every process they started -- including Jupyter kernels, which ``jupyter_client`` puts in
-sessions of their own.
+joins a cgroup of its own with a CPU quota (:class:`CpuGroup`; where no cgroup is writable, ``RLIMIT_CPU`` and a
+lower priority instead), drops environment variables that look like credentials, sends stdout and stderr to a pipe
+of which only a bounded head and tail are kept, and then either calls a Python function (in a warm worker, see
+:func:`enable_warm_fork`) or ``exec``\\s a command. :func:`run_children` waits for several children at once until a
+shared wall-clock deadline and then kills every process they started -- including Jupyter kernels, which
+``jupyter_client`` puts in sessions of their own.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import itertools
+import math
 import os
 import re
 import resource
@@ -24,6 +28,8 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "Limits",
+    "CpuGroup",
+    "cpu_control",
     "Child",
     "ChildOutcome",
     "run_children",
@@ -45,6 +51,135 @@ class Limits:
     memory_bytes: int | None = 4 << 30  # RLIMIT_AS
     file_bytes: int | None = 512 << 20  # RLIMIT_FSIZE
     env: dict[str, str] = field(default_factory=dict)  # set in the child before it runs
+    # CPU time per child (its kernel and everything the student's code forks): a cgroup quota of this many cores
+    # (cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), so that a notebook running many busy processes gets no
+    # more CPU than one running one, and a bystander graded beside it keeps its share. None: no CPU limit.
+    cpu_cores: float | None = 1.0
+    nice: int = 5  # only where no cgroup is writable: the child's priority, with RLIMIT_CPU (see CpuGroup)
+
+
+_CPU_PERIOD_US = 100_000
+_GROUP_NUMBERS = itertools.count()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_control() -> tuple[str, str] | None:
+    """``(kind, directory)`` of the cgroup under which this process can create per-child CPU groups: ``("v2",
+    dir)`` where a cgroup v2 hierarchy delegates the ``cpu`` controller to this process's cgroup, ``("v1", dir)``
+    where the cgroup v1 ``cpu`` hierarchy is writable (root on a v1 or hybrid host), else None. Tried for real once
+    per process: a group is created, given a quota and removed."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        with open("/proc/self/cgroup") as fh:
+            memberships = [line.rstrip("\n").split(":", 2) for line in fh if line.count(":") >= 2]
+        with open("/proc/self/mountinfo") as fh:
+            mounts = [line.split() for line in fh]
+    except OSError:
+        return None
+    candidates = []
+    for fields in mounts:
+        if "-" not in fields:
+            continue
+        dash = fields.index("-")
+        fstype, options, root, point = fields[dash + 1], fields[dash + 3].split(","), fields[3], fields[4]
+        for hierarchy, controllers, path in memberships:
+            if fstype == "cgroup2" and hierarchy == "0" or fstype == "cgroup" and "cpu" in controllers.split(","):
+                if fstype == "cgroup" and "cpu" not in options:
+                    continue
+                if path == root or path.startswith(root.rstrip("/") + "/"):
+                    rel = path[len(root.rstrip("/")) :].lstrip("/")
+                    kind = "v2" if fstype == "cgroup2" else "v1"
+                    candidates.append((kind, os.path.join(point.replace("\\040", " "), rel).rstrip("/")))
+    for kind, directory in candidates:
+        if kind == "v2":
+            try:
+                with open(os.path.join(directory, "cgroup.controllers")) as fh:
+                    if "cpu" not in fh.read().split():
+                        continue
+                with open(os.path.join(directory, "cgroup.subtree_control")) as fh:
+                    enabled = "cpu" in fh.read().split()
+                if not enabled:
+                    with open(os.path.join(directory, "cgroup.subtree_control"), "w") as fh:
+                        fh.write("+cpu")
+            except OSError:
+                continue
+        group = CpuGroup.create((kind, directory), 1.0)
+        if group is not None:
+            group.remove()
+            return kind, directory
+    return None
+
+
+class CpuGroup:
+    """A cgroup holding one child and everything it starts, with a CPU quota of ``cores``.
+
+    :meth:`create` in the parent (None where no cgroup is writable, see :func:`cpu_control`), :meth:`join` in the
+    forked child before it runs anything, :meth:`remove` in the parent once the child is gone: it kills whatever is
+    left in the group first (a process that escaped its session is still in its cgroup)."""
+
+    def __init__(self, kind: str, path: str):
+        self.kind, self.path = kind, path
+
+    @classmethod
+    def create(cls, control: tuple[str, str] | None, cores: float) -> CpuGroup | None:
+        if control is None:
+            return None
+        kind, parent = control
+        path = os.path.join(parent, f"autograder-{os.getpid()}-{next(_GROUP_NUMBERS)}")
+        quota = max(1000, int(math.ceil(cores * _CPU_PERIOD_US)))
+        try:
+            os.mkdir(path)
+        except OSError:
+            return None
+        group = cls(kind, path)
+        try:
+            if kind == "v2":
+                group._write("cpu.max", f"{quota} {_CPU_PERIOD_US}")
+            else:
+                group._write("cpu.cfs_period_us", str(_CPU_PERIOD_US))
+                group._write("cpu.cfs_quota_us", str(quota))
+        except OSError:
+            group.remove()
+            return None
+        return group
+
+    def _write(self, name: str, value: str) -> None:
+        fd = os.open(os.path.join(self.path, name), os.O_WRONLY)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+
+    def join(self) -> None:
+        """Move the calling process into the group (its later children are born there)."""
+        self._write("cgroup.procs", "0")
+
+    def pids(self) -> set[int]:
+        try:
+            with open(os.path.join(self.path, "cgroup.procs")) as fh:
+                return {int(p) for p in fh.read().split()}
+        except OSError:
+            return set()
+
+    def remove(self, timeout_s: float = 2.0) -> None:
+        """SIGKILL every process still in the group, then remove it (retried while the killed ones exit)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for pid in self.pids() - {os.getpid()}:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    return  # left behind empty-to-be; harmless, and named after this process
+                time.sleep(0.01)
 
 
 @dataclass
@@ -186,10 +321,16 @@ def reap_adopted() -> None:
                 pass
 
 
-def _child_main(child: Child, limits: Limits, write_fd: int, warm: bool) -> None:
-    """In the forked child: never returns."""
+def _child_main(
+    child: Child, limits: Limits, write_fd: int, warm: bool, group: CpuGroup | None, child_cpu_s: int
+) -> None:
+    """In the forked child: never returns. ``child_cpu_s``: its processes' RLIMIT_CPU where ``group`` is None."""
     code = 70
     try:
+        if group is not None:
+            group.join()
+        elif limits.cpu_cores:  # no cgroup here: a per-process CPU-time bound and a lower priority instead
+            os.nice(limits.nice)
         os.setsid()
         os.dup2(write_fd, 1)
         os.dup2(write_fd, 2)
@@ -203,6 +344,8 @@ def _child_main(child: Child, limits: Limits, write_fd: int, warm: bool) -> None
         if limits.file_bytes:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if group is None and limits.cpu_cores and child_cpu_s:
+            resource.setrlimit(resource.RLIMIT_CPU, (child_cpu_s, child_cpu_s + 5))
         for name in [n for n in os.environ if _SECRET.search(n)]:
             del os.environ[name]  # student code must not read (and print into its feedback) credentials
         os.environ.update(limits.env)
@@ -267,18 +410,23 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
     start = time.monotonic()
     deadline = start + timeout_s
     running: dict[int, tuple[Child, int, _Buffer]] = {}
+    groups: dict[int, CpuGroup | None] = {}
+    control = cpu_control() if limits.cpu_cores else None
+    child_cpu_s = int(math.ceil((limits.cpu_cores or 1.0) * timeout_s)) + 1
     buffers: dict[str, _Buffer] = {}
     outcomes: dict[str, ChildOutcome] = {}
     selector = selectors.DefaultSelector()
     for child in children:
         read_fd, write_fd = os.pipe()
+        group = CpuGroup.create(control, limits.cpu_cores) if control else None
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            _child_main(child, limits, write_fd, warm)
+            _child_main(child, limits, write_fd, warm, group, child_cpu_s)
         os.close(write_fd)
+        groups[pid] = group
         buffer = buffers[child.name] = _Buffer(child.capture_bytes)
         running[pid] = (child, read_fd, buffer)
         selector.register(read_fd, selectors.EVENT_READ, buffer)
@@ -315,6 +463,8 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
             if done:
                 child, fd, buffer = running.pop(pid)
                 kill_tree(pid, seen[pid])  # the child is gone; whatever it left running (a kernel) goes too
+                if groups[pid] is not None:
+                    groups[pid].remove()
                 outcomes[child.name] = ChildOutcome(
                     child.name, os.waitstatus_to_exitcode(status), False, time.monotonic() - start, ""
                 )
@@ -324,6 +474,8 @@ def run_children(children: list[Child], limits: Limits, timeout_s: float) -> dic
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+        if groups[pid] is not None:
+            groups[pid].remove()
         outcomes[child.name] = ChildOutcome(child.name, None, True, time.monotonic() - start, "")
     # collect what the killed children left in their pipes, then close them
     end = time.monotonic() + 1.0

@@ -4,25 +4,30 @@ Only the Jupyter kernel runs inside; ``nbgrader autograde`` (gradebook, locked-c
 the trusted, limited grading child and talks to the kernel over jupyter_client's ``ipc`` transport (unix sockets in
 a private per-submission directory, the only host directory the sandbox can write). Inside:
 
-* **namespaces**: own user namespace (the kernel runs as uid/gid 65534, no capabilities, ``no_new_privs``), own
-  mount namespace with an empty root, own pid namespace (nothing outside is visible or signalable; nothing
+* **namespaces**: own user namespace (the kernel runs as uid/gid 65534, no capabilities, ``no_new_privs``), in
+  which no further user namespace can be created (no ``unshare -r``, hence no mount of any kind), own mount
+  namespace with an empty root, own pid namespace (nothing outside is visible or signalable; nothing
   survives the kernel: when bwrap goes, its pid namespace goes), own network namespace (loopback only, no route
   out and no view of the host's loopback servers), own IPC and UTS namespaces; ``--die-with-parent``.
 * **files**: ``/usr`` and the interpreter (``sys.base_prefix``, the virtualenv's ``sys.prefix``) read-only, a
   handful of ``/etc`` files (not ``/etc``), ``/proc`` of the sandbox's own pid namespace, a minimal ``/dev``, a
   read-only copy of the student-facing package (``autograder/student``, ``autograder/data``) first on
   ``PYTHONPATH``, the kernel's connection file (read-only), and one writable size-limited tmpfs ``/scratch`` (also
-  ``/tmp`` and ``$HOME``) as the working directory. No host directory is writable: the kernel's ipc sockets are in
-  a 1 MiB tmpfs of the sandbox (``/run/kernel``), which the grader reaches from outside through
-  ``/proc/PID/root`` (:func:`sandbox_root`). Not visible: the instructor's home, the checkout (hence ``solutions/``,
-  ``autograder/reference``,
-  ``autograder/checks``), SUBMISSIONS, ``--out``, the gradebook, other workers' directories, the host's ``/tmp``.
+  ``$HOME``; ``/tmp`` is a link to it) as the working directory, the same wherever the environment lives: an
+  interpreter directory under the host's ``/tmp`` is bound read-only inside ``/scratch``, where the link leads. No
+  host directory is writable: the kernel's ipc sockets are in a 1 MiB tmpfs of the sandbox (``/run/kernel``), which
+  the grader reaches from outside through ``/proc/PID/root`` (:func:`sandbox_root`). Not visible: the instructor's
+  home, the checkout (hence ``solutions/``, ``autograder/reference``, ``autograder/checks``), SUBMISSIONS,
+  ``--out``, the gradebook, other workers' directories, the host's ``/tmp``.
 * **limits**: ``RLIMIT_NPROC`` for the kernel's uid (set by ``prlimit`` inside; it binds because that uid is not
-  root on the host, see below), and the grading child's ``RLIMIT_AS``/``RLIMIT_FSIZE``, which the kernel inherits.
+  root on the host, see below), and the grading child's ``RLIMIT_AS``/``RLIMIT_FSIZE`` and CPU quota (its cgroup,
+  :class:`autograder.grading.limits.CpuGroup`), which the kernel inherits.
 
 Running as root, the sandbox's user namespace is created here (:func:`_user_namespace`) with uid 65534 inside
 mapped to the host's unprivileged uid 65534 (``nobody``), not to root: bwrap's own ``--unshare-user --uid 65534``
-would map it to host root, for which the kernel ignores ``RLIMIT_NPROC`` and which owns every system file. bwrap
+would map it to host root, for which the kernel ignores ``RLIMIT_NPROC`` and which owns every system file. Its
+holder sets the namespace's ``user.max_user_namespaces`` to 0 (bwrap's ``--disable-userns`` cannot be combined
+with ``--userns``); not root, ``--disable-userns`` does it. bwrap
 sets up the mounts as root of that namespace (it can read an interpreter under ``/root``), then ``setpriv`` drops
 to 65534 with an empty capability bounding set before anything of the student's runs. Not root, bwrap's ordinary
 ``--unshare-user`` maps the sandbox's 65534 to the grading user, who is unprivileged already.
@@ -117,6 +122,9 @@ def availability() -> Availability:
         "all(int(p) < 10 for p in os.listdir('/proc') if p.isdigit()), 'pid namespace'\n"
         "assert [n for _, n in socket.if_nameindex()] == ['lo'], 'network namespace'\n"
         f"assert {LIBDIR!r} in sys.path, 'package copy'\n"
+        f"assert os.path.realpath('/tmp') == {SCRATCH!r}, '/tmp is the scratch directory'\n"
+        "import ctypes\n"
+        "assert ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0, 'user namespaces are not disabled'\n"
         "import ipykernel, numpy\n"
         "try:\n    open('/usr/autograder-probe', 'w')\nexcept OSError:\n    pass\n"
         "else:\n    raise AssertionError('/usr is writable')\n"
@@ -144,7 +152,8 @@ def availability() -> Availability:
         return Availability(
             True,
             ISOLATION_BWRAP,
-            f"bwrap {_bwrap_version()}: user, mount, pid, net, ipc, uts namespaces; uid {SANDBOX_UID}; tmpfs scratch",
+            f"bwrap {_bwrap_version()}: user, mount, pid, net, ipc, uts namespaces; uid {SANDBOX_UID}; "
+            "no nested user namespaces; tmpfs scratch",
         )
     said = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:200]
     if "namespace" in said.lower() or "permission" in said.lower() or "operation not permitted" in said.lower():
@@ -182,47 +191,82 @@ def _interpreter_dirs() -> list[str]:
     return dirs
 
 
+# The holder of the sandbox's user namespace (root only): it enters a new user namespace, waits for the grader to
+# write its uid/gid maps, then sets the namespace's user.max_user_namespaces to 0 (it holds every capability in the
+# namespace it created), so that nothing inside can create a user namespace: no ``unshare -r``, hence no mount of a
+# fresh tmpfs of host-RAM size. Only a process with CAP_SYS_RESOURCE in that namespace could raise the limit again,
+# and the student's uid has no capability there.
+_HOLDER = (
+    "import ctypes, sys, time\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "if libc.unshare(0x10000000) != 0:\n"  # CLONE_NEWUSER
+    "    sys.exit('unshare(CLONE_NEWUSER) failed: errno %d' % ctypes.get_errno())\n"
+    "print('ns', flush=True)\n"
+    "sys.stdin.readline()\n"
+    "with open('/proc/sys/user/max_user_namespaces', 'w') as fh:\n"
+    "    fh.write('0')\n"
+    "print('sealed', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
 def _user_namespace() -> tuple[int, subprocess.Popen]:
     """(fd of a new user namespace mapping uids 0 and 65534 to themselves, the process holding it).
 
-    Root only. The holder is a ``sleep`` in a fresh user namespace (``unshare --user``); its maps are written from
-    here, then bwrap joins it with ``--userns FD``. 65534 must map to itself so that the sandboxed uid is an
-    unprivileged host uid; 0 maps to 0 only for bwrap's own setup (mounts), before ``setpriv`` drops it."""
+    Root only. The holder (:data:`_HOLDER`, this interpreter with ``-I -S``) enters a fresh user namespace; its
+    maps are written from here, it then forbids further user namespaces inside, and bwrap joins it with
+    ``--userns FD``. 65534 must map to itself so that the sandboxed uid is an unprivileged host uid; 0 maps to 0
+    only for bwrap's own setup (mounts), before ``setpriv`` drops it. Raises ``OSError`` when any step fails."""
+    import select
+
     holder = subprocess.Popen(
-        ["unshare", "--user", "--", "sleep", "600"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-I", "-S", "-c", _HOLDER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         close_fds=True,
     )
-    own = os.readlink("/proc/self/ns/user")
-    import time
 
-    deadline = time.monotonic() + 10
+    def said(expected: str) -> None:
+        ready, _, _ = select.select([holder.stdout], [], [], 10.0)
+        line = holder.stdout.readline().decode(errors="replace").strip() if ready else ""
+        if line != expected:
+            holder.kill()
+            why = holder.stderr.read().decode(errors="replace").strip().splitlines() or ["no answer within 10 s"]
+            raise OSError(f"the user namespace holder failed: {why[-1][:200]}")
+
     try:
-        while True:
-            if holder.poll() is not None:
-                raise OSError(f"unshare --user failed: {holder.stderr.read().decode(errors='replace').strip()[:200]}")
-            try:
-                if os.readlink(f"/proc/{holder.pid}/ns/user") != own and os.readlink(
-                    f"/proc/{holder.pid}/exe"
-                ).endswith("sleep"):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise OSError("unshare --user did not start")
-            time.sleep(0.002)
+        said("ns")
         mapping = f"0 0 1\n{SANDBOX_UID} {SANDBOX_UID} 1\n"
         for name in ("uid_map", "gid_map"):
             with open(f"/proc/{holder.pid}/{name}", "w") as fh:
                 fh.write(mapping)
+        holder.stdin.write(b"go\n")
+        holder.stdin.flush()
+        said("sealed")
         fd = os.open(f"/proc/{holder.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     except BaseException:
-        holder.kill()
-        holder.wait()
+        _stop(holder)
         raise
     return fd, holder
+
+
+def _stop(holder: subprocess.Popen) -> None:
+    holder.kill()
+    holder.wait()
+    for stream in (holder.stdin, holder.stdout, holder.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _inside_path(path: str) -> str:
+    """Where the host directory ``path`` is bound in the sandbox: its own path, except under ``/tmp``, which inside
+    is a link to :data:`SCRATCH`, so ``/tmp/x`` is bound at ``/scratch/x`` (and still opens as ``/tmp/x``)."""
+    if path == "/tmp":
+        raise SandboxUnavailable("the Python environment is /tmp itself: install it in a directory of its own")
+    if path.startswith("/tmp/"):
+        return SCRATCH + path[len("/tmp") :]
+    return path
 
 
 @dataclass(frozen=True)
@@ -290,7 +334,8 @@ class Jail:
                 "CAP_SETGID",
             ]
         else:
-            argv += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+            # --disable-userns (bwrap >= 0.8): nothing inside can create a user namespace (see _HOLDER for root)
+            argv += ["--unshare-user", "--disable-userns", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
         argv += [
             "--unshare-pid",
             "--unshare-net",
@@ -327,15 +372,10 @@ class Jail:
                     out += ["--perms", "0755", "--dir", name]
             return out
 
-        under_tmp = [path for path in _interpreter_dirs() if path == "/tmp" or path.startswith("/tmp/")]
-        if (
-            under_tmp
-        ):  # a virtualenv in a checkout under /tmp: /tmp is its own size-limited tmpfs, the venv bound into it
-            argv += ["--perms", "1777", "--size", str(int(self.scratch_bytes)), "--tmpfs", "/tmp"]
-            made.add("/tmp")
-        for path in _interpreter_dirs():
-            argv += parents(path) + ["--ro-bind", path, path]
-        tmp_link = [] if under_tmp else ["--symlink", SCRATCH, "/tmp"]
+        # /tmp is always a link to the one scratch tmpfs, whatever the environment's path: an interpreter directory
+        # under /tmp (a checkout or virtualenv cloned there) is bound read-only where that link leads, inside
+        # /scratch, so the sandbox never gets a second writable tmpfs and sees the same layout wherever the course
+        # lives.
         argv += [
             "--proc",
             "/proc",
@@ -347,7 +387,15 @@ class Jail:
             str(int(self.scratch_bytes)),
             "--tmpfs",
             SCRATCH,
-            *tmp_link,
+            "--symlink",
+            SCRATCH,
+            "/tmp",
+        ]
+        made.add(SCRATCH)
+        for path in _interpreter_dirs():
+            inside = _inside_path(path)
+            argv += parents(inside) + ["--ro-bind", path, inside]
+        argv += [
             *parents(LIBDIR),
             "--ro-bind",
             self.libdir,
@@ -387,8 +435,7 @@ class Jail:
                 except OSError:
                     pass
             if holder is not None:
-                holder.kill()
-                holder.wait()
+                _stop(holder)
 
         return argv, fds, cleanup
 
