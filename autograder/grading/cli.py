@@ -508,7 +508,7 @@ def _grade(args) -> int:
         staging = Staging(store.out)
         store.stage = staging.root
         rows, reasons = _final_rows(
-            args, policy, store, results, picks, due, source, answers, times, previously_recorded
+            args, policy, store, results, picks, due, source, answers, times, previously_recorded, changes
         )
         path = store.write_csv(rows)
         for row in rows:
@@ -572,7 +572,9 @@ def _retry_failures(tasks: list[GradeTask], args, store, results: dict[str, Grad
     return len(again)
 
 
-def _final_rows(args, policy, store, results, picks, due, source: bytes, answers, times, previously_recorded):
+def _final_rows(
+    args, policy, store, results, picks, due, source: bytes, answers, times, previously_recorded, changes=()
+):
     """One :class:`~autograder.grading.scores.Row` per student, from the results and the gradebook as it stands
     (manual scores, extra credit, comments, extensions): the resubmission policy picks the result that counts, it
     is recorded in the gradebook with its lateness, and the similarity flags are added. Returns the rows and,
@@ -580,6 +582,7 @@ def _final_rows(args, policy, store, results, picks, due, source: bytes, answers
     from functools import partial
 
     from .lateness import Timestamp, assess
+    from .policy import describe_changes
     from .resubmission import choose
     from .scores import build_row
 
@@ -631,6 +634,8 @@ def _final_rows(args, policy, store, results, picks, due, source: bytes, answers
             why.append("manual scores or extra credit in the gradebook")
         if row.lateness.penalty:
             why.append(f"late penalty {row.lateness.penalty:g}")
+        if changes:
+            why.append(describe_changes(changes))
         reasons[student] = "; ".join(why)
         rows.append(row)
     flags = _similarity_flags(source, answers)
