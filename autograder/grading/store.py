@@ -86,6 +86,7 @@ c.CourseDirectory.root = root
 c.CourseDirectory.db_url = {db_expr}
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "nbgrader-feedback"
+c.ExportPlugin.to = "nbgrader-grades.csv"  # nbgrader export never writes over the grader's grades.csv
 c.GenerateFeedback.preprocessors = [ClearHiddenTestOutputs, ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
 '''
 
