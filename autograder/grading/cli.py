@@ -515,7 +515,8 @@ def _grade(args) -> int:
             store.write_feedback(row)
             store.publish_files(row.result)
         outputs = _write_outputs(args, policy, store, rows, roster, reasons)
-        grading_policy.save(results_dir, policy)
+        if policy != stored_policy:
+            grading_policy.save(results_dir, policy)
         published = staging.publish()
         staging = None
         store.stage = store.out

@@ -531,9 +531,10 @@ def running_cell(progress_file: str, what: str) -> str:
 def failed_notebook(task: GradeTask, db_url: str, status: str, reason: str) -> str:
     """The notebook of a crashed or timed-out run, for ``--out/autograded/`` (so the formgrader lists it and the
     instructor can score it by hand): the submission with its locked cells restored from the gradebook, as
-    ``nbgrader autograde`` restores them, and a first cell that says why it has no automatic score."""
+    ``nbgrader autograde`` restores them, without outputs, and a first cell that says why it has no automatic
+    score."""
     import nbformat
-    from nbgrader.preprocessors import OverwriteCells
+    from nbgrader.preprocessors import ClearOutput, OverwriteCells
 
     nb = nbformat.reads(task.submission.decode("utf-8"), as_version=4)
     try:
@@ -541,6 +542,7 @@ def failed_notebook(task: GradeTask, db_url: str, status: str, reason: str) -> s
         nb, _ = OverwriteCells(add_missing_cells=True).preprocess(nb, resources)
     except Exception:  # the submission as it is: the instructor still sees what ran
         nb = nbformat.reads(task.submission.decode("utf-8"), as_version=4)
+    nb, _ = ClearOutput().preprocess(nb, {})  # outputs the student saved are not the grader's: none are kept
     from html import escape
 
     note = nbformat.v4.new_markdown_cell(

@@ -1,10 +1,10 @@
 """The grading policy of one assignment's output folder: what every rerun of ``grade`` on that ``--out`` applies.
 
-The first run stores its due time, late penalty, limits, exports, roster, Canvas column and resubmission policy in
-``OUT/.autograder/<assignment>/policy.json``. A later run that leaves an option out takes the stored value (a rerun
-without ``--due`` keeps every late penalty); a run that gives a value different from the stored one stops with a
-one-line usage error unless ``--change-policy`` is given, and then the change is reported in one line. ``none``
-clears an optional value (``--due none``, ``--export none``, ``--roster none``).
+The first run stores its due time, late penalty, limits, exports, roster, Canvas column and resubmission policy
+in ``OUT/.autograder/<assignment>/state/policy.json``. A later run that leaves an option out takes the stored value
+(a rerun without ``--due`` keeps every late penalty); a run that gives a value different from the stored one stops
+with a one-line usage error unless ``--change-policy`` is given, and then the change is reported in one line.
+``none`` clears an optional value (``--due none``, ``--export none``, ``--roster none``).
 
 :class:`Policy` is plain data; :func:`resolve` merges the command line into the stored policy; :func:`load` and
 :func:`save` read and write the file (atomically).
@@ -82,7 +82,7 @@ OPTIONS = {
 
 
 def policy_path(results_dir: str | os.PathLike) -> Path:
-    return Path(results_dir) / POLICY_FILE
+    return Path(results_dir) / "state" / POLICY_FILE
 
 
 def load(results_dir: str | os.PathLike) -> Policy | None:

@@ -13,7 +13,8 @@ Layout of the output folder ``DIR``::
     DIR/.autograder/<assignment>/<student>.json      the full result and its content hash (reruns reuse it)
     DIR/.autograder/<assignment>/archive/<student>/<hash>.{json,ipynb,log}   every submission graded, with its
                                                      time, autograded notebook and log (resubmission policies)
-    DIR/.autograder/<assignment>/policy.json         the grading policy every rerun applies (policy.py)
+    DIR/.autograder/<assignment>/state/policy.json   the grading policy every rerun applies (policy.py)
+    DIR/.autograder/<assignment>/state/recorded.json which result each student's gradebook entry holds
 
 The published outputs (grades.csv, feedback/, the report, the exports, autograded/, logs/) are written under the
 run's staging folder (:attr:`Store.stage`, see :mod:`autograder.grading.publish`) and swapped in at the end. The
@@ -142,13 +143,14 @@ class Store:
     def _read_recorded(self) -> dict[str, str]:
         """``{student: submission hash}`` of the result each student's gradebook entry holds now."""
         try:
-            data = json.loads((self.results_dir / "recorded.json").read_text())
+            data = json.loads((self.results_dir / "state" / "recorded.json").read_text())
             return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
         except (OSError, ValueError):
             return {}
 
     def _write_recorded(self) -> None:
-        path = self.results_dir / "recorded.json"
+        path = self.results_dir / "state" / "recorded.json"
+        path.parent.mkdir(exist_ok=True)
         tmp = path.with_suffix(".part")
         tmp.write_text(json.dumps(self._recorded, sort_keys=True))
         os.replace(tmp, path)
