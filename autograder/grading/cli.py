@@ -810,7 +810,8 @@ def _summary(
     if counts["stale"]:
         flag = "--refresh" if args.refresh else "--retry-failed"
         lines.append(
-            f"  {counts['stale']} changed notebooks kept their stored result ({flag}); rerun without it to grade them"
+            f"  {counts['stale']} students kept a stored result although their notebook, the limits or the grader "
+            f"changed since ({flag}); rerun without it to grade them"
         )
     if counts["never graded"]:
         lines.append(

@@ -154,13 +154,21 @@ def describe_changes(changes: list[tuple[str, object, object]]) -> str:
 # ------------------------------------------------------------------------------------------------ limits
 #: headroom over the measured start-up address space: the student's own arrays and the checks' inputs need room
 MEMORY_HEADROOM = 1.5
-_PEAK_CODE = (
-    "import importlib, sys\n"
-    "for m in sys.argv[1:]:\n"
-    "    try: importlib.import_module(m)\n"
-    "    except Exception: pass\n"
-    "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmPeak')))\n"
+_PEAK_CODE = "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmPeak')))\n"
+#: what a grading worker holds when it forks a notebook's autograde child, and what that child loads to run it
+_GRADING_PROCESS = (
+    "import importlib, sqlite3\n"
+    "import autograder.grading.cli\n"
+    "from autograder.grading.executors import init_worker\n"
+    "init_worker()\n"
+    "for m in ('nbgrader.api', 'nbclient', 'jupyter_client.manager', 'zmq', 'nbconvert.preprocessors'):\n"
+    "    importlib.import_module(m)\n"
+    "sqlite3.connect(':memory:').execute('select 1')\n"
 )
+
+
+def _imports(modules: list[str]) -> str:
+    return "".join(f"try:\n    import {m}\nexcept Exception:\n    pass\n" for m in modules)
 
 
 def kernel_modules(source: bytes) -> list[str]:
@@ -197,16 +205,19 @@ def kernel_modules(source: bytes) -> list[str]:
     return found
 
 
-def _start_peaks(groups: list[list[str]]) -> list[int]:
-    """Peak address space (bytes, ``VmPeak``) of a fresh interpreter that imports each group, measured at once."""
+def _start_peaks(programs: list[str]) -> list[int]:
+    """Peak address space (bytes, ``VmPeak``) of a fresh interpreter running each program, measured at once."""
     import subprocess
     import sys
 
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _PEAK_CODE, *group], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            [sys.executable, "-c", program + _PEAK_CODE],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
-        for group in groups
+        for program in programs
     ]
     peaks = []
     for proc in procs:
@@ -220,17 +231,16 @@ def _start_peaks(groups: list[list[str]]) -> list[int]:
 
 def memory_problem(gib: float, source: bytes) -> str | None:
     """``None`` when ``--memory gib`` leaves room to start the grading process and the kernel, else one line with
-    the minimum: the larger measured start-up address space (:func:`_start_peaks` of what a grading worker imports,
-    :data:`autograder.grading.course.WARM_MODULES`, and of :func:`kernel_modules`) times :data:`MEMORY_HEADROOM`,
-    rounded up to 0.1 GiB. Linux only (``/proc``); elsewhere nothing is measured."""
+    the minimum: the larger measured start-up address space (:func:`_start_peaks` of a grading worker as
+    :func:`autograder.grading.executors.init_worker` prepares it, with what its autograde child loads, and of a
+    fresh interpreter importing :func:`kernel_modules`) times :data:`MEMORY_HEADROOM`, rounded up to 0.1 GiB. Linux
+    only (``/proc``); elsewhere nothing is measured."""
     import math
-
-    from .course import WARM_MODULES
 
     if not os.path.exists("/proc/self/status"):
         return None
     kernel = kernel_modules(source)
-    peaks = _start_peaks([list(WARM_MODULES), kernel])
+    peaks = _start_peaks([_GRADING_PROCESS, _imports(kernel)])
     need = max(peaks)
     minimum = math.ceil(need * MEMORY_HEADROOM / 2**30 * 10) / 10
     if need and gib < minimum:
