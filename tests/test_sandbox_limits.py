@@ -161,3 +161,17 @@ def test_content_chars_counts_every_string_and_survives_deep_nesting():
         deep = [deep]
     assert execute.content_chars({"d": deep}) >= 100_000
     assert sys.getrecursionlimit() < 100_000  # the count did not recurse
+
+
+def test_the_reply_error_nbgrader_adds_is_short_too():
+    """nbgrader copies the shell reply's error into a cell whose published error has another name (here: the
+    exception's huge name, cut when published) or none (a student who silenced ``showtraceback``)."""
+    ep = _executor()
+    huge = "E" * (4 << 20)
+    error = {"status": "error", "ename": huge, "evalue": huge, "traceback": [huge]}
+    _send(ep, 0, "error", {k: v for k, v in error.items() if k != "status"})
+    for index, cell in enumerate(ep.nb.cells):
+        ep.on_cell_executed(cell=cell, cell_index=index, execute_reply={"content": dict(error)})
+    for cell in ep.nb.cells:
+        assert [o.output_type for o in cell.outputs].count("error") == 1, cell.outputs
+    assert _notebook_bytes(ep) < CAP + 2 * execute.ERROR_CHARS + 4096, _notebook_bytes(ep)

@@ -11,7 +11,8 @@ drops what is past it (leaving one note in the cell where that happened):
   earlier output with that id, so the update counts once per output it would rewrite, and is dropped past the cap;
 * ``error``: an error is always recorded (nbgrader fails a test cell that raised, so the cap changes no verdict),
   but shortened first to :data:`ERROR_CHARS` (the exception's name and value cut, the traceback's last lines), and
-  past the cap to its name and the first 200 characters of its value, one per cell;
+  past the cap to its name and the first 200 characters of its value, one per cell; so is the error of the shell
+  reply, which nbgrader adds to a cell whose error was not published;
 * ``comm`` messages (widgets) are ignored and no widget state is stored: grading needs none, and nbclient would
   keep their data in the notebook's metadata.
 
@@ -118,6 +119,21 @@ class LimitedExecute(Execute):
         if targets and not self._charge(targets * content_chars(msg.get("content", {}))):
             return None
         return super()._update_display_id(display_id, msg)
+
+    def on_cell_executed(self, **kwargs):
+        """nbgrader appends the shell reply's error to the cell when no recorded error has its ``ename`` (a student
+        who silenced ``showtraceback``, or whose exception's name was cut here): that error is shortened and
+        charged too."""
+        reply = kwargs.get("execute_reply") or {}
+        content = reply.get("content") or {}
+        if content.get("status") == "error":
+            short = shorten_error(content)
+            outs = kwargs["cell"].outputs if kwargs.get("cell") is not None else []
+            if not any(o.get("output_type") == "error" and o.get("ename") == short["ename"] for o in outs):
+                if not self._charge(content_chars(short)):
+                    short = {**shorten_error(content, _PAST_CAP_CHARS), "traceback": ["[cut by the grader]"]}
+            kwargs = {**kwargs, "execute_reply": {**reply, "content": short}}
+        return super().on_cell_executed(**kwargs)
 
     def handle_comm_msg(self, outs, msg, cell_index):
         """Widgets: ignored (no output hooks, no stored state; see the module doc)."""

@@ -328,8 +328,11 @@ def _child_main(
     code = 70
     try:
         if group is not None:
-            group.join()
-        elif limits.cpu_cores:  # no cgroup here: a per-process CPU-time bound and a lower priority instead
+            try:
+                group.join()
+            except OSError:  # the group went away (an administrator's cleanup): the fallback below instead
+                group = None
+        if group is None and limits.cpu_cores:  # no cgroup: a per-process CPU-time bound and a lower priority
             os.nice(limits.nice)
         os.setsid()
         os.dup2(write_fd, 1)
