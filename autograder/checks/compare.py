@@ -30,6 +30,7 @@ __all__ = [
     "case_judges",
     "describe",
     "expect_array",
+    "expect_finite",
     "expect_int",
     "expect_number",
     "expect_raises",
@@ -51,12 +52,30 @@ def show_value(x: Any) -> str:
 
 # ------------------------------------------------------------------------------------------------ verdicts
 def expect_raises(got: Any, exc_type: type[BaseException], where: str, hint: str = "") -> None:
-    """Fail unless ``got`` records an exception of class ``exc_type`` (or a subclass)."""
+    """Fail unless ``got`` records an exception of class ``exc_type`` or one of Python's, NumPy's or PyTorch's own
+    subclasses of it (:meth:`~autograder.student.transport.Raised.is_a`): a class the notebook defines never
+    counts, so one class inheriting from every error type the checks expect earns nothing."""
     if isinstance(got, Raised) and got.is_a(exc_type):
         return
     tail = f" ({hint})" if hint else ""
+    if isinstance(got, Raised) and got.claims(exc_type):
+        raise CheckFailed(
+            f"{where}: expected {exc_type.__name__}, but it raised {got.type}, a class defined in the notebook: "
+            f"raise {exc_type.__name__} itself"
+        )
     got_text = describe(got) if isinstance(got, Raised) else "got " + describe(got)
     raise CheckFailed(f"{where}: expected {exc_type.__name__}, but {got_text}{tail}")
+
+
+def expect_finite(got: Any, where: str, hint: str = "") -> None:
+    """Fail unless every value of the numeric array ``got`` is finite. For judges that test a property rather than
+    compare with a reference (a bound, a mean, a spread): every comparison with NaN is false, so a table of NaN
+    would pass ``not (x > bound).any()`` and every statistic test."""
+    values = np.asarray(got)
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        bad = int(values.size - np.isfinite(values).sum())
+        tail = f" ({hint})" if hint else ""
+        raise CheckFailed(f"{where}: {bad} of {values.size} values are NaN or infinite{tail}")
 
 
 def _not_raised(got: Any, where: str, wanted: str) -> None:

@@ -17,7 +17,7 @@ from autograder.reference import numpy_ref as N
 from autograder.reference import torch_ref as T
 from autograder.student.probes import token_embeddings as P
 
-from .compare import arrays, case_judges, describe, torch_ids
+from .compare import arrays, case_judges, describe, expect_finite, torch_ids
 from .core import CheckFailed, Raised, judge
 
 A = P.A
@@ -42,6 +42,7 @@ def _xavier_judge(hidden: bool, aspects=("values", "rng")):
                 continue
             if table.dtype != np.float32:
                 raise CheckFailed(f"{where}: expected dtype float32, got {table.dtype} (use .astype(np.float32))")
+            expect_finite(table, where, "draw from rng.uniform(-a, a, ...)")
             s = P.xavier_rng_seed(seed, i)
             ref_np = N.xavier_uniform(v, d, np.random.default_rng(s))
             ref_t = T.xavier_uniform(v, d, torch.Generator().manual_seed(s)).numpy()

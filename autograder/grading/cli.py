@@ -23,8 +23,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from . import inputs
 from .dask_executor import SchedulerError, check_address
-from .picking import Pick, grade_ids_in, pick_notebook
+from .picking import Pick, grade_ids_of, pick_notebook
 from .policy import RESUBMISSION_POLICIES, Policy, PolicyError
 from .records import STATUSES, GradeResult, GradeTask
 from .sandbox import ISOLATION_NONE, SandboxUnavailable
@@ -33,7 +34,7 @@ from .tasks import code_fingerprint, content_hash
 
 __all__ = ["main", "find_submissions", "source_notebook", "UsageError", "all_missing_warning"]
 
-MAX_NOTEBOOK_BYTES = 64 << 20
+MAX_NOTEBOOK_BYTES = inputs.MAX_NOTEBOOK_BYTES
 _DEFAULT = Policy()  # the policy of a first run, for --help
 
 
@@ -80,8 +81,16 @@ def find_submissions(
             "folder that holds one folder per student (SUBMISSIONS/<student>/<assignment>/)"
         )
     found: dict[str, Pick] = {}
-    for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found[student_dir.name] = pick_notebook(student_dir / assignment, notebook_name, set(grade_ids))
+    for entry in inputs.list_folder(submissions, submissions):  # links are listed, never followed (inputs.py)
+        if entry.name.startswith(".") or entry.kind not in ("folder", "link"):
+            continue
+        problem = inputs.student_id_problem(entry.name)
+        if problem or entry.kind == "link":
+            problem = problem or f"{entry.name} is a symbolic link: links are never followed"
+            found[entry.name] = Pick(None, problem=problem)
+            continue
+        folder = submissions / entry.name / assignment
+        found[entry.name] = pick_notebook(folder, notebook_name, set(grade_ids), root=submissions)
     if not found:
         raise UsageError(
             f"no student folders in {submissions} (expected SUBMISSIONS/<student>/<assignment>/<notebook>.ipynb)"
@@ -96,8 +105,8 @@ def all_missing_warning(submissions: Path, assignment: str, picks: dict[str, Pic
     seen = Counter(
         sub.name
         for student in picks
-        for sub in (submissions / student).iterdir()
-        if sub.is_dir() and not sub.name.startswith(".")
+        for sub in _folders_of(submissions, student)
+        if sub.kind == "folder" and not sub.name.startswith(".")
     )
     hint = (
         f"their folders hold {', '.join(f'{n}/' for n, _ in seen.most_common(3))}: is --assignment right?"
@@ -108,6 +117,13 @@ def all_missing_warning(submissions: Path, assignment: str, picks: dict[str, Pic
         f"warning: every one of the {len(picks)} students is missing: no notebook in "
         f"SUBMISSIONS/<student>/{assignment}/; {hint}"
     )
+
+
+def _folders_of(submissions: Path, student: str) -> list[inputs.Entry]:
+    try:
+        return inputs.list_folder(submissions, submissions / student)
+    except (OSError, inputs.Rejected):
+        return []
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -379,7 +395,7 @@ def _grade(args) -> int:
     except (KeyError, ValueError) as exc:
         raise UsageError(f"{source_path} has malformed nbgrader metadata: {exc}") from None
     _validate_policy(policy, stored_policy, source)
-    picks = find_submissions(Path(args.submissions), args.assignment, notebook_name, grade_ids_in(source_path))
+    picks = find_submissions(Path(args.submissions), args.assignment, notebook_name, grade_ids_of(source))
     try:
         roster = read_roster(policy.roster, students=picks)
     except RosterError as exc:
@@ -417,27 +433,23 @@ def _grade(args) -> int:
         )
         previously_recorded = dict(store._recorded)
         for student, pick in picks.items():
-            path = pick.path
-            times[student] = read_timestamp(Path(args.submissions) / student / args.assignment)
-            too_big = path is not None and path.stat().st_size > MAX_NOTEBOOK_BYTES
-            data = None if path is None else (b"" if too_big else path.read_bytes())
+            times[student] = read_timestamp(
+                Path(args.submissions) / student / args.assignment, root=Path(args.submissions)
+            )
+            data, rejected = _read_submission(Path(args.submissions), pick)  # the input rule (inputs.py)
             if data:
                 answers[student] = data
             task = GradeTask(
                 student=student, submission=data, hidden_seed=hidden_seed(secret, args.assignment, student), **base
             )
-            if too_big or path is None:  # decided here: no notebook runs
+            if rejected or data is None:  # decided here: no notebook runs
                 result = GradeResult(
                     student,
                     args.assignment,
-                    "invalid-notebook" if too_big else "missing",
+                    "invalid-notebook" if rejected else "missing",
                     None,
                     max_score(source),
-                    reason=(
-                        f"the notebook is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB"
-                        if too_big
-                        else f"no notebook submitted for {args.assignment}"
-                    ),
+                    reason=rejected or f"no notebook submitted for {args.assignment}",
                     submission_hash=content_hash(task),
                 )
                 result.feedback_html = render(result)
@@ -510,7 +522,7 @@ def _grade(args) -> int:
         rows, reasons = _final_rows(
             args, policy, store, results, picks, due, source, answers, times, previously_recorded, changes
         )
-        path = store.write_csv(rows)
+        store.write_csv(rows)
         for row in rows:
             store.write_feedback(row)
             store.publish_files(row.result)
@@ -648,17 +660,21 @@ def _final_rows(
 def _similarity_flags(source: bytes, answers: dict[str, bytes]) -> dict[str, list[str]]:
     from . import similarity
 
+    return similarity.class_flags(source, answers, warn=lambda line: print(f"warning: {line}", file=sys.stderr))
+
+
+def _read_submission(submissions: Path, pick: Pick) -> tuple[bytes | None, str]:
+    """``(the notebook's bytes or None, "")``, or ``(b"", reason)`` for an input the rule rejects (inputs.py)."""
+    if pick.problem:
+        return b"", pick.problem
+    if pick.path is None:
+        return None, ""
     try:
-        template, solution, reference = similarity.course_fingerprints(source)
-    except Exception as exc:  # flags are leads: a source they cannot read loses only the flags
-        print(
-            f"warning: no similarity flags: the source's answer cells are unreadable ({type(exc).__name__})",
-            file=sys.stderr,
-        )
-        return {}
-    ids = similarity.answer_ids(source)
-    prints = {s: similarity.fingerprint(similarity.answer_cells(data, ids), template) for s, data in answers.items()}
-    return similarity.flags_by_student(similarity.compare_class(prints, solution, reference))
+        return inputs.read_notebook(submissions, pick.path), ""
+    except FileNotFoundError:
+        return b"", f"{pick.name} disappeared while the class was graded"
+    except inputs.Rejected as exc:
+        return b"", str(exc)
 
 
 def _write_outputs(args, policy, store, rows, roster, reasons) -> list[Path]:

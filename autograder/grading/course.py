@@ -110,6 +110,10 @@ def notebook_problem(data: bytes) -> str | None:
         return f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
     if not text.strip():
         return "the notebook file is empty"
+    from autograder.student.transport import MAX_JSON_DEPTH, json_depth
+
+    if json_depth(data) > MAX_JSON_DEPTH:  # nothing below may recurse into it (inputs.py)
+        return f"the notebook nests more than {MAX_JSON_DEPTH} levels deep: it is not a notebook Jupyter wrote"
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -467,12 +471,14 @@ def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) 
         where = running_cell(os.path.join(workdir, "progress.json"), "hung" if autograde.timed_out else "crashed")
         result.reason = "; ".join(x for x in (result.reason, where) if x)
         result.log = (f"{where}\n" if where else "") + result.log
-        result.autograded = failed_notebook(task, db_url, result.status, result.reason)
+        result.autograded = _sanitized(
+            failed_notebook(task, db_url, result.status, result.reason), task.source_notebook
+        )
         return
     kernel = _kernel_scores(db_url, task)
     errors, error_names, truncated = _cell_errors(autograded)
-    with open(autograded, encoding="utf-8") as fh:  # kept in --out/autograded/ for the formgrader
-        result.autograded = fh.read()
+    with open(autograded, encoding="utf-8") as fh:  # kept in --out/autograded/ for the formgrader, sanitised
+        result.autograded = _sanitized(fh.read(), task.source_notebook)
     verdicts, probe_problem = _judge(task, checked, emit_file)
     tests, notes = [], []
     for cell in info.test_cells:
@@ -543,14 +549,23 @@ def failed_notebook(task: GradeTask, db_url: str, status: str, reason: str) -> s
     except Exception:  # the submission as it is: the instructor still sees what ran
         nb = nbformat.reads(task.submission.decode("utf-8"), as_version=4)
     nb, _ = ClearOutput().preprocess(nb, {})  # outputs the student saved are not the grader's: none are kept
-    from html import escape
-
-    note = nbformat.v4.new_markdown_cell(
-        f"**Not scored by the autograder ({status}):** {escape(reason)}. Score its cells by hand in the formgrader; "
+    note = nbformat.v4.new_markdown_cell(  # shown as text: the sanitiser fences every cell not the course's own
+        f"**Not scored by the autograder ({status}):** {reason}. Score its cells by hand in the formgrader; "
         "`python -m autograder grade ... --refresh` then takes the scores into grades.csv and the feedback."
     )
     nb.cells.insert(0, note)
     return nbformat.writes(nb)
+
+
+def _sanitized(text: str, source: bytes) -> str:
+    """The notebook kept for the formgrader with nothing a browser would run (outputs.sanitize_notebook); none
+    (``""``) when it cannot be sanitised."""
+    from .outputs import sanitize_notebook
+
+    try:
+        return sanitize_notebook(text, source)
+    except Exception:  # a notebook the sanitiser cannot read is not kept
+        return ""
 
 
 def _other_points(kernel: dict[str, float], info: SourceInfo) -> float:

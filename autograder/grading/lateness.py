@@ -9,6 +9,10 @@ trailing time-zone name or numeric offset; a time without a zone is UTC, as in n
 The penalty is ``--late-penalty-per-hour`` percent of the maximum score for every *started* hour past the due
 time (one second late costs one hour), never more than the score itself: a score never drops below 0. A missing,
 empty, unreadable or future timestamp is a stated reason and no penalty, never a silent "on time".
+
+``timestamp.txt`` is the student's file like the notebook: it is read under :mod:`autograder.grading.inputs`' rule
+(never through a link -- a link to ``/dev/zero`` is refused without reading a byte --, a regular file of at most
+:data:`~autograder.grading.inputs.MAX_TIMESTAMP_BYTES`), and only its first line, cut to 100 characters, is parsed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path
 
 from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Float
+
+from . import inputs
 
 __all__ = [
     "parse_due",
@@ -69,21 +75,29 @@ class Timestamp:
     problem: str = ""
 
 
-def read_timestamp(folder: str | os.PathLike, now: dt.datetime | None = None) -> Timestamp:
+def read_timestamp(
+    folder: str | os.PathLike, now: dt.datetime | None = None, root: str | os.PathLike | None = None
+) -> Timestamp:
     """``folder/timestamp.txt`` parsed as ``nbgrader`` parses it (``CourseDirectory.get_existing_timestamp``).
 
-    ``now`` (naive UTC, default the current time) rejects a timestamp more than :data:`FUTURE_SLACK` ahead."""
+    ``now`` (naive UTC, default the current time) rejects a timestamp more than :data:`FUTURE_SLACK` ahead.
+    ``root`` (``SUBMISSIONS``; default ``folder``'s parent) is where the input rule starts: no folder between it
+    and the file, nor the file, may be a link."""
     from nbgrader.utils import parse_utc
 
     path = Path(folder) / TIMESTAMP_FILE
     try:
-        text = path.read_text(encoding="utf-8", errors="strict").strip()
+        data = inputs.read_bytes(Path(folder).parent if root is None else root, path, inputs.MAX_TIMESTAMP_BYTES)
+        text = data.decode("utf-8", errors="strict").strip()
     except FileNotFoundError:
         return Timestamp(None, f"no {TIMESTAMP_FILE} beside the notebook (written by nbgrader collect)")
+    except inputs.Rejected as exc:
+        return Timestamp(None, str(exc))
     except (OSError, UnicodeDecodeError) as exc:
         return Timestamp(None, f"{TIMESTAMP_FILE} is unreadable ({type(exc).__name__})")
     if not text:
         return Timestamp(None, f"{TIMESTAMP_FILE} is empty")
+    text = text.splitlines()[0].strip()[:100]
     try:
         moment = parse_utc(text)
     except (ValueError, OverflowError):

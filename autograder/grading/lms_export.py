@@ -5,15 +5,16 @@ Canvas' gradebook import reads a CSV whose header starts with the columns of its
 to a student by ``ID`` (Canvas' user id), ``SIS User ID`` or ``SIS Login ID``. The ids come from the roster
 (:mod:`autograder.grading.roster`); without one, the nbgrader student id is written as ``SIS User ID``. Missing and
 ungraded work is a blank cell, never 0 (Canvas leaves a blank cell ungraded); scores are the final ones of
-:class:`~autograder.grading.scores.Row` (manual scores and late penalties included).
+:class:`~autograder.grading.scores.Row` (manual scores and late penalties included). Every cell is formula-safe
+(:func:`autograder.grading.outputs.csv_cell`: a name or id beginning with ``= + - @`` is written as text).
 """
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
+from .outputs import csv_writer
 from .roster import Roster
 from .scores import Row
 
@@ -50,6 +51,6 @@ def write_canvas(out: Path, rows: list[Row], roster: Roster, column: str) -> Pat
     path = Path(out) / EXPORTS["canvas"]
     tmp = path.with_suffix(".part")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows(canvas_rows(rows, roster, column))
+        csv_writer(fh).writerows(canvas_rows(rows, roster, column))  # formula-safe cells (outputs.py)
     os.replace(tmp, path)
     return path

@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from html import escape
 from pathlib import Path
 
+from .outputs import csv_dict_writer, csv_value
 from .records import STATUSES
 from .scores import Row, class_stats
 
@@ -49,7 +50,7 @@ def read_history(out: Path) -> list[dict[str, str]]:
             rows = [row for row in csv.DictReader(fh) if _REQUIRED <= set(row)]
     except (OSError, csv.Error):
         return []
-    return [{name: row.get(name) or "" for name in HISTORY_COLUMNS} for row in rows]
+    return [{name: csv_value(row.get(name) or "") for name in HISTORY_COLUMNS} for row in rows]
 
 
 def update_history(
@@ -87,7 +88,7 @@ def update_history(
     path = Path(out) / "history.csv"
     tmp = path.with_suffix(".part")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, HISTORY_COLUMNS)
+        writer = csv_dict_writer(fh, HISTORY_COLUMNS)  # formula-safe cells (outputs.py)
         writer.writeheader()
         writer.writerows(history + new)
     os.replace(tmp, path)

@@ -19,6 +19,12 @@ implementation of each answered function (with the module's helpers it calls) in
 
 The false-positive rate of these settings is measured by ``tests/test_similarity.py`` on independently written
 right answers (``tests/fixtures/similarity/``): the README states the measured figures.
+
+Student notebooks are hostile input: they are parsed with a depth limit (:func:`autograder.grading.inputs.load_json`),
+each answer cell is cut to :data:`MAX_CELL_CHARS`, every regular expression applied to student text is linear-time
+(no pattern can match across lines and backtrack over them: ``^[ \\t]*+``, never ``^\\s*``), and
+:func:`class_flags` fingerprints each student on their own: a notebook that still breaks something loses its own
+flags, never the class's ``grades.csv``.
 """
 
 from __future__ import annotations
@@ -35,7 +41,11 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
+from . import inputs
+
 __all__ = [
+    "class_flags",
+    "MAX_CELL_CHARS",
     "K",
     "THRESHOLD",
     "MIN_SHARED",
@@ -57,10 +67,16 @@ K = 7  # tokens per shingle
 THRESHOLD = 0.75  # Jaccard similarity of two notebooks' shingle sets that raises a flag
 MIN_SHARED = 25  # and at least this many shingles in common
 SOLUTION_FLAG = "matches-solution"
+MAX_CELL_CHARS = 100_000  # characters of one answer cell that are compared (a real answer is a few thousand)
 
 _KEEP = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
 _SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING, tokenize.ENDMARKER}
-_MAGIC = re.compile(r"^\s*[%!].*$", re.MULTILINE)
+# IPython magics and shell escapes: [ \t] cannot cross a line, so a run of blank lines costs linear time (``^\s*``
+# matched newlines too and backtracked over every following blank line from every line start: quadratic)
+_MAGIC = re.compile(r"^[ \t]*+[%!][^\n]*", re.MULTILINE)
+_WORDS = re.compile(r"[A-Za-z_]\w*+|\d+\.?\d*|\S")
+_NAME = re.compile(r"[A-Za-z_]\w*+")
+_MARKER = re.compile(r"^[ \t]*+### (?:BEGIN|END) SOLUTION[ \t]*+$", re.MULTILINE)
 
 
 def normalise(code: str) -> list[str]:
@@ -71,10 +87,7 @@ def normalise(code: str) -> list[str]:
     try:
         raw = [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(code).readline)]
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        raw = [
-            (tokenize.NAME if re.match(r"[A-Za-z_]\w*$", w) else tokenize.OP, w)
-            for w in re.findall(r"[A-Za-z_]\w*|\d+\.?\d*|\S", code)
-        ]
+        raw = [(tokenize.NAME if _NAME.fullmatch(w) else tokenize.OP, w) for w in _WORDS.findall(code)]
     out: list[str] = []
     names: dict[str, str] = {}
     significant = [(kind, text) for kind, text in raw if kind not in _SKIP]
@@ -121,7 +134,9 @@ def _cells(nb: dict) -> list[dict]:
 
 def _text(cell: dict) -> str:
     source = cell.get("source", "")
-    return source if isinstance(source, str) else "".join(str(s) for s in source)
+    if isinstance(source, str):
+        return source
+    return "".join(s for s in source if isinstance(s, str)) if isinstance(source, list) else ""
 
 
 def _meta(cell: dict) -> dict:
@@ -141,17 +156,18 @@ def answer_ids(source: bytes) -> list[str]:
 
 
 def answer_cells(notebook: bytes, ids: list[str]) -> dict[str, str]:
-    """``{grade_id: source}`` of the answer cells ``ids`` in a submitted notebook; empty when unreadable."""
+    """``{grade_id: source}`` of the answer cells ``ids`` in a submitted notebook (each cut to
+    :data:`MAX_CELL_CHARS`); empty when unreadable (not UTF-8, not JSON, nested too deep)."""
     try:
-        nb = json.loads(notebook.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        nb = inputs.load_json(notebook)
+    except ValueError:
         return {}
     wanted = set(ids)
     found = {}
     for cell in _cells(nb):
         gid = _meta(cell).get("grade_id")
         if gid in wanted and gid not in found and cell.get("cell_type") == "code":
-            found[gid] = _text(cell)
+            found[gid] = _text(cell)[:MAX_CELL_CHARS]
     return found
 
 
@@ -174,9 +190,7 @@ def released_cells(source: bytes) -> dict[str, str]:
 def solution_cells(source: bytes) -> dict[str, str]:
     """``{grade_id: the solution cell}`` of the source notebook, solution markers removed."""
     cells = answer_cells(source, answer_ids(source))
-    return {
-        gid: re.sub(r"^\s*### (BEGIN|END) SOLUTION\s*$", "", text, flags=re.MULTILINE) for gid, text in cells.items()
-    }
+    return {gid: _MARKER.sub("", text) for gid, text in cells.items()}
 
 
 def _defined_functions(code: str) -> list[str]:
@@ -297,3 +311,28 @@ def course_fingerprints(source: bytes) -> tuple[dict[str, str], Fingerprint, Fin
         for name in reference
     }
     return template, solution, fingerprint(ref_cells, ref_template)
+
+
+def class_flags(source: bytes, answers: dict[str, bytes], warn=None) -> dict[str, list[str]]:
+    """``{student: flags}`` for the class's notebooks ``answers`` (``{student: notebook bytes}``), as
+    :func:`flags_by_student` gives them. Each student is fingerprinted on their own: one whose notebook breaks the
+    fingerprint (whatever it raises) is left out of the comparison and named in one ``warn(line)``; a source whose
+    answer cells are unreadable gives no flags and one ``warn`` line. Never raises for a student's notebook."""
+    warn = warn or (lambda line: None)
+    try:
+        template, solution, reference = course_fingerprints(source)
+        ids = answer_ids(source)
+    except Exception as exc:  # flags are leads: a source they cannot read loses only the flags
+        warn(f"no similarity flags: the source's answer cells are unreadable ({type(exc).__name__})")
+        return {}
+    prints: dict[str, Fingerprint] = {}
+    failed: list[str] = []
+    for student, data in sorted(answers.items()):
+        try:
+            prints[student] = fingerprint(answer_cells(data, ids), template)
+        except Exception:  # RecursionError, MemoryError from a hostile notebook: that student's flags only
+            failed.append(student)
+    if failed:
+        shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        warn(f"no similarity flags for {shown}: their answer cells could not be compared")
+    return flags_by_student(compare_class(prints, solution, reference))

@@ -25,7 +25,6 @@ run it again) unless ``--retry-failed`` asks for it.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import fcntl
 import json
@@ -33,6 +32,7 @@ import os
 import shutil
 from pathlib import Path
 
+from . import inputs, outputs
 from .filenames import safe_filename as _safe_name
 from .records import GradeResult
 from .scores import CellScore, GradebookView, Row
@@ -89,6 +89,8 @@ c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "nbgrader-feedback"
 c.ExportPlugin.to = "nbgrader-grades.csv"  # nbgrader export never writes over the grader's grades.csv
 c.GenerateFeedback.preprocessors = [ClearHiddenTestOutputs, ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+# the formgrader and generate_feedback render student notebooks: strip HTML and scripts from markdown and outputs
+c.HTMLExporter.sanitize_html = True
 '''
 
 
@@ -331,6 +333,8 @@ class Store:
         applies -- a cell with a manual score is flagged for review, as ``nbgrader autograde`` flags it."""
         from nbgrader.api import MissingEntry
 
+        if inputs.student_id_problem(result.student):  # the formgrader shows ids unescaped: never in the gradebook
+            return
         if fresh is None:
             fresh = self._recorded.get(result.student) not in (None, result.submission_hash)
         gb = self.gradebook()
@@ -424,7 +428,7 @@ class Store:
         path = self.stage / "grades.csv"
         tmp = path.with_suffix(".part")
         with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
+            writer = outputs.csv_writer(fh)  # formula-safe cells
             writer.writerow(CSV_COLUMNS)
             for row in sorted(rows, key=lambda r: r.student):
                 r, late = row.result, row.lateness
