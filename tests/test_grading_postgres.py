@@ -88,6 +88,9 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
+pytestmark = pytest.mark.xdist_group("postgres")
+
+
 @pytest.mark.slow
 def test_grading_into_postgresql(tmp_path, postgres):
     source = json.loads(SOURCE.read_text())
@@ -106,13 +109,20 @@ def test_grading_into_postgresql(tmp_path, postgres):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not (tmp_path / "out" / "gradebook.db").exists()
+    # the instructor's own nbgrader tools, with the URL as the README writes it (psycopg 3 reads postgresql://)
+    nbgrader = Path(sys.executable).with_name("nbgrader")
+    export = subprocess.run(
+        [str(nbgrader), "export", "--db", postgres], cwd=tmp_path / "out", capture_output=True, text=True, timeout=300
+    )
+    assert export.returncode == 0, export.stdout[-2000:] + export.stderr[-2000:]
+    assert "grading-fixture" in (tmp_path / "out" / "nbgrader-grades.csv").read_text()  # never over grades.csv
+    assert (tmp_path / "out" / "grades.csv").read_text().startswith("student,assignment,score")
     from nbgrader.api import Gradebook
 
     from autograder.grading.course import tools_on_path
-    from autograder.grading.store import normalize_db_url
 
     tools_on_path()
-    with Gradebook(normalize_db_url(postgres)) as gb:
+    with Gradebook(postgres) as gb:
         assert gb.find_submission("grading-fixture", "ann").score == 5.0
         assert gb.find_submission("grading-fixture", "cy").score == 3.0
         crashed = gb.find_grade("test_scale", "grading-fixture", "grading-fixture", "bob")

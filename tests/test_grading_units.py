@@ -316,7 +316,7 @@ def test_help_shows_only_defaults_worth_showing(capsys):
         cli.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
     assert "(default: None)" not in out and "(default: False)" not in out and "``" not in out
-    assert "(default: 120.0)" in out and "(default: 200000)" in out and "--unsafe-no-sandbox" in out
+    assert "first run: 120)" in out and "first run: 200000)" in out and "--unsafe-no-sandbox" in out
 
 
 def test_students_are_found_with_renamed_and_missing_notebooks(tmp_path):

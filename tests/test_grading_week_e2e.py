@@ -1,5 +1,6 @@
-"""End to end, the instructor's week after grading: one small class graded through nbgrader, then the manual
-grading, the rerun, ``--retry-failed``, the report and the Canvas export, all on the same output folder.
+"""End to end, the instructor's week after grading: one small class graded through nbgrader once, then the manual
+grading (in the formgrader, over its REST API), reruns that run no notebook (``--refresh``), policy changes, a
+resubmission, ``--retry-failed``, an interrupted run, the report and the Canvas export, all on the same output folder.
 
 The class (grading-fixture, 5 points): ann and cy solved it (identical notebooks: flagged, never re-scored; the
 other notebooks are variants of the same solution, so they are flagged too), bob
@@ -28,7 +29,7 @@ SOURCE = FIXTURES / "grading-fixture.ipynb"
 A = "grading-fixture"
 DUE = "2026-11-05T12:00:00Z"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("week")]
 
 
 def _grade(submissions: Path, out: Path, *extra: str, assignment: str = A) -> subprocess.CompletedProcess:
@@ -151,7 +152,10 @@ def test_autograded_notebooks_in_nbgraders_layout_and_generate_feedback(week):
     for student in ("ann", "bob", "hal"):
         nb = json.loads((out / "autograded" / student / A / f"{A}.ipynb").read_text())
         assert any(c.get("outputs") for c in nb["cells"])  # executed
-    assert not (out / "autograded" / "dee").exists() and not (out / "autograded" / "gus").exists()
+    crashed = json.loads((out / "autograded" / "dee" / A / f"{A}.ipynb").read_text())  # what ran, for the formgrader
+    assert "Not scored by the autograder (crashed)" in "".join(crashed["cells"][0]["source"])
+    assert any(c["metadata"].get("nbgrader", {}).get("grade_id") == "test_unit" for c in crashed["cells"])
+    assert not (out / "autograded" / "gus").exists()
     nbgrader = Path(sys.executable).with_name("nbgrader")
     proc = subprocess.run(
         [str(nbgrader), "generate_feedback", A, "--force"], cwd=out, capture_output=True, text=True, timeout=300
@@ -166,10 +170,13 @@ def test_autograded_notebooks_in_nbgraders_layout_and_generate_feedback(week):
 def test_crashes_are_retried_logged_and_explained(week):
     dee = week["rows"]["dee"]
     assert dee["score"] == "" and "retried once, failed again (first run: crashed" in dee["reason"]
+    crashed_in = "it crashed in code cell 1 of 5, which starts `import os`"  # the cell the student wrote
+    assert crashed_in in dee["reason"] and crashed_in in week["first"].stdout  # the instructor's log too
     log = (week["out"] / "logs" / A / "dee.log").read_text()
-    assert "=== first run ===" in log and "=== retry ===" in log and "autograde" in log
+    assert "=== first run ===" in log and "=== retry ===" in log and "autograde" in log and crashed_in in log
     page = (week["out"] / "feedback" / "dee" / A / f"{A}.html").read_text()
     assert "What to do:" in page and "Restart the kernel and run all cells" in page
+    assert "it crashed in code cell 1 of 5, which starts `import os`" in page.replace("&#x27;", "'")
     assert "Traceback" not in page and "[AutogradeApp" not in page
     gus = (week["out"] / "feedback" / "gus" / A / f"{A}.html").read_text()
     assert "No notebook was found" in gus
@@ -200,7 +207,94 @@ def test_report_and_canvas_export(week):
     )
 
 
-def test_manual_grades_flow_into_every_output_and_reruns_retry_failures(week):
+def _refresh(week, *extra: str) -> subprocess.CompletedProcess:
+    proc = _grade(week["sub"], week["out"], "--refresh", *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "0 run now" in proc.stdout
+    return proc
+
+
+def _canvas(out: Path) -> dict[str, str]:
+    with open(out / "canvas.csv", newline="") as fh:
+        return {line[2]: line[-1] for line in csv.reader(fh)}
+
+
+def test_a_rerun_without_options_keeps_the_grading_policy(week):
+    out = week["out"]
+    proc = _refresh(week)  # no --due, no penalty, no export: the stored policy applies
+    rows = _rows(out)
+    assert rows["bob"]["score"] == "1.5" and rows["bob"]["late_penalty"] == "1.5"
+    assert _canvas(out)["bob"] == "1.5"  # still exported, from the same rows
+    assert "grading policy changed" not in proc.stderr
+    other = _grade(week["sub"], out, "--refresh", "--due", "2026-11-06T12:00:00Z")
+    assert other.returncode == 2 and other.stderr.count("\n") == 1
+    assert other.stderr.startswith("error: --due 2026-11-06T12:00:00Z differs from this output folder's grading policy")
+    assert "--change-policy" in other.stderr
+
+
+def test_formgrader_lists_every_student_and_its_scores_reach_every_output(week):
+    """The README's formgrader instructions as written: a Jupyter server started in --out, its Formgrader API."""
+    import socket
+    import time
+    import urllib.request
+
+    out = week["out"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    jupyter = Path(sys.executable).with_name("jupyter")
+    server = subprocess.Popen(
+        [str(jupyter), "server", "--no-browser", "--allow-root", f"--port={port}", "--IdentityProvider.token=t0k"],
+        cwd=out,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def api(path: str, body: dict | None = None):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/formgrader/api/{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            method="GET" if body is None else "PUT",
+            headers={"Authorization": "token t0k"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                submissions = api(f"submissions/{A}")
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        listed = {s["student"]: s for s in submissions}
+        with_notebook = {s for s, r in week["rows"].items() if r["status"] != "missing"}
+        assert set(listed) == with_notebook and all(s["autograded"] for s in listed.values())  # dee (crashed) too
+        notebooks = {n["student"]: n["id"] for n in api(f"submitted_notebooks/{A}/{A}")}
+        grades = {g["name"]: g for g in api(f"grades?submission_id={notebooks['ann']}")}
+        api(f"grade/{grades['test_unit']['id']}", {"manual_score": None, "extra_credit": 1.0})  # extra credit box
+        dee = {g["name"]: g for g in api(f"grades?submission_id={notebooks['dee']}")}
+        api(f"grade/{dee['test_scale']['id']}", {"manual_score": 2.0, "extra_credit": None})  # one cell by hand
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    proc = _refresh(week)
+    rows = _rows(out)
+    assert rows["ann"]["score"] == "6" and "extra credit 1 included" in rows["ann"]["reason"]  # 18/17 as nbgrader
+    assert _canvas(out)["ann"] == "6"
+    assert "Score: 6 / 5" in (out / "feedback" / "ann" / A / f"{A}.html").read_text()
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        assert gb.find_submission(A, "ann").score == 6.0  # what nbgrader export says
+    assert rows["dee"]["manual_pending"] == "test_unit" and rows["dee"]["score"] == ""
+    assert "awaiting manual grading (dee: test_unit)" in proc.stdout
+
+
+def test_manual_grades_flow_into_every_output_and_policy_changes_are_reported(week):
     from nbgrader.api import Gradebook
 
     out = week["out"]
@@ -208,19 +302,7 @@ def test_manual_grades_flow_into_every_output_and_reruns_retry_failures(week):
         gb.find_grade("test_scale", A, A, "bob").manual_score = 1.0
         gb.find_comment("scale_answer", A, A, "bob").manual_comment = "the function must keep its name"
         gb.db.commit()
-    proc = _grade(
-        week["sub"],
-        out,
-        "--due",
-        DUE,
-        "--late-penalty-per-hour",
-        "10",
-        "--export",
-        "canvas",
-        "--roster",
-        str(week["roster"]),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _refresh(week)
     rows = _rows(out)
     bob = rows["bob"]
     assert (
@@ -229,18 +311,73 @@ def test_manual_grades_flow_into_every_output_and_reruns_retry_failures(week):
         and "scored by hand in the gradebook: test_scale" in bob["reason"]
     )
     assert bob["comments"] == "scale_answer: the function must keep its name"
-    assert "1 run now" in proc.stdout  # only dee: failures are never cached
     assert "1 with manual scores from the gradebook" in proc.stdout
     scored = [float(r["score"]) for r in rows.values() if r["score"]]
     assert f"mean {sum(scored) / len(scored):.2f} / 5" in proc.stdout
-    with open(out / "canvas.csv", newline="") as fh:
-        assert {line[2]: line[-1] for line in csv.reader(fh)}["bob"] == "2.5"
+    assert _canvas(out)["bob"] == "2.5"
     page = (out / "feedback" / "bob" / A / f"{A}.html").read_text()
     assert "the function must keep its name" in page and "Score: 2.5 / 5" in page
+    changed = _refresh(week, "--change-policy", "--late-penalty-per-hour", "20", "--export", "none")
+    assert [line for line in changed.stderr.splitlines() if "policy" in line] == [
+        "grading policy changed: --late-penalty-per-hour 10 -> 20; --export canvas -> none"
+    ]
+    assert _rows(out)["bob"]["score"] == "1" and not (out / "canvas.csv").exists()  # not asked for: removed
+    history = [h for h in csv.DictReader(open(out / "history.csv", newline="")) if h["student"] == "bob"]
+    assert [(h["old_score"], h["score"]) for h in history] == [("", "1.5"), ("1.5", "2.5"), ("2.5", "1")]
+    assert "manual scores" in history[1]["reason"] and "late penalty 3" in history[2]["reason"]
     report = (out / "report.html").read_text()
     assert "1.5 (" in report and "2.5 (" in report  # bob's regrade history
-    retry = _grade(week["sub"], out, "--retry-failed", "--due", DUE, "--late-penalty-per-hour", "10")
-    assert retry.returncode == 0 and "1 run now" in retry.stdout and _rows(out)["bob"]["score"] == "2.5"
+
+
+def test_a_resubmission_under_the_best_policy_and_retry_failed(week):
+    out, sub = week["out"], week["sub"]
+    source = json.loads(SOURCE.read_text())
+    _put(sub / "hal" / A, f"{A}.ipynb", synthetic.variant(source, "renamed"), "2026-11-05 11:50:00 UTC")  # 3 < 3.5
+    proc = _grade(sub, out, "--change-policy", "--resubmission", "best")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 run now" in proc.stdout  # hal alone: dee's crash is not rerun without --retry-failed
+    assert "1 crashed or timed out last time and kept as they were: --retry-failed runs them again" in proc.stdout
+    hal = _rows(out)["hal"]
+    assert hal["score"] == "3.5" and hal["resubmission"].startswith("best of 2: kept the submission of 2026-11-05")
+    assert "(3.5) over the latest, of 2026-11-05 11:50 UTC (3)" in hal["resubmission"]
+    retry = _grade(sub, out, "--retry-failed")
+    assert retry.returncode == 0 and "1 run now" in retry.stdout and _rows(out)["hal"]["score"] == "3.5"
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_run_stops_within_seconds_and_leaves_the_published_state(week, how):
+    import signal
+    import time
+
+    import psutil
+
+    out = week["out"]
+    before = {p: p.read_bytes() for p in [out / "grades.csv", *sorted((out / "feedback").rglob("*.html"))]}
+    cmd = grade_command(str(week["sub"]), str(out), "--jobs", "2", "--force")
+    proc = subprocess.Popen(
+        cmd, env=fixture_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until kernels run
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        if any("ipykernel" in " ".join(k.cmdline()) for k in kids if k.is_running()):
+            break
+        time.sleep(0.2)
+    started = time.monotonic()
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole foreground group
+    else:
+        proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    took = time.monotonic() - started
+    print(f"{how}: exited {took:.1f} s after the signal")
+    assert proc.returncode == 130 and took < 10
+    assert stderr.strip().startswith("interrupted:") and stderr.strip().count("\n") == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert {p: p.read_bytes() for p in before} == before  # the previous complete state
+    assert not (out / ".autograder" / "staging").exists()
+    time.sleep(1)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(out) in " ".join(p.info["cmdline"] or [])]
 
 
 def test_a_wrong_assignment_id_warns_in_one_line(week, tmp_path):

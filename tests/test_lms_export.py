@@ -68,3 +68,36 @@ def test_canvas_export_header_ids_and_blank_missing_work(tmp_path):
     assert body["bob"] == ["bob", "", "bob", "", "", ""]  # crashed: blank, not 0
     assert body["cy"][-1] == ""  # missing: blank, not 0
     assert [line[2] for line in lines[1:]] == ["ann", "dan", "bob", "cy"]
+
+
+def test_a_roster_that_is_not_utf8_says_to_save_it_as_utf8(tmp_path):
+    path = tmp_path / "roster.csv"
+    path.write_bytes("id,name\nann,Ren\u00e9e\n".encode("latin-1"))  # what Excel's plain "CSV" writes on Windows
+    with pytest.raises(RosterError) as info:
+        read_roster(path)
+    message = str(info.value)
+    assert "\n" not in message and "not UTF-8 text (byte 0xe9 on line 2)" in message and "save it as UTF-8" in message
+
+
+CANVAS_EXPORT = (
+    "Student,ID,SIS User ID,SIS Login ID,Section,Token embeddings (123456)\n"
+    "    Points Possible,,,,,17.00\n"
+    '"Lee, Ann",1001,S001,ann,S1,\n'
+    '"Ray, Bob",1002,S002,bob,S2,12\n'
+    '"Student, Test",1003,,,S1,\n'
+)
+
+
+def test_canvas_gradebook_export_is_a_roster_and_round_trips(tmp_path):
+    path = tmp_path / "Grades-TOK101.csv"
+    path.write_text(CANVAS_EXPORT, encoding="utf-8")
+    roster = read_roster(path, students=["ann", "bob", "cy"])
+    assert list(roster) == ["ann", "bob"]  # no "Points Possible" line, no test student
+    assert roster["ann"].name == "Lee, Ann" and roster["ann"].canvas_id == "1001"
+    assert roster["bob"].sis_user_id == "S002" and roster["bob"].section == "S2"
+    out = write_canvas(tmp_path, [_row("ann", "graded", 7.5), _row("cy", "graded", 3.0)], roster, "Token embeddings")
+    with open(out, newline="") as fh:
+        body = {line[0]: line for line in list(csv.reader(fh))[1:]}
+    assert body["Lee, Ann"] == ["Lee, Ann", "1001", "S001", "ann", "S1", "7.5"]  # Canvas' own ids back to Canvas
+    with pytest.raises(RosterError, match="none of its id columns"):
+        read_roster(path, students=["zed"])

@@ -147,17 +147,17 @@ def test_report_is_self_contained_with_plots_checks_and_history(tmp_path):
             GradeResult("dan", A, "timeout", None, 5.0, "too slow"),
         ]
     )
-    write_report(tmp_path, rows2, A, now=first + dt.timedelta(hours=1))
+    write_report(tmp_path, rows2, A, now=first + dt.timedelta(hours=1), reasons={"ann": "resubmitted"})
     history = read_history(tmp_path)
-    assert [(h["student"], h["score"]) for h in history] == [
-        ("ann", "3"),
-        ("bob", "0"),
-        ("cy", "5"),
-        ("dan", ""),
-        ("ann", "5"),
+    assert [(h["student"], h["old_score"], h["score"], h["reason"]) for h in history] == [
+        ("ann", "", "3", "first run"),
+        ("bob", "", "0", "first run"),
+        ("cy", "", "5", "first run"),
+        ("dan", "", "", "first run"),
+        ("ann", "3", "5", "resubmitted"),  # the old score, the new one, and why
     ]
     page = (tmp_path / "report.html").read_text()
-    assert "3 (2026-12-06 09:00)" in page and "5 (2026-12-06 10:00)" in page
+    assert "3 (2026-12-06 09:00, first run)" in page and "5 (2026-12-06 10:00, resubmitted)" in page
 
 
 def test_report_for_a_class_where_every_notebook_crashed(tmp_path):
@@ -166,3 +166,51 @@ def test_report_for_a_class_where_every_notebook_crashed(tmp_path):
     page = path.read_text()
     assert "No notebook of the 2 students could be scored" in page and "<img" not in page
     assert page.count("the kernel died") == 2
+
+
+def test_extra_credit_counts_as_nbgrader_counts_it(store):
+    from autograder.grading.lms_export import canvas_rows
+    from autograder.grading.roster import read_roster
+
+    result = _graded("eve", 2.0, 3.0)
+    store.save(result)
+    gb = store.gradebook()
+    gb.find_grade("test_unit", A, A, "eve").extra_credit = 1.0  # what the formgrader's extra-credit box writes
+    gb.db.commit()
+    nbgrader_total = gb.find_submission(A, "eve").score  # what nbgrader export and its feedback print
+    row = build_row(result, store.view("eve"), lambda raw: Lateness(None, None, None))
+    assert nbgrader_total == 6.0 and row.score == nbgrader_total and row.raw_score == 6.0
+    assert "extra credit 1 included" in row.reason
+    page = feedback.render(result, row)
+    assert "Score: 6 / 5" in page and "+ 1 extra credit" in page
+    assert canvas_rows([row], read_roster(None), A)[1][-1] == "6"
+
+
+def test_manual_pending_lists_every_cell_nbgrader_flags(store):
+    result = _graded("fay", 0.0, 3.0)
+    store.save(result)
+    gb = store.gradebook()
+    gb.find_grade("test_scale", A, A, "fay").manual_score = 2.0
+    gb.db.commit()
+    store.record(result, fresh=True)  # a resubmission: nbgrader flags the hand-scored cell for review
+    row = build_row(result, store.view("fay"), lambda raw: Lateness(None, None, None))
+    assert row.manual_pending == ("test_scale",) and "awaiting manual grading: test_scale" in row.reason
+    crashed = GradeResult("gil", A, "crashed", None, 5.0, "the kernel died", submission_hash="gil")
+    store.save(crashed)
+    gb.find_grade("test_scale", A, A, "gil").manual_score = 2.0  # one cell scored by hand, flag left on
+    gb.db.commit()
+    row = build_row(crashed, store.view("gil"), lambda raw: Lateness(None, None, None))
+    assert row.manual_pending == ("test_scale", "test_unit") and row.score is None
+
+
+def test_a_hand_scored_cell_is_not_shown_as_failed(store):
+    checks = (("scales a vector", False, "expected 2, got 1"),)
+    result = _graded("hal", 0.0, 3.0, checks)
+    store.save(result)
+    gb = store.gradebook()
+    grade = gb.find_grade("test_scale", A, A, "hal")
+    grade.manual_score, grade.needs_manual_grade = 2.0, False  # as the formgrader saves a score
+    gb.db.commit()
+    page = feedback.render(result, build_row(result, store.view("hal"), lambda raw: Lateness(None, None, None)))
+    cell = page[page.index("<code>test_scale</code>") : page.index("<code>test_unit</code>")]
+    assert '<td class="fail">' not in cell and "scored by your instructor" in cell and "Score: 5 / 5" in page

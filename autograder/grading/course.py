@@ -65,24 +65,28 @@ def _alembic_head() -> str:
     return ScriptDirectory(os.path.join(os.path.dirname(nbgrader.__file__), "alembic")).get_current_head()
 
 
+#: what a grading worker imports before it forks each notebook's autograde child (which starts with all of it)
+WARM_MODULES = (
+    "IPython.core.interactiveshell",
+    "nbgrader.apps.nbgraderapp",
+    "nbgrader.converters.autograde",
+    "nbgrader.preprocessors",
+    "numpy",
+    "autograder.checks.core",
+    "autograder.student.registry",
+    "autograder.grading.execute",
+    "autograder.grading.sandbox",
+    "autograder.grading.kernel",  # the kernel manager of every autograde child
+)
+
+
 def warm_up() -> None:
     """Import what the grading children need, once, so each forked child starts without import costs."""
     tools_on_path()
     import importlib
 
-    for module in (
-        "IPython.core.interactiveshell",
-        "nbgrader.apps.nbgraderapp",
-        "nbgrader.converters.autograde",
-        "nbgrader.preprocessors",
-        "numpy",
-        "autograder.checks.core",
-        "autograder.student.registry",
-        "autograder.grading.execute",
-        "autograder.grading.sandbox",
-    ):
+    for module in WARM_MODULES:
         importlib.import_module(module)
-    importlib.import_module("autograder.grading.kernel")  # the kernel manager of every autograde child
 
 
 def isolation_of(task: GradeTask) -> str:
@@ -222,6 +226,7 @@ c.LimitedExecute.kernel_manager_class = SandboxedKernelManager
 c.LimitedExecute.emit_code = {emit_code!r}
 c.LimitedExecute.emit_file = {emit_file!r}
 c.LimitedExecute.emit_bytes = {emit_bytes}
+c.LimitedExecute.progress_file = {progress_file!r}
 c.SandboxedKernelManager.sandboxed = {sandboxed!r}
 c.SandboxedKernelManager.runtime_dir = {runtime_dir!r}
 c.SandboxedKernelManager.libdir = {libdir!r}
@@ -301,6 +306,7 @@ def grade_in(workdir: str, task: GradeTask, result: GradeResult) -> None:
                 emit_code=EMIT_CODE,
                 emit_file=emit_file,
                 emit_bytes=PROBE_RESULTS_LIMIT,
+                progress_file=os.path.join(workdir, "progress.json"),
                 sandboxed=bool(task.sandbox),
                 runtime_dir=os.path.join(workdir, "runtime"),
                 libdir=libdir,
@@ -448,19 +454,26 @@ def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) 
         f"--- {o.name}: exit status {o.returncode}{' (timed out)' if o.timed_out else ''}, {o.wall_s:.1f} s\n{o.output}"
         for o in outcomes.values()
     )[-LOG_CHARS:]
+    autograded = os.path.join(workdir, "autograded", PRIVATE_STUDENT, task.assignment, f"{task.notebook_name}.ipynb")
+    failed = autograde.timed_out or autograde.returncode != 0 or not os.path.exists(autograded)
     if autograde.timed_out:
         result.status = "timeout"
         result.reason = (
             f"the notebook did not finish within the {task.timeout_s:g} s time limit (--timeout); "
             "every process it started was killed"
         )
-        return
-    autograded = os.path.join(workdir, "autograded", PRIVATE_STUDENT, task.assignment, f"{task.notebook_name}.ipynb")
-    if autograde.returncode != 0 or not os.path.exists(autograded):
+    elif autograde.returncode != 0 or not os.path.exists(autograded):
         if autograde.signal_name:
             result.status, result.reason = "crashed", f"the grading process was killed by {autograde.signal_name}"
         else:
             result.status, result.reason = _failure(autograde.output)
+    if failed:
+        where = running_cell(os.path.join(workdir, "progress.json"), "hung" if autograde.timed_out else "crashed")
+        result.reason = "; ".join(x for x in (result.reason, where) if x)
+        result.log = (f"{where}\n" if where else "") + result.log
+        result.autograded = _sanitized(
+            failed_notebook(task, db_url, result.status, result.reason), task.source_notebook
+        )
         return
     kernel = _kernel_scores(db_url, task)
     errors, error_names, truncated = _cell_errors(autograded)
@@ -502,6 +515,46 @@ def _collect(workdir, db_url, task, info, checked, outcomes, emit_file, result) 
     result.score = float(sum(t.points for t in tests)) + _other_points(kernel, info)
     passed = sum(t.passed for t in tests)
     result.reason = "; ".join([f"{passed}/{len(tests)} test cells passed"] + notes)
+
+
+def running_cell(progress_file: str, what: str) -> str:
+    """Which cell was running when the notebook ``what`` ("crashed", "hung"), from the progress file the grading
+    ``Execute`` writes: a test cell by its name only (never its source: hidden tests stay hidden), the student's
+    own cell by its number and first line. ``""`` when unknown (the kernel never started)."""
+    try:
+        with open(progress_file, encoding="utf-8") as fh:
+            info = json.load(fh)
+        number, total = int(info["code_cell"]), int(info["code_cells"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    if info.get("test"):
+        name = f" ({info['grade_id']})" if info.get("grade_id") else ""
+        return f"it {what} in code cell {number} of {total}, a test cell{name}"
+    first = str(info.get("first_line", "")).replace("`", "'")
+    return f"it {what} in code cell {number} of {total}" + (f", which starts `{first}`" if first else "")
+
+
+def failed_notebook(task: GradeTask, db_url: str, status: str, reason: str) -> str:
+    """The notebook of a crashed or timed-out run, for ``--out/autograded/`` (so the formgrader lists it and the
+    instructor can score it by hand): the submission with its locked cells restored from the gradebook, as
+    ``nbgrader autograde`` restores them, without outputs, and a first cell that says why it has no automatic
+    score."""
+    import nbformat
+    from nbgrader.preprocessors import ClearOutput, OverwriteCells
+
+    nb = nbformat.reads(task.submission.decode("utf-8"), as_version=4)
+    try:
+        resources = {"nbgrader": {"db_url": db_url, "assignment": task.assignment, "notebook": task.notebook_name}}
+        nb, _ = OverwriteCells(add_missing_cells=True).preprocess(nb, resources)
+    except Exception:  # the submission as it is: the instructor still sees what ran
+        nb = nbformat.reads(task.submission.decode("utf-8"), as_version=4)
+    nb, _ = ClearOutput().preprocess(nb, {})  # outputs the student saved are not the grader's: none are kept
+    note = nbformat.v4.new_markdown_cell(  # shown as text: the sanitiser fences every cell not the course's own
+        f"**Not scored by the autograder ({status}):** {reason}. Score its cells by hand in the formgrader; "
+        "`python -m autograder grade ... --refresh` then takes the scores into grades.csv and the feedback."
+    )
+    nb.cells.insert(0, note)
+    return nbformat.writes(nb)
 
 
 def _sanitized(text: str, source: bytes) -> str:

@@ -91,6 +91,9 @@ class LimitedExecute(Execute):
     emit_file = Unicode("", help="where the payload's text is written").tag(config=True)
     emit_bytes = Integer(256 << 20, help="largest payload accepted").tag(config=True)
     emit_timeout = Float(120.0, help="seconds the payload may take").tag(config=True)
+    progress_file = Unicode("", help="where the index of the cell about to run is written (crash reports)").tag(
+        config=True
+    )
     store_widget_state = Bool(False, help="never: widget state is student data outside the output cap").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
@@ -137,10 +140,30 @@ class LimitedExecute(Execute):
         return None
 
     def preprocess_cell(self, cell, resources, index):
+        if self.progress_file and cell.cell_type == "code":  # the grader names this cell if the kernel dies or hangs
+            self._write_progress(cell, index)
         out = super().preprocess_cell(cell, resources, index)
         if index == len(self.nb.cells) - 1 and self.emit_code and self.emit_file:
             self.collect_probes()
         return out
+
+    def _write_progress(self, cell, index: int) -> None:
+        """The cell about to run, as JSON: its number among the code cells, its nbgrader name, whether it is a
+        locked test cell, and (only for a cell that is not one: the student's own code) its first line."""
+        import json
+
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        test = bool(meta.get("grade") and not meta.get("solution")) or bool(meta.get("locked"))
+        lines = [line.strip() for line in cell.source.splitlines() if line.strip()]
+        info = {
+            "code_cell": sum(c.cell_type == "code" for c in self.nb.cells[: index + 1]),
+            "code_cells": sum(c.cell_type == "code" for c in self.nb.cells),
+            "grade_id": str(meta.get("grade_id", "")),
+            "test": test,
+            "first_line": "" if test or not lines else lines[0][:80],
+        }
+        with open(self.progress_file, "w", encoding="utf-8") as fh:
+            json.dump(info, fh)
 
     def collect_probes(self) -> None:
         """Run ``emit_code`` and write the single payload it published to ``emit_file`` (see the module doc)."""

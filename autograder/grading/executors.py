@@ -56,12 +56,22 @@ class SerialExecutor:
 
 
 def init_worker() -> None:
+    import signal
+
     from .course import warm_up
     from .limits import become_subreaper, enable_warm_fork
+
+    # Ctrl-C reaches every process of the terminal's group: the parent alone stops the run (it kills the workers),
+    # so a worker prints no traceback. A Python handler, not SIG_IGN: an exec'd kernel gets the default back.
+    signal.signal(signal.SIGINT, _ignore)
 
     enable_warm_fork()  # before anything runs PyTorch: each submission's children are forked from this process
     become_subreaper()  # orphaned kernels re-parent to this worker, which kills them
     warm_up()  # import nbgrader once per worker
+
+
+def _ignore(signum, frame) -> None:
+    """SIGINT in a worker: nothing (see :func:`init_worker`)."""
 
 
 def _start_method() -> str:

@@ -23,7 +23,8 @@ _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; width: 100%; } th, td { border-bottom: 1px solid #ddd; padding: .4rem; text-align:
 left;
-vertical-align: top; } .pass { color: #17633a; } .fail { color: #a4161a; } .status { font-weight: 600; }
+vertical-align: top; } .pass { color: #17633a; } .fail { color: #a4161a; } .manual { color: #333; }
+.status { font-weight: 600; }
 ul { margin: .2rem 0; padding-left: 1.2rem; } code { font-size: 90%; } .comment { margin: .3rem 0 0; color: #333; }
 .todo { background: #fff6e0; padding: .5rem; }
 """
@@ -91,8 +92,14 @@ def render(result: GradeResult, row: Row | None = None) -> str:
             checks = f"<ul>{items}</ul>"
         points = _points(test.points)
         cell = cells.get(test.grade_id)
-        if cell is not None and cell.manual is not None and cell.manual != test.points:
-            points = f"{_points(cell.manual)} (set by your instructor; autograded {_points(test.points)})"
+        if cell is not None and cell.manual is not None:  # the instructor's score decides: not shown as failed
+            if cell.manual != test.points:
+                points = f"{_points(cell.manual)} (set by your instructor; autograded {_points(test.points)})"
+            if not test.passed:
+                css = "manual"
+                message = "scored by your instructor (the automatic checks did not pass)"
+        if cell is not None and cell.extra:
+            points += f" + {_points(cell.extra)} extra credit"
         rows.append(
             f"<tr><td><code>{escape(test.grade_id)}</code>{' (hidden tests)' if test.hidden else ''}</td>"
             f"<td>{points} / {_points(test.max_points)}</td>"
@@ -102,9 +109,10 @@ def render(result: GradeResult, row: Row | None = None) -> str:
     for cell in (c for c in (row.cells if row is not None else ()) if c.grade_id not in tested):
         if cell.score is None:
             continue
+        extra = f" (including {_points(cell.extra)} extra credit)" if cell.extra else ""
         rows.append(
             f"<tr><td><code>{escape(cell.grade_id)}</code> (graded by your instructor)</td>"
-            f"<td>{_points(cell.score)} / {_points(cell.max_points)}</td><td></td></tr>"
+            f"<td>{_points(cell.score)} / {_points(cell.max_points)}{extra}</td><td></td></tr>"
         )
     table = "<table><tr><th>test</th><th>points</th><th>result</th></tr>" + "".join(rows) + "</table>" if rows else ""
     score, reason, extra = result.score, result.reason, ""

@@ -6,7 +6,8 @@ as ``data:`` URIs), regenerated on every run from the same :class:`~autograder.g
 most, with their most frequent message), lateness, similarity flags and the regrade history.
 
 ``history.csv`` gains one line per student whose status or score changed since that student's last line
-(``run_at,student,status,score``), so the report can show previous scores after a regrade or a manual change.
+(``run_at,student,old_status,old_score,status,score,reason``: the old and the new score and why it changed), so the
+report can show previous scores after a regrade, a resubmission, a policy change or a manual score.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .scores import Row, class_stats
 
 __all__ = ["write_report", "update_history", "read_history", "check_stats", "cell_stats", "HISTORY_COLUMNS"]
 
-HISTORY_COLUMNS = ["run_at", "student", "status", "score"]
+HISTORY_COLUMNS = ["run_at", "student", "old_status", "old_score", "status", "score", "reason"]
+_REQUIRED = {"run_at", "student", "status", "score"}  # a history written before old_score and reason existed
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 64rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -45,35 +47,51 @@ def read_history(out: Path) -> list[dict[str, str]]:
     path = Path(out) / "history.csv"
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            return [
-                {k: csv_value(v) if isinstance(v, str) else v for k, v in row.items()}
-                for row in csv.DictReader(fh)
-                if set(HISTORY_COLUMNS) <= set(row)
-            ]
+            rows = [row for row in csv.DictReader(fh) if _REQUIRED <= set(row)]
     except (OSError, csv.Error):
         return []
+    return [{name: csv_value(row.get(name) or "") for name in HISTORY_COLUMNS} for row in rows]
 
 
-def update_history(out: Path, rows: list[Row], now: dt.datetime | None = None) -> list[dict[str, str]]:
-    """Append the rows whose status or score changed since each student's last history line; returns the whole
-    history (oldest first)."""
-    history = read_history(out)
+def update_history(
+    out: Path,
+    rows: list[Row],
+    now: dt.datetime | None = None,
+    reasons: dict[str, str] | None = None,
+    previous: Path | None = None,
+) -> list[dict[str, str]]:
+    """Append the rows whose status or score changed since each student's last history line, with the old
+    status and score and ``reasons[student]`` (why it changed); returns the whole history (oldest first).
+
+    The history is read from ``previous`` (default ``out``: the published folder when ``out`` is a staging one)
+    and the whole file is written to ``out``."""
+    history = read_history(previous or out)
     last = {h["student"]: (h["status"], h["score"]) for h in history}
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    new = [
-        {"run_at": stamp, "student": r.student, "status": r.status, "score": _fmt(r.score)}
-        for r in sorted(rows, key=lambda r: r.student)
-        if last.get(r.student) != (r.status, _fmt(r.score))
-    ]
+    new = []
+    for r in sorted(rows, key=lambda r: r.student):
+        old = last.get(r.student)
+        if old == (r.status, _fmt(r.score)):
+            continue
+        reason = (reasons or {}).get(r.student) or ("first run" if old is None else "")
+        new.append(
+            {
+                "run_at": stamp,
+                "student": r.student,
+                "old_status": old[0] if old else "",
+                "old_score": old[1] if old else "",
+                "status": r.status,
+                "score": _fmt(r.score),
+                "reason": reason,
+            }
+        )
     path = Path(out) / "history.csv"
-    if new:
-        fresh = not path.exists() or not history
-        with open(path, "w" if fresh else "a", newline="", encoding="utf-8") as fh:
-            writer = csv_dict_writer(fh, HISTORY_COLUMNS)  # formula-safe cells (outputs.py)
-            if fresh:
-                writer.writeheader()
-                writer.writerows(history)
-            writer.writerows(new)
+    tmp = path.with_suffix(".part")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv_dict_writer(fh, HISTORY_COLUMNS)  # formula-safe cells (outputs.py)
+        writer.writeheader()
+        writer.writerows(history + new)
+    os.replace(tmp, path)
     return history + new
 
 
@@ -295,13 +313,22 @@ def render_report(
 def _regrades(history: list[dict[str, str]]) -> list[tuple[str, list[str], str]]:
     by_student: defaultdict = defaultdict(list)
     for h in history:
-        by_student[h["student"]].append(f"{h['score'] or h['status']} ({h['run_at'][:16].replace('T', ' ')})")
+        why = f", {h['reason']}" if h.get("reason") else ""
+        by_student[h["student"]].append(f"{h['score'] or h['status']} ({h['run_at'][:16].replace('T', ' ')}{why})")
     return [(s, entries[:-1], entries[-1]) for s, entries in sorted(by_student.items()) if len(entries) > 1]
 
 
-def write_report(out: Path, rows: list[Row], assignment: str, now: dt.datetime | None = None) -> Path:
-    """Update ``history.csv`` and write ``report.html`` in ``out``; returns the report's path."""
-    history = update_history(out, rows, now)
+def write_report(
+    out: Path,
+    rows: list[Row],
+    assignment: str,
+    now: dt.datetime | None = None,
+    reasons: dict[str, str] | None = None,
+    previous: Path | None = None,
+) -> Path:
+    """Update ``history.csv`` (read from ``previous``, default ``out``; see :func:`update_history`) and write
+    ``report.html`` in ``out``; returns the report's path."""
+    history = update_history(out, rows, now, reasons, previous)
     path = Path(out) / "report.html"
     tmp = path.with_suffix(".part")
     tmp.write_text(render_report(rows, assignment, history, now), encoding="utf-8")

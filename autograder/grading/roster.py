@@ -4,6 +4,10 @@ A CSV file with a header row. ``id`` (the nbgrader student id, the folder name i
 other column is optional: ``name`` (or nbgrader's ``first_name`` and ``last_name``, as ``nbgrader db student
 import`` reads them), ``email``, ``section``, and Canvas' own ids ``canvas_id``, ``sis_user_id``,
 ``sis_login_id``. Column names are matched without regard to case, spaces or underscores.
+
+Canvas' own gradebook export (Grades > Export, ``Student, ID, SIS User ID, SIS Login ID, Section, ...``) is accepted
+as it comes: its ``Points Possible`` line and Canvas' test student are skipped, and the student id is whichever of
+``SIS Login ID``, ``SIS User ID`` and ``ID`` matches the most student folder names.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from pathlib import Path
 
 __all__ = ["Person", "Roster", "RosterError", "read_roster"]
 
+#: Canvas' gradebook export: the columns that may hold the nbgrader student id, in order of preference
+CANVAS_ID_COLUMNS = ("sis_login_id", "sis_user_id", "id", "integration_id")
+_CANVAS_SKIP = ("points possible", "student, test")
 _FIELDS = ("id", "name", "first_name", "last_name", "email", "section", "canvas_id", "sis_user_id", "sis_login_id")
 
 
@@ -50,30 +57,51 @@ def _key(name: str) -> str:
     return name.strip().lower().replace(" ", "_").replace("-", "_")
 
 
-def read_roster(path: str | Path | None) -> Roster:
-    """Read ``path`` (``None``: an empty roster). Raises :class:`RosterError` for a missing or unreadable file,
-    a header without ``id``, an empty or duplicated id."""
+def _decode(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RosterError(f"--roster {path}: no such file") from None
+    except OSError as exc:
+        raise RosterError(f"--roster {path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RosterError(
+            f"--roster {path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}): save it as UTF-8 "
+            "(Excel: Save As > CSV UTF-8; LibreOffice: character set Unicode (UTF-8)) and rerun"
+        ) from None
+
+
+def read_roster(path: str | Path | None, students=()) -> Roster:
+    """Read ``path`` (``None``: an empty roster). ``students`` (the student folder names) picks the id column of a
+    Canvas gradebook export. Raises :class:`RosterError` with one line saying what to do for a missing or
+    unreadable file, a file that is not UTF-8, a header without ``id``, an empty or duplicated id."""
     roster = Roster()
     if path is None:
         return roster
     path = Path(path)
     roster.path = path
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise RosterError(f"--roster {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RosterError(f"--roster {path}: cannot read it ({type(exc).__name__})") from None
+    text = _decode(path)
     reader = csv.reader(text.splitlines())
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+        body = list(enumerate(reader, start=2))
+    except csv.Error as exc:
+        raise RosterError(f"--roster {path}: not a readable CSV file ({exc})") from None
     if not header:
         raise RosterError(f"--roster {path}: the file is empty (expected a header row with an id column)")
     keys = [_key(h) for h in header]
+    canvas = "student" in keys and ("sis_user_id" in keys or "sis_login_id" in keys)
+    if canvas:
+        keys, body = _canvas_columns(path, keys, body, set(students))
     if "id" not in keys:
         raise RosterError(
-            f"--roster {path}: the header {','.join(header)} has no id column (columns: {', '.join(_FIELDS)})"
+            f"--roster {path}: the header {','.join(header)} has no id column (columns: {', '.join(_FIELDS)}; "
+            "or give Canvas' gradebook export as it is)"
         )
-    for line, row in enumerate(reader, start=2):
+    for line, row in body:
         if not any(cell.strip() for cell in row):
             continue
         values = {k: cell.strip() for k, cell in zip(keys, row, strict=False) if k in _FIELDS}
@@ -93,3 +121,32 @@ def read_roster(path: str | Path | None) -> Roster:
             values.get("sis_login_id", ""),
         )
     return roster
+
+
+def _canvas_columns(path: Path, keys: list[str], body, students: set[str]):
+    """Canvas' gradebook export read as a roster: ``Student`` is the name, ``ID`` the Canvas id, and the id column
+    is the one of :data:`CANVAS_ID_COLUMNS` matching the most ``students``. Drops the ``Points Possible`` line,
+    Canvas' test student and rows without that id."""
+    rows = [(line, row) for line, row in body if row and not row[0].strip().lower().startswith(_CANVAS_SKIP)]
+    best, matched = None, 0
+    for name in CANVAS_ID_COLUMNS:
+        if name not in keys:
+            continue
+        i = keys.index(name)
+        hits = sum(1 for _, row in rows if i < len(row) and row[i].strip() in students)
+        if hits > matched:
+            best, matched = name, hits
+    if best is None:
+        shown = ", ".join(n for n in CANVAS_ID_COLUMNS if n in keys)
+        raise RosterError(
+            f"--roster {path}: a Canvas gradebook export, but none of its id columns ({shown}) holds a student "
+            "folder name: add an id column with the folder names"
+        )
+    i = keys.index(best)  # the id becomes a column of its own; Canvas' ID is canvas_id, Student the name
+    new_keys = ["name" if k == "student" else "canvas_id" if k == "id" else k for k in keys] + ["id"]
+    rows = [
+        (line, [*row[: len(keys)], *[""] * (len(keys) - len(row)), row[i] if i < len(row) else ""])
+        for line, row in rows
+    ]
+    kept = [(line, row) for line, row in rows if row[-1].strip()]
+    return new_keys, kept

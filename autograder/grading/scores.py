@@ -28,18 +28,21 @@ __all__ = ["CellScore", "GradebookView", "Row", "build_row", "class_stats", "Cla
 
 @dataclass(frozen=True)
 class CellScore:
-    """One graded cell as the gradebook has it. ``score`` is nbgrader's rule: the manual score when there is
-    one, else the autograded one."""
+    """One graded cell as the gradebook has it. ``score`` is nbgrader's rule (``Grade.score``): the manual score
+    when there is one, else the autograded one, plus the extra credit entered with the formgrader (which may take a
+    cell, and the total, past its maximum); ``None`` when the cell has neither score."""
 
     grade_id: str
     max_points: float
     auto: float | None
     manual: float | None
     needs_manual: bool
+    extra: float | None = None  # extra credit (nbgrader's ``Grade.extra_credit``)
 
     @property
     def score(self) -> float | None:
-        return self.manual if self.manual is not None else self.auto
+        base = self.manual if self.manual is not None else self.auto
+        return None if base is None else base + (self.extra or 0.0)
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,10 @@ class Row:
     lateness: Lateness = field(default_factory=lambda: Lateness(None, None, None))
     cells: tuple[CellScore, ...] = ()
     comments: tuple[tuple[str, str], ...] = ()  # the instructor's comments: (cell name, text)
-    manual_pending: tuple[str, ...] = ()  # grade ids flagged for manual grading and not yet graded by hand
+    manual_pending: tuple[str, ...] = ()  # grade ids nbgrader flags ``needs_manual_grade``, in notebook order
+    extra_credit: float = 0.0  # the extra credit of every cell, included in raw_score and score
     hand_scored: bool = False  # a manual score changed the result
+    resubmission: str = "latest"  # the resubmission policy and what it decided (resubmission.Choice.note)
     notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
 
@@ -93,21 +98,26 @@ def build_row(result: GradeResult, view: GradebookView, lateness_of, notebook: s
         row.notes.append(pick_note)
     cells = {c.grade_id: c for c in view.cells}
     raw = None
+    # nbgrader's flag is the one truth: a regraded cell with a manual score, a crashed notebook's cells, an answer
+    # to grade by hand are all pending until the instructor clears the flag in the formgrader
+    row.manual_pending = tuple(c.grade_id for c in view.cells if c.needs_manual)
+    row.extra_credit = float(sum(c.extra or 0.0 for c in view.cells))
     if result.status == "graded":
         raw = result.score
         if cells:
             raw = float(sum(c.score or 0.0 for c in cells.values()))
-            row.manual_pending = tuple(c.grade_id for c in view.cells if c.needs_manual and c.manual is None)
             changed = [c.grade_id for c in view.cells if c.manual is not None and c.manual != c.auto]
             if changed:
                 row.hand_scored = True
                 row.notes.append(f"scored by hand in the gradebook: {', '.join(changed)}")
-            if row.manual_pending:
-                row.notes.append(f"awaiting manual grading: {', '.join(row.manual_pending)}")
     elif cells and all(c.manual is not None for c in cells.values()):
-        raw = float(sum(c.manual for c in cells.values()))
+        raw = float(sum(c.score for c in cells.values()))
         row.hand_scored = True
         row.notes.append(f"scored by hand in the gradebook (the grader could not run it: {result.status})")
+    if row.extra_credit and raw is not None:
+        row.notes.append(f"extra credit {row.extra_credit:g} included")
+    if row.manual_pending:
+        row.notes.append(f"awaiting manual grading: {', '.join(row.manual_pending)}")
     row.raw_score = raw
     row.lateness = lateness_of(raw)
     if row.lateness.note:

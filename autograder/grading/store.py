@@ -11,9 +11,16 @@ Layout of the output folder ``DIR``::
     DIR/nbgrader_config.py                           makes DIR an nbgrader course: formgrader, generate_feedback
     DIR/logs/<assignment>/<student>.log              nbgrader's and the kernel's log of a crashed or timed-out run
     DIR/.autograder/<assignment>/<student>.json      the full result and its content hash (reruns reuse it)
+    DIR/.autograder/<assignment>/archive/<student>/<hash>.{json,ipynb,log}   every submission graded, with its
+                                                     time, autograded notebook and log (resubmission policies)
+    DIR/.autograder/<assignment>/state/policy.json   the grading policy every rerun applies (policy.py)
+    DIR/.autograder/<assignment>/state/recorded.json which result each student's gradebook entry holds
 
-A ``crashed`` or ``timeout`` result is stored (the report and ``--retry-failed`` read it) but never reused as a
-cached result: a rerun grades it again.
+The published outputs (grades.csv, feedback/, the report, the exports, autograded/, logs/) are written under the
+run's staging folder (:attr:`Store.stage`, see :mod:`autograder.grading.publish`) and swapped in at the end. The
+gradebook is written only at the end of a run too (:meth:`Store.record`), from the results the run kept: an
+interrupted run changes neither. A ``crashed`` or ``timeout`` result is reused like any other (a rerun does not
+run it again) unless ``--retry-failed`` asks for it.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
 
 from . import inputs, outputs
@@ -50,17 +58,21 @@ CSV_COLUMNS = [
     "comments",
     "flags",
     "isolation",
+    "resubmission",
 ]
-#: results that are stored but never reused: a rerun (or --retry-failed) grades them again
+#: results that --retry-failed grades again (a plain rerun reuses them, as any other result)
 RETRIED_STATUSES = ("crashed", "timeout")
 
 
 _COURSE_CONFIG = '''\
 """The nbgrader course of these grading results (written once by python -m autograder grade; edit freely).
 
-Run nbgrader from this folder: `nbgrader formgrader` shows the autograded notebooks in autograded/ and takes manual
-scores and comments into the gradebook (the next `grade` run carries them into grades.csv and every export);
-`nbgrader generate_feedback ASSIGNMENT` writes nbgrader's own pages to nbgrader-feedback/, hidden tests cleared.
+The formgrader: run `jupyter lab` (or `jupyter server`) from this folder and open its Formgrader tab
+(http://localhost:8888/formgrader): it lists the notebooks in autograded/ and takes manual scores, extra credit
+and comments into the gradebook; `python -m autograder grade ... --refresh` then carries them into grades.csv, the
+feedback pages and every export without running a notebook. `nbgrader export` and
+`nbgrader generate_feedback ASSIGNMENT` (nbgrader's own pages, to nbgrader-feedback/, hidden tests cleared) run
+from this folder too.
 """
 import os
 
@@ -75,6 +87,7 @@ c.CourseDirectory.root = root
 c.CourseDirectory.db_url = {db_expr}
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "nbgrader-feedback"
+c.ExportPlugin.to = "nbgrader-grades.csv"  # nbgrader export never writes over the grader's grades.csv
 c.GenerateFeedback.preprocessors = [ClearHiddenTestOutputs, ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
 # the formgrader and generate_feedback render student notebooks: strip HTML and scripts from markdown and outputs
 c.HTMLExporter.sanitize_html = True
@@ -90,11 +103,12 @@ class GradebookMismatch(RuntimeError):
 
 
 def normalize_db_url(url: str) -> str:
-    """Pin PostgreSQL URLs to the installed driver: SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3,
-    which is not installed (the course pins ``psycopg2-binary``); ``postgres://`` is not accepted at all."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix) :]
+    """``postgres://`` (Heroku's spelling, which SQLAlchemy refuses) as ``postgresql://``; any other URL as given.
+
+    SQLAlchemy 2.1 reads ``postgresql://`` as psycopg 3, which the course pins (``psycopg[binary]``), so the URL
+    the instructor gives works unchanged with nbgrader's own tools (``nbgrader export --db URL``, the formgrader)."""
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
     return url
 
 
@@ -108,20 +122,40 @@ class Store:
         self.db_url = normalize_db_url(db_url) if db_url else f"sqlite:///{self.out / 'gradebook.db'}"
         self.results_dir = self.out / ".autograder" / _safe_name(assignment)
         self.results_dir.mkdir(parents=True, exist_ok=True)
-        (self.out / "feedback").mkdir(exist_ok=True)
         self._lock = open(self.out / ".autograder" / "lock", "w")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise StoreLocked(f"another grading run is writing to {self.out}; wait for it to finish") from None
+        from .publish import recover
+
+        recover(self.out)  # a swap a killed run had started is finished first
+        #: where the published outputs are written: OUT itself, or the run's staging folder (publish.Staging)
+        self.stage = self.out
         self._gradebook = None
         self._order: list[str] = []  # grade ids in the source's order (set by prepare_assignment)
+        self._recorded = self._read_recorded()
 
     def close(self) -> None:
         if self._gradebook is not None:
             self._gradebook.close()
             self._gradebook = None
         self._lock.close()
+
+    def _read_recorded(self) -> dict[str, str]:
+        """``{student: submission hash}`` of the result each student's gradebook entry holds now."""
+        try:
+            data = json.loads((self.results_dir / "state" / "recorded.json").read_text())
+            return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _write_recorded(self) -> None:
+        path = self.results_dir / "state" / "recorded.json"
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_text(json.dumps(self._recorded, sort_keys=True))
+        os.replace(tmp, path)
 
     # ---------------------------------------------------------------------------------------- stored results
     def _result_path(self, student: str) -> Path:
@@ -138,52 +172,92 @@ class Store:
         return result if result.student == student else None
 
     def cached(self, student: str, submission_hash: str) -> GradeResult | None:
-        """The stored result for ``student`` if it was computed from exactly the same inputs and is final (a
-        ``crashed`` or ``timeout`` result is not: it is graded again)."""
+        """The stored result for ``student`` if it was computed from exactly the same inputs (``crashed`` and
+        ``timeout`` included: only ``--retry-failed`` grades those again)."""
         result = self.stored(student)
-        if result is None or result.submission_hash != submission_hash or result.status in RETRIED_STATUSES:
+        if result is None or result.submission_hash != submission_hash:
             return None
         return result
 
-    def save(self, result: GradeResult) -> None:
-        """Store the result, write the feedback page and record the grades in the gradebook (the final page,
-        with manual scores and lateness, is written by :meth:`write_feedback` at the end of the run); keep the
-        autograded notebook for nbgrader's tools and, for a failed run, the log."""
-        self._keep_files(result)
+    def save(
+        self,
+        result: GradeResult,
+        record: bool = True,
+        submitted_at: dt.datetime | None = None,
+    ) -> None:
+        """Store the result (reruns reuse it) and archive it under its hash with its submission time, autograded
+        notebook and log (the resubmission policies choose among the archive). ``record``: also write it into the
+        gradebook now (the CLI records at the end of the run instead, so an interrupted run changes nothing)."""
+        self._archive(result, submitted_at)
         data = result.to_json()
         data["log"] = data["autograded"] = ""  # kept as files, not in the stored result
         tmp = self._result_path(result.student).with_suffix(".part")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self._result_path(result.student))
-        page = self.feedback_path(result.student)
-        page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(result.feedback_html, encoding="utf-8")
-        self.record(result, fresh=True)
+        if self.stage == self.out and result.feedback_html:  # no staging: the page as the worker wrote it
+            page = self.feedback_path(result.student)
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text(result.feedback_html, encoding="utf-8")
+        if record:
+            self.record(result)
+
+    # ------------------------------------------------------------------------------------ the archive
+    def _archive_dir(self, student: str) -> Path:
+        return self.results_dir / "archive" / _safe_name(student)
+
+    def _archive(self, result: GradeResult, submitted_at: dt.datetime | None) -> None:
+        folder = self._archive_dir(result.student)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = (result.submission_hash or "unhashed")[:24]
+        for suffix, text in ((".ipynb", result.autograded), (".log", result.log)):
+            if text:
+                tmp = folder / f"{stem}{suffix}.part"
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, folder / f"{stem}{suffix}")
+        data = result.to_json()
+        data["log"] = data["autograded"] = ""
+        entry = {"result": data, "submitted_at": submitted_at.isoformat() if submitted_at else None}
+        tmp = folder / f"{stem}.json.part"
+        tmp.write_text(json.dumps(entry))
+        os.replace(tmp, folder / f"{stem}.json")
+
+    def archived(self, student: str) -> list[tuple[GradeResult, dt.datetime | None]]:
+        """Every result archived for ``student`` with its submission time (naive UTC), oldest file first."""
+        found = []
+        folder = self._archive_dir(student)
+        for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else ():
+            try:
+                entry = json.loads(path.read_text())
+                result = GradeResult.from_json(entry["result"])
+                when = dt.datetime.fromisoformat(entry["submitted_at"]) if entry.get("submitted_at") else None
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+            if result.student == student:
+                found.append((result, when))
+        return found
+
+    def _archived_file(self, result: GradeResult, suffix: str) -> Path:
+        return self._archive_dir(result.student) / f"{(result.submission_hash or 'unhashed')[:24]}{suffix}"
 
     def autograded_path(self, student: str) -> Path:
-        """Where nbgrader looks for the autograded notebook (``CourseDirectory.directory_structure``)."""
-        return self.out / "autograded" / student / self.assignment / f"{self.notebook_name}.ipynb"
+        """Where nbgrader looks for the autograded notebook (``CourseDirectory.directory_structure``), staged."""
+        return self.stage / "autograded" / student / self.assignment / f"{self.notebook_name}.ipynb"
 
     def log_path(self, student: str) -> Path:
-        return self.out / "logs" / _safe_name(self.assignment) / f"{_safe_name(student)}.log"
+        return self.stage / "logs" / _safe_name(self.assignment) / f"{_safe_name(student)}.log"
 
-    def _keep_files(self, result: GradeResult) -> None:
-        """The autograded notebook of a graded result (a stale one goes when the new result has none, so the
-        formgrader never shows an older notebook) and the log of a crashed or timed-out run."""
+    def publish_files(self, result: GradeResult) -> None:
+        """Stage the autograded notebook of ``result`` (graded, crashed or timed out: what ran, so the formgrader
+        lists it) and, for a crashed or timed-out run, its log."""
         notebook = self.autograded_path(result.student)
-        if result.autograded and notebook.parent.resolve().is_relative_to(self.out / "autograded"):
+        source = self._archived_file(result, ".ipynb")
+        if source.exists() and notebook.resolve().is_relative_to((self.stage / "autograded").resolve()):
             notebook.parent.mkdir(parents=True, exist_ok=True)
-            tmp = notebook.with_suffix(".part")
-            tmp.write_text(result.autograded, encoding="utf-8")
-            os.replace(tmp, notebook)
-        elif notebook.exists() and notebook.resolve().is_relative_to(self.out / "autograded"):
-            notebook.unlink()
-        log = self.log_path(result.student)
-        if result.status in RETRIED_STATUSES and result.log:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(result.log, encoding="utf-8")
-        elif log.exists():
-            log.unlink()
+            _link_or_copy(source, notebook)
+        log = self._archived_file(result, ".log")
+        if result.status in RETRIED_STATUSES and log.exists():
+            self.log_path(result.student).parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(log, self.log_path(result.student))
 
     def write_course_config(self) -> Path:
         """``DIR/nbgrader_config.py`` (unless one exists): DIR becomes the nbgrader course of these results, so
@@ -209,7 +283,7 @@ class Store:
         return page
 
     def feedback_path(self, student: str) -> Path:
-        return self.out / "feedback" / _safe_name(student) / self.assignment / f"{self.notebook_name}.html"
+        return self.stage / "feedback" / _safe_name(student) / self.assignment / f"{self.notebook_name}.html"
 
     # ---------------------------------------------------------------------------------------- gradebook
     def gradebook(self):
@@ -250,17 +324,19 @@ class Store:
             ) from None
         gb.db.expire_all()
 
-    def record(self, result: GradeResult, fresh: bool = False) -> None:
+    def record(self, result: GradeResult, fresh: bool | None = None) -> None:
         """Scores into the gradebook. A notebook that did not run gets no score and is flagged for manual
         grading (``needs_manual_grade``), so nbgrader's own views never show it as a silent 0.
 
-        Manual scores and comments entered with nbgrader's tools are never overwritten. ``fresh`` (the result was
-        computed in this run, not reused): nbgrader's own rule for a regraded submission applies -- a cell with
-        a manual score is flagged for review, as ``nbgrader autograde`` flags it."""
+        Manual scores and comments entered with nbgrader's tools are never overwritten. ``fresh`` (default: the
+        gradebook holds another submission's result than this one): nbgrader's own rule for a regraded submission
+        applies -- a cell with a manual score is flagged for review, as ``nbgrader autograde`` flags it."""
         from nbgrader.api import MissingEntry
 
         if inputs.student_id_problem(result.student):  # the formgrader shows ids unescaped: never in the gradebook
             return
+        if fresh is None:
+            fresh = self._recorded.get(result.student) not in (None, result.submission_hash)
         gb = self.gradebook()
         gb.update_or_create_student(result.student)
         if result.status == "missing":
@@ -268,6 +344,8 @@ class Store:
                 gb.remove_submission(self.assignment, result.student)
             except MissingEntry:
                 pass
+            self._recorded.pop(result.student, None)
+            self._write_recorded()
             return
         gb.update_or_create_submission(self.assignment, result.student)
         points = {t.grade_id: t.points for t in result.tests}
@@ -283,6 +361,9 @@ class Store:
             grade.auto_score = auto
             grade.needs_manual_grade = auto is None or grade.manual_score is not None
         gb.db.commit()
+        if self._recorded.get(result.student) != result.submission_hash:
+            self._recorded[result.student] = result.submission_hash
+            self._write_recorded()
 
     def record_lateness(
         self, student: str, submitted: dt.datetime | None, due: dt.datetime | None, penalty: float | None
@@ -329,7 +410,9 @@ class Store:
             return GradebookView()
         order = {name: i for i, name in enumerate(self._order)}
         cells = tuple(
-            CellScore(g.name, float(g.max_score), g.auto_score, g.manual_score, bool(g.needs_manual_grade))
+            CellScore(
+                g.name, float(g.max_score), g.auto_score, g.manual_score, bool(g.needs_manual_grade), g.extra_credit
+            )
             for g in sorted(notebook.grades, key=lambda g: (order.get(g.name, len(order)), g.name))
         )
         comments = tuple(
@@ -342,7 +425,7 @@ class Store:
     # ---------------------------------------------------------------------------------------- grades.csv
     def write_csv(self, rows: list[Row]) -> Path:
         """``grades.csv`` from the final rows (:mod:`autograder.grading.scores`)."""
-        path = self.out / "grades.csv"
+        path = self.stage / "grades.csv"
         tmp = path.with_suffix(".part")
         with open(tmp, "w", newline="") as fh:
             writer = outputs.csv_writer(fh)  # formula-safe cells
@@ -370,10 +453,20 @@ class Store:
                         " | ".join(f"{gid}: {' '.join(text.split())}" for gid, text in row.comments),
                         "; ".join(row.flags),
                         r.isolation,
+                        row.resubmission,
                     ]
                 )
         os.replace(tmp, path)
         return path
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """``dest`` as a hard link to ``source`` (the archive's file; no copy of every notebook per run), or a copy."""
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
 
 
 def _cell_order(source: bytes) -> list[str]:

@@ -71,6 +71,10 @@ AFTER_GRADING = frozenset(
         "roster.py",
         "lms_export.py",
         "nbgrader_feedback.py",
+        "policy.py",
+        "store.py",
+        "publish.py",
+        "resubmission.py",
         "cli.py",  # options reach a result only through the task's fields, which content_hash covers
     }
 )
