@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from grading_cli import ASSIGNMENT, SOURCE
 
 from autograder.grading import lateness
 from autograder.grading.lateness import Timestamp, assess, parse_due, penalty_points, read_timestamp
@@ -103,8 +104,9 @@ def test_the_nbgrader_plugin_applies_the_same_rule():
         (["--due", "2026-11-05T12:00"], "has no time zone"),
         (["--late-penalty-per-hour", "5"], "--late-penalty-per-hour needs --due"),
         (["--due", "2026-11-05T12:00Z", "--late-penalty-per-hour", "-1"], "between 0 and 100"),
-        (["--retry-failed", "--force"], "contradict"),
-        (["--export", "canvas", "--roster", "no-such-roster.csv"], "--roster no-such-roster.csv: no such file"),
+        (["--retry-failed", "--force"], "not allowed with"),
+        (["--refresh", "--force"], "not allowed with"),
+        (["--export", "canvas", "--roster", "no-such-roster.csv"], "no-such-roster.csv: no such file"),
         (["--canvas-column", "X"], "--canvas-column is for --export canvas"),
     ],
 )
@@ -112,7 +114,11 @@ def test_bad_grading_options_are_one_line_errors(tmp_path, capsys, extra, words)
     from autograder.grading import cli
 
     (tmp_path / "sub" / "ann").mkdir(parents=True)
-    code = cli.main([str(tmp_path / "sub"), "--assignment", "grading-fixture", "--out", str(tmp_path / "out"), *extra])
+    argv = [str(tmp_path / "sub"), "--assignment", ASSIGNMENT, "--source", str(SOURCE), "--out", str(tmp_path / "out")]
+    try:
+        code = cli.main([*argv, *extra])
+    except SystemExit as exc:  # argparse's own errors (one line too, see cli._Parser)
+        code = exc.code
     err = capsys.readouterr().err.strip()
     assert code == 2 and words in err and "\n" not in err
     assert not (tmp_path / "out" / "grades.csv").exists()

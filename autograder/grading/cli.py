@@ -344,8 +344,8 @@ def _given_policy(args) -> dict:
     return given
 
 
-def _validate_policy(policy, stored, source: bytes) -> None:
-    """The policy's values, before anything runs: one line each."""
+def _validate_policy(policy) -> None:
+    """The policy's values, before anything is read: one line each."""
     if policy.timeout <= 0:
         raise UsageError(f"--timeout must be positive (got {policy.timeout:g})")
     if policy.memory <= 0:
@@ -358,6 +358,10 @@ def _validate_policy(policy, stored, source: bytes) -> None:
         raise UsageError("--late-penalty-per-hour needs --due (the time it counts from)")
     if policy.canvas_column is not None and "canvas" not in policy.export:
         raise UsageError("--canvas-column is for --export canvas")
+
+
+def _validate_memory(policy, stored, source: bytes) -> None:
+    """``--memory`` against what a kernel of this assignment needs, measured once per value (one line)."""
     if stored is None or stored.memory != policy.memory:  # measured once per value, not on every rerun
         from .policy import memory_problem
 
@@ -383,6 +387,7 @@ def _grade(args) -> int:
         due = parse_due(policy.due) if policy.due is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    _validate_policy(policy)
     source_path = source_notebook(args.assignment, args.source)
     notebook_name = source_path.stem
     source = source_path.read_bytes()
@@ -394,12 +399,12 @@ def _grade(args) -> int:
             raise UsageError(f"{source_path} has no nbgrader test cells (cells with grade=true, solution=false)")
     except (KeyError, ValueError) as exc:
         raise UsageError(f"{source_path} has malformed nbgrader metadata: {exc}") from None
-    _validate_policy(policy, stored_policy, source)
     picks = find_submissions(Path(args.submissions), args.assignment, notebook_name, grade_ids_of(source))
     try:
         roster = read_roster(policy.roster, students=picks)
     except RosterError as exc:
         raise UsageError(str(exc)) from None
+    _validate_memory(policy, stored_policy, source)  # last: it measures a worker (seconds)
     _warn_unchecked(args, source)
     secret = _secret(args)
 
