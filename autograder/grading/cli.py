@@ -209,6 +209,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .course import skip_unused_imports
+
+    skip_unused_imports()
     parser = _parser()
     args = parser.parse_args(argv)
     try:
