@@ -350,9 +350,9 @@ def _grade(args) -> int:
         if todo:
             if not args.scheduler:  # import nbgrader here once: local workers are forked from this process with it
                 if not args.unsafe_no_sandbox:
-                    from .sandbox import require
+                    from .cache import require_sandbox
 
-                    require()  # fail closed: no sandbox, no grading (one line: why, and the fix)
+                    require_sandbox()  # fail closed: no sandbox, no grading (one line: why, and the fix)
                 warm_up()
             executor = _executor(args, len(todo))
         started = time.perf_counter()
