@@ -22,9 +22,10 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["cache_dir", "require_sandbox"]
+__all__ = ["cache_dir", "require_sandbox", "checks_summary"]
 
 #: files whose contents decide whether user namespaces (hence the sandbox) work here
 _USERNS_SETTINGS = (
@@ -128,3 +129,54 @@ def require_sandbox():
     if name:
         _write(name, json.dumps({"isolation": found.isolation, "detail": found.detail}).encode())
     return found
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def load_checks(assignment: str, check_modules: Iterable[str], grade_ids: Iterable[str]) -> tuple[list, list]:
+    """Import ``check_modules`` and the assignment's judges; ``(grade_ids with registered checks, probe modules
+    outside the package)``. Raises ``ImportError`` for a check module that does not import."""
+    import importlib
+
+    from autograder.checks import core
+
+    from .course import checked_groups
+
+    for module in check_modules:
+        importlib.import_module(module)
+    cells = [_Cell(g) for g in grade_ids]
+    return checked_groups(assignment, cells), core.probe_modules(assignment)
+
+
+class _Cell:
+    def __init__(self, grade_id: str):
+        self.grade_id = grade_id
+
+
+def checks_summary(assignment: str, check_modules: Iterable[str], grade_ids: Iterable[str]) -> tuple[list, list]:
+    """:func:`load_checks`, remembered per the code that decides it (:func:`~.tasks.code_fingerprint` of the
+    package's grading code, the check modules and the probe modules found last time): a rerun with nothing to
+    grade then imports neither the judges nor PyTorch. A check module that is not importable is never cached."""
+    import importlib.util
+
+    from .tasks import code_fingerprint
+
+    check_modules, grade_ids = list(check_modules), list(grade_ids)
+    try:
+        found = all(importlib.util.find_spec(m) is not None for m in check_modules)
+    except (ImportError, ValueError):
+        found = False
+    name = f"checks-{_key('checks', assignment, check_modules, grade_ids, sys.path)}.json" if found else None
+    if name:
+        stored = _read(name)
+        if stored:
+            try:
+                data = json.loads(stored)
+                if data["fingerprint"] == code_fingerprint(*check_modules, *data["probe_modules"]):
+                    return list(data["checked"]), list(data["probe_modules"])
+            except (ValueError, KeyError, TypeError):
+                pass
+    checked, probes = load_checks(assignment, check_modules, grade_ids)
+    if name:
+        data = {"fingerprint": code_fingerprint(*check_modules, *probes), "checked": checked, "probe_modules": probes}
+        _write(name, json.dumps(data).encode())
+    return checked, probes

@@ -250,6 +250,7 @@ def _validate(args) -> None:
 
 
 def _grade(args) -> int:
+    from .cache import load_checks
     from .course import max_score, notebook_problem, prepare_gradebook_blob, source_info, warm_up
     from .feedback import render
     from .lateness import parse_due
@@ -299,7 +300,7 @@ def _grade(args) -> int:
             secret_id=fingerprint(secret),
             check_modules=tuple(args.checks_module),
             sandbox=not args.unsafe_no_sandbox,
-            grader_fingerprint=code_fingerprint(*args.checks_module, *_probe_modules(args)),
+            grader_fingerprint=code_fingerprint(*args.checks_module, *_probe_modules(args, source)),
         )
         for student, pick in picks.items():
             path = pick.path
@@ -354,6 +355,7 @@ def _grade(args) -> int:
 
                     require_sandbox()  # fail closed: no sandbox, no grading (one line: why, and the fix)
                 warm_up()
+                load_checks(args.assignment, args.checks_module, [])  # the judges too, before the workers fork
             executor = _executor(args, len(todo))
         started = time.perf_counter()
         blob = prepare_gradebook_blob(args.assignment, notebook_name, source) if todo else None
@@ -495,11 +497,13 @@ def _write_outputs(args, store, rows, roster) -> list[Path]:
     return paths
 
 
-def _probe_modules(args) -> list[str]:
+def _probe_modules(args, source: bytes) -> list[str]:
     """The probe modules of the assignment outside the package (registered by its --checks-module modules)."""
-    from autograder.checks import core
+    from .cache import checks_summary
+    from .course import source_info
 
-    return core.probe_modules(args.assignment)
+    cells = source_info(source).test_cells
+    return checks_summary(args.assignment, args.checks_module, [c.grade_id for c in cells])[1]
 
 
 def _secret(args) -> bytes:
@@ -518,17 +522,14 @@ def _with_blob(task: GradeTask, blob: bytes) -> GradeTask:
 
 def _warn_unchecked(args, source: bytes) -> None:
     """Say so when some test cells have no registered checks: their kernel verdict cannot be re-derived."""
-    import importlib
+    from .cache import checks_summary
+    from .course import source_info
 
-    from .course import checked_groups, source_info
-
+    cells = source_info(source).test_cells
     try:
-        for module in args.checks_module:
-            importlib.import_module(module)
+        checked = set(checks_summary(args.assignment, args.checks_module, [c.grade_id for c in cells])[0])
     except ImportError as exc:
         raise UsageError(f"--checks-module: {exc}") from None
-    cells = source_info(source).test_cells
-    checked = set(checked_groups(args.assignment, cells))
     unchecked = [cell.grade_id for cell in cells if cell.grade_id not in checked]
     if unchecked:
         print(
