@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["cache_dir", "require_sandbox", "checks_summary"]
+__all__ = ["cache_dir", "require_sandbox", "checks_summary", "gradebook_blob"]
 
 #: files whose contents decide whether user namespaces (hence the sandbox) work here
 _USERNS_SETTINGS = (
@@ -180,3 +180,22 @@ def checks_summary(assignment: str, check_modules: Iterable[str], grade_ids: Ite
         data = {"fingerprint": code_fingerprint(*check_modules, *probes), "checked": checked, "probe_modules": probes}
         _write(name, json.dumps(data).encode())
     return checked, probes
+
+
+# ------------------------------------------------------------------------------------------------ gradebook
+def gradebook_blob(assignment: str, notebook_name: str, source: bytes) -> bytes:
+    """:func:`~.course.prepare_gradebook_blob`, remembered per assignment, notebook, source, nbgrader version and
+    the code that writes it."""
+    import nbgrader
+
+    from . import course
+
+    digest = hashlib.sha256(source).hexdigest()
+    key = _key("gradebook", assignment, notebook_name, digest, nbgrader.__version__, _file_hash(course.__file__))
+    name = f"gradebook-{key}.db"
+    stored = _read(name)
+    if stored:
+        return stored
+    blob = course.prepare_gradebook_blob(assignment, notebook_name, source)
+    _write(name, blob)
+    return blob

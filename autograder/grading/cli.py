@@ -250,8 +250,8 @@ def _validate(args) -> None:
 
 
 def _grade(args) -> int:
-    from .cache import load_checks
-    from .course import max_score, notebook_problem, prepare_gradebook_blob, source_info, warm_up
+    from .cache import gradebook_blob, load_checks
+    from .course import max_score, notebook_problem, source_info, warm_up
     from .feedback import render
     from .lateness import parse_due
     from .roster import RosterError, read_roster
@@ -358,7 +358,7 @@ def _grade(args) -> int:
                 load_checks(args.assignment, args.checks_module, [])  # the judges too, before the workers fork
             executor = _executor(args, len(todo))
         started = time.perf_counter()
-        blob = prepare_gradebook_blob(args.assignment, notebook_name, source) if todo else None
+        blob = gradebook_blob(args.assignment, notebook_name, source) if todo else None
         try:
             store.prepare_assignment(source, blob)
         except GradebookMismatch as exc:
