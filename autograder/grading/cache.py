@@ -22,10 +22,10 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["cache_dir", "require_sandbox", "checks_summary", "gradebook_blob"]
+__all__ = ["cache_dir", "require_sandbox", "checks_summary", "gradebook_blob", "plot"]
 
 #: files whose contents decide whether user namespaces (hence the sandbox) work here
 _USERNS_SETTINGS = (
@@ -33,6 +33,7 @@ _USERNS_SETTINGS = (
     "/proc/sys/user/max_user_namespaces",
     "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
 )
+_MAX_PLOTS = 64  # plot entries kept (the oldest go first)
 
 
 def cache_dir() -> Path | None:
@@ -199,3 +200,34 @@ def gradebook_blob(assignment: str, notebook_name: str, source: bytes) -> bytes:
     blob = course.prepare_gradebook_blob(assignment, notebook_name, source)
     _write(name, blob)
     return blob
+
+
+# ------------------------------------------------------------------------------------------------ report figures
+def plot(make: Callable[..., tuple[str, str]], *args) -> tuple[str, str]:
+    """``make(*args)`` (a figure as ``(data URL, alt text)``), remembered per ``make`` and its arguments' values;
+    the cache keeps the :data:`_MAX_PLOTS` most recent figures."""
+    module_file = sys.modules[make.__module__].__file__
+    name = f"plot-{_key('plot', make.__module__, make.__qualname__, _file_hash(module_file), args)}.json"
+    stored = _read(name)
+    if stored:
+        try:
+            src, alt = json.loads(stored)
+            return src, alt
+        except (ValueError, TypeError):
+            pass
+    src, alt = make(*args)
+    _write(name, json.dumps([src, alt]).encode())
+    _prune("plot-", _MAX_PLOTS)
+    return src, alt
+
+
+def _prune(prefix: str, keep: int) -> None:
+    folder = cache_dir()
+    if folder is None:
+        return
+    try:
+        entries = sorted(folder.glob(prefix + "*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for old in entries[keep:]:
+        old.unlink(missing_ok=True)
