@@ -355,7 +355,8 @@ def _grade(args) -> int:
 
                     require_sandbox()  # fail closed: no sandbox, no grading (one line: why, and the fix)
                 warm_up()
-                load_checks(args.assignment, args.checks_module, [])  # the judges too, before the workers fork
+                # the judges and every test cell's checks too, before the workers fork (as the warning's check did)
+                load_checks(args.assignment, args.checks_module, [c.grade_id for c in source_info(source).test_cells])
             executor = _executor(args, len(todo))
         started = time.perf_counter()
         blob = gradebook_blob(args.assignment, notebook_name, source) if todo else None
