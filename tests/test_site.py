@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures
+import fcntl
 import html as html_lib
 import inspect
 import io
@@ -639,11 +640,18 @@ def axe_script() -> Path | None:
     where npm is missing (the audit then skips, or fails in CI)."""
     prefix = ROOT / "_build" / "node" / f"axe-core-{AXE_VERSION}"
     script = prefix / "node_modules" / "axe-core" / "axe.min.js"
-    if script.is_file():
-        return script
     npm = shutil.which("npm")
-    if npm is None:
-        return None
+    if script.is_file() or npm is None:
+        return script if script.is_file() else None
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    with open(prefix.parent / ".install.lock", "w") as lock:  # one npm install at a time (parallel test workers)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not script.is_file():
+            _npm_install(npm, prefix, script)
+    return script
+
+
+def _npm_install(npm: str, prefix: Path, script: Path) -> None:
     proc = subprocess.run(
         [
             npm,
@@ -663,7 +671,6 @@ def axe_script() -> Path | None:
     assert proc.returncode == 0 and script.is_file(), (
         f"npm install axe-core@{AXE_VERSION} failed:\n{proc.stderr[-2000:]}"
     )
-    return script
 
 
 # Runs axe once the page is done -- after the theme's load handler (which makes scrollable code blocks focusable; the

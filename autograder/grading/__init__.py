@@ -12,7 +12,8 @@
 * :mod:`.filenames` -- :func:`safe_filename`, the one rule for file names built from student/assignment ids
 * :mod:`.secret` -- the course secret and the hidden seeds drawn from it
 * :mod:`.feedback` -- the student's feedback page (no test sources); :mod:`.store` -- gradebook, results, grades.csv
-* :mod:`.cli` -- the command
+* :mod:`.cli` -- the command; :mod:`.cache` -- on-disk memos of a run's fixed costs (the sandbox check, the checks
+  summary, the starting gradebook, the report's figures)
 * :mod:`.benchmarks` -- the grading benchmarks and the synthetic class of the tests (never imported by the grader)
 """
 

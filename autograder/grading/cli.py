@@ -269,6 +269,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .course import skip_unused_imports
+
+    skip_unused_imports()
     parser = _parser()
     args = parser.parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -372,7 +375,8 @@ def _validate_memory(policy, stored, source: bytes) -> None:
 
 def _grade(args) -> int:
     from . import policy as grading_policy
-    from .course import max_score, notebook_problem, prepare_gradebook_blob, source_info, warm_up
+    from .cache import gradebook_blob, load_checks
+    from .course import max_score, notebook_problem, source_info, warm_up
     from .feedback import render
     from .filenames import safe_filename
     from .lateness import parse_due, read_timestamp
@@ -434,7 +438,7 @@ def _grade(args) -> int:
             secret_id=fingerprint(secret),
             check_modules=tuple(args.checks_module),
             sandbox=not args.unsafe_no_sandbox,
-            grader_fingerprint=code_fingerprint(*args.checks_module, *_probe_modules(args)),
+            grader_fingerprint=code_fingerprint(*args.checks_module, *_probe_modules(args, source)),
         )
         previously_recorded = dict(store._recorded)
         for student, pick in picks.items():
@@ -495,13 +499,15 @@ def _grade(args) -> int:
         if todo:
             if not args.scheduler:  # import nbgrader here once: local workers are forked from this process with it
                 if not args.unsafe_no_sandbox:
-                    from .sandbox import require
+                    from .cache import require_sandbox
 
-                    require()  # fail closed: no sandbox, no grading (one line: why, and the fix)
+                    require_sandbox()  # fail closed: no sandbox, no grading (one line: why, and the fix)
                 warm_up()
+                # the judges and every test cell's checks too, before the workers fork (as the warning's check did)
+                load_checks(args.assignment, args.checks_module, [c.grade_id for c in source_info(source).test_cells])
             executor = _executor(args, len(todo))
         started = time.perf_counter()
-        blob = prepare_gradebook_blob(args.assignment, notebook_name, source) if todo else None
+        blob = gradebook_blob(args.assignment, notebook_name, source) if todo else None
         try:
             store.prepare_assignment(source, blob)
         except GradebookMismatch as exc:
@@ -701,11 +707,13 @@ def _write_outputs(args, policy, store, rows, roster, reasons) -> list[Path]:
     return [store.out / p.relative_to(store.stage) for p in paths]
 
 
-def _probe_modules(args) -> list[str]:
+def _probe_modules(args, source: bytes) -> list[str]:
     """The probe modules of the assignment outside the package (registered by its --checks-module modules)."""
-    from autograder.checks import core
+    from .cache import checks_summary
+    from .course import source_info
 
-    return core.probe_modules(args.assignment)
+    cells = source_info(source).test_cells
+    return checks_summary(args.assignment, args.checks_module, [c.grade_id for c in cells])[1]
 
 
 def _secret(args) -> bytes:
@@ -724,17 +732,14 @@ def _with_blob(task: GradeTask, blob: bytes) -> GradeTask:
 
 def _warn_unchecked(args, source: bytes) -> None:
     """Say so when some test cells have no registered checks: their kernel verdict cannot be re-derived."""
-    import importlib
+    from .cache import checks_summary
+    from .course import source_info
 
-    from .course import checked_groups, source_info
-
+    cells = source_info(source).test_cells
     try:
-        for module in args.checks_module:
-            importlib.import_module(module)
+        checked = set(checks_summary(args.assignment, args.checks_module, [c.grade_id for c in cells])[0])
     except ImportError as exc:
         raise UsageError(f"--checks-module: {exc}") from None
-    cells = source_info(source).test_cells
-    checked = set(checked_groups(args.assignment, cells))
     unchecked = [cell.grade_id for cell in cells if cell.grade_id not in checked]
     if unchecked:
         print(

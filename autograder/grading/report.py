@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from html import escape
 from pathlib import Path
 
+from .cache import plot
 from .outputs import csv_dict_writer, csv_value
 from .records import STATUSES
 from .scores import Row, class_stats
@@ -217,7 +218,7 @@ def render_report(
             f"<p>{stats.scored} of {stats.students} students scored: mean {stats.mean:.2f}, "
             f"min {stats.minimum:g}, max {stats.maximum:g} (of {max_score:g}).</p>"
         )
-        src, alt = _histogram([r.score for r in rows if r.score is not None], max_score)
+        src, alt = plot(_histogram, [r.score for r in rows if r.score is not None], max_score)
         parts.append(f'<figure><img src="{src}" alt="{escape(alt)}"><figcaption>{escape(alt)}</figcaption></figure>')
     else:
         parts.append(
@@ -243,7 +244,7 @@ def render_report(
     cells = cell_stats(rows)
     parts.append("<h2>Test cells</h2>")
     if cells:
-        src, alt = _pass_rates(cells)
+        src, alt = plot(_pass_rates, cells)
         parts.append(f'<figure><img src="{src}" alt="{escape(alt)}"><figcaption>{escape(alt)}</figcaption></figure>')
         parts.append(
             _table(
