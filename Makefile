@@ -23,7 +23,7 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 test: $(STAMP) chromium bubblewrap postgresql lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Lint and format check (ruff, pinned in requirements.txt; configured in pyproject.toml); `make test` runs it first.
 lint: $(STAMP)

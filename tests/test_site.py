@@ -63,6 +63,10 @@ GRADED_NUMPY = (
     "numerical_gradient",
     "kv_cache_bytes",
     "chunked_cross_entropy",
+    "lookup_cost",
+    "rope_cost",
+    "optimizer_step_bytes",
+    "backward_elements",
 )
 GRADED_TORCH = ("TokenPositionEmbedding", "EmbeddingFunction")
 MIN_REFERENCE_CHARS = 25  # shorter reference lines ("if dim % 2:", "return weight[ids]") are the math, not the key
