@@ -62,6 +62,18 @@ def _read(name: str) -> bytes | None:
         return None
 
 
+def _read_json(name: str) -> dict | None:
+    """The JSON object stored under ``name``, or ``None`` when there is none or it is not a JSON object."""
+    stored = _read(name)
+    if not stored:
+        return None
+    try:
+        data = json.loads(stored)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _write(name: str, data: bytes) -> None:
     folder = cache_dir()
     if folder is None:
@@ -118,14 +130,12 @@ def require_sandbox():
 
     key = _sandbox_key()
     name = f"sandbox-ok-{key}.json" if key else None
-    if name:
-        stored = _read(name)
-        if stored:
-            try:
-                data = json.loads(stored)
-                return sandbox.Availability(True, data["isolation"], data["detail"])
-            except (ValueError, KeyError, TypeError):
-                pass
+    data = _read_json(name) if name else None
+    if data is not None:
+        try:
+            return sandbox.Availability(True, data["isolation"], data["detail"])
+        except KeyError:
+            pass
     found = sandbox.require()
     if name:
         _write(name, json.dumps({"isolation": found.isolation, "detail": found.detail}).encode())
@@ -167,15 +177,13 @@ def checks_summary(assignment: str, check_modules: Iterable[str], grade_ids: Ite
     except (ImportError, ValueError):
         found = False
     name = f"checks-{_key('checks', assignment, check_modules, grade_ids, sys.path)}.json" if found else None
-    if name:
-        stored = _read(name)
-        if stored:
-            try:
-                data = json.loads(stored)
-                if data["fingerprint"] == code_fingerprint(*check_modules, *data["probe_modules"]):
-                    return list(data["checked"]), list(data["probe_modules"])
-            except (ValueError, KeyError, TypeError):
-                pass
+    data = _read_json(name) if name else None
+    if data is not None:
+        try:
+            if data["fingerprint"] == code_fingerprint(*check_modules, *data["probe_modules"]):
+                return list(data["checked"]), list(data["probe_modules"])
+        except (KeyError, TypeError):
+            pass
     checked, probes = load_checks(assignment, check_modules, grade_ids)
     if name:
         data = {"fingerprint": code_fingerprint(*check_modules, *probes), "checked": checked, "probe_modules": probes}
