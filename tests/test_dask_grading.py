@@ -27,7 +27,7 @@ import distributed  # pinned in requirements.txt: a missing install must fail he
 import pytest
 from grading_cli import fixture_env, grade_command
 
-from autograder.grading.dask_executor import DaskExecutor, SchedulerError, _with_retries
+from autograder.grading.dask_executor import DaskExecutor, SchedulerError, _cancelled_by_lost_connection, _with_retries
 from autograder.grading.package_shipping import ShipPackage, package_zip, register_by_value
 
 
@@ -248,6 +248,20 @@ def test_scheduler_lost_mid_run_reports_every_remaining_submission_crashed():
     assert Counter(r.student for r in results) == Counter(t.student for t in tasks)
     crashed = [r for r in results if r.status == "crashed"]
     assert crashed and all(r.reason.startswith("lost the Dask scheduler") for r in crashed)
+
+
+def test_a_future_cancelled_by_the_lost_connection_is_told_from_one_cancelled_for_itself():
+    """When the client loses the scheduler, Dask cancels every future with the reason ``scheduler-connection-lost``;
+    ``wait`` can return such a future as done before the client's calls fail, and it must be reported as a lost
+    scheduler, not as that submission's own failure (a race seen with two test workers on two cores)."""
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
+        lost = client.submit(time.sleep, 5, pure=False)
+        client.futures[lost.key].cancel(reason="scheduler-connection-lost", msg="Client lost the connection")
+        own = client.submit(time.sleep, 5, pure=False)
+        own.cancel()
+        assert lost.cancelled() and _cancelled_by_lost_connection(lost)
+        assert own.cancelled() and not _cancelled_by_lost_connection(own)
+        assert not _cancelled_by_lost_connection(client.submit(abs, -1))
 
 
 # ------------------------------------------------------------------------------------------------ errors

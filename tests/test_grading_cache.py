@@ -134,6 +134,35 @@ def _figure(scores, top):
 _figure.calls = 0
 
 
+def test_start_up_peaks_are_reused_until_the_installed_distributions_change(tmp_path, monkeypatch):
+    calls = []
+
+    def measure(programs):
+        calls.append(list(programs))
+        return [1000 * len(calls), 2000]
+
+    programs = ["import numpy", "import nbgrader"]
+    assert cache.start_peaks(programs, measure) == [1000, 2000]
+    assert cache.start_peaks(programs, measure) == [1000, 2000] and len(calls) == 1
+    assert cache.start_peaks(["import torch", "import nbgrader"], measure) == [2000, 2000]  # other programs
+    site = tmp_path / "site"
+    (site / "numpy-9.9.dist-info").mkdir(parents=True)  # a package installed or upgraded: measured again
+    monkeypatch.setattr(sys, "path", [*sys.path, str(site)])
+    assert cache.start_peaks(programs, measure) == [3000, 2000] and len(calls) == 3
+
+
+def test_a_failed_peak_measurement_is_never_stored():
+    calls = []
+
+    def measure(programs):
+        calls.append(1)
+        return [0, 2000]  # a program that failed to print its peak
+
+    for expected in (1, 2):
+        assert cache.start_peaks(["import nothing_here"], measure) == [0, 2000]
+        assert len(calls) == expected
+
+
 def test_report_figures_are_reused_per_data(private_cache):
     _figure.calls = 0
     assert cache.plot(_figure, [1.0, 2.0], 5.0) == ("data:image/png;base64,3.0-5.0", "2 scores")

@@ -5,6 +5,9 @@
 * :func:`checks_summary` -- which test cells have registered checks and which probe modules lie outside the
   package: importing the judges imports PyTorch (~1 s), which a rerun with nothing to grade does not otherwise need;
 * :func:`gradebook_blob` -- the assignment's starting gradebook (:func:`~.course.prepare_gradebook_blob`);
+* :func:`start_peaks` -- the start-up address space of a grading process and of a kernel, which ``--memory`` is
+  checked against (two interpreters importing nbgrader, the course and the kernel's modules: seconds of CPU), again
+  only when the interpreter, the installed distributions or the grading code changed;
 * :func:`plot` -- the class report's figures (matplotlib), keyed on the figure's data.
 
 Entries live in ``$AUTOGRADER_CACHE_DIR``, else ``$XDG_CACHE_HOME/autograder``, else ``~/.cache/autograder``. Each
@@ -25,7 +28,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["cache_dir", "require_sandbox", "checks_summary", "gradebook_blob", "plot"]
+__all__ = ["cache_dir", "require_sandbox", "checks_summary", "gradebook_blob", "start_peaks", "plot"]
 
 #: files whose contents decide whether user namespaces (hence the sandbox) work here
 _USERNS_SETTINGS = (
@@ -208,6 +211,41 @@ def gradebook_blob(assignment: str, notebook_name: str, source: bytes) -> bytes:
     blob = course.prepare_gradebook_blob(assignment, notebook_name, source)
     _write(name, blob)
     return blob
+
+
+# ------------------------------------------------------------------------------------------------ memory
+def _installed() -> list[str]:
+    """The installed distributions with their versions (the ``*.dist-info`` / ``*.egg-info`` names on
+    ``sys.path``): what a fresh interpreter's imports load."""
+    names = []
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as it:
+                names.extend(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
+        except OSError:
+            continue
+    return sorted(names)
+
+
+def start_peaks(programs: list[str], measure: Callable[[list[str]], list[int]]) -> list[int]:
+    """``measure(programs)`` (one peak address space in bytes per program), remembered per the programs' text, the
+    interpreter, the installed distributions, the core count (thread pools reserve stacks) and the package's
+    grading code (:func:`~.tasks.code_fingerprint`). A measurement with a zero (a program that failed) is never
+    stored."""
+    from .tasks import code_fingerprint
+
+    key = _key(
+        "peaks", programs, sys.executable, sys.prefix, sys.version, os.cpu_count(), _installed(), code_fingerprint()
+    )
+    name = f"peaks-{key}.json"
+    data = _read_json(name)
+    if data is not None and isinstance(data.get("peaks"), list) and len(data["peaks"]) == len(programs):
+        if all(isinstance(p, int) and p > 0 for p in data["peaks"]):
+            return list(data["peaks"])
+    peaks = measure(programs)
+    if peaks and all(p > 0 for p in peaks):
+        _write(name, json.dumps({"peaks": peaks}).encode())
+    return peaks
 
 
 # ------------------------------------------------------------------------------------------------ report figures

@@ -453,6 +453,8 @@ class DaskExecutor:
                             give_up(f"no Dask worker left to grade it for {self.workers_timeout_s:.0f} s")
                     continue
                 for future in done:
+                    if _cancelled_by_lost_connection(future):  # not graded: the scheduler went away under it
+                        raise _ClusterLost("the connection to the scheduler was lost")
                     index = in_flight.pop(future)
                     result = self._collect(future, tasks[index], index)
                     future.release()  # free its memory on the cluster; nothing recomputes it
@@ -483,6 +485,16 @@ class DaskExecutor:
             )
         self.stats.timings.append(TaskTiming(index, worker, compute_s))
         return result
+
+
+def _cancelled_by_lost_connection(future) -> bool:
+    """Whether ``future`` was cancelled by its client because the connection to the scheduler was lost (Dask's
+    reason ``scheduler-connection-lost``), rather than by a failure of its own task."""
+    if not future.cancelled():
+        return False
+    # the future's state holds the FutureCancelledError with the reason (result() would block or time out first)
+    exception = getattr(getattr(future, "_state", None), "exception", None)
+    return getattr(exception, "reason", None) == "scheduler-connection-lost"
 
 
 def _with_retries(call: Callable[[], Any], attempts: int = 3, pause_s: float = 1.0) -> Any:

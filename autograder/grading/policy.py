@@ -234,13 +234,16 @@ def memory_problem(gib: float, source: bytes) -> str | None:
     the minimum: the larger measured start-up address space (:func:`_start_peaks` of a grading worker as
     :func:`autograder.grading.executors.init_worker` prepares it, with what its autograde child loads, and of a
     fresh interpreter importing :func:`kernel_modules`) times :data:`MEMORY_HEADROOM`, rounded up to 0.1 GiB. Linux
-    only (``/proc``); elsewhere nothing is measured."""
+    only (``/proc``); elsewhere nothing is measured. The measurement is remembered (:func:`.cache.start_peaks`)
+    until the interpreter, the installed distributions or the grading code change."""
     import math
 
     if not os.path.exists("/proc/self/status"):
         return None
+    from .cache import start_peaks
+
     kernel = kernel_modules(source)
-    peaks = _start_peaks([_GRADING_PROCESS, _imports(kernel)])
+    peaks = start_peaks([_GRADING_PROCESS, _imports(kernel)], _start_peaks)
     need = max(peaks)
     minimum = math.ceil(need * MEMORY_HEADROOM / 2**30 * 10) / 10
     if need and gib < minimum:
