@@ -265,6 +265,54 @@ def test_copy_baseline_really_copies():
         timing.copy_baseline(0, device="cpu")
 
 
+def test_a_numpy_copy_really_copies_and_only_on_the_cpu():
+    copy = timing._numpy_copy_fn(4096)
+    copy()
+    src, dst = copy.__closure__[0].cell_contents, copy.__closure__[1].cell_contents
+    assert {src.dtype, dst.dtype} == {np.dtype(np.uint8)} and src.size == dst.size == 4096
+    assert np.count_nonzero(src) > 0 and np.array_equal(src, dst)
+    t = timing.copy_baseline(4096, device="cpu", copy_with="numpy", warmup=0, repeats=1)
+    assert t.n == 1 and t.device == timing.device_name("cpu")
+    with pytest.raises(ValueError, match="copy_with must be one of torch, numpy"):
+        timing.copy_baseline(4096, device="cpu", copy_with="cupy")
+    gpu = type("FakeCuda", (), {"type": "cuda", "__str__": lambda self: "cuda:0"})()
+    with pytest.raises(ValueError, match="copy_with='numpy' copies on the CPU"):
+        timing._copier(4096, gpu, "numpy")
+    with pytest.raises(ValueError, match="n_bytes"):
+        timing.copy_baseline(0, device="cpu", copy_with="numpy")
+
+
+def test_numpy_timed_on_the_cpu_never_imports_torch():
+    """A NumPy assignment's measurement cell (time_interleaved, measure_bandwidth with NumPy copies, on the CPU)
+    runs without torch: importing it costs about 2 CPU seconds in a fresh grading kernel. Any other device or
+    the torch copies do import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from autograder.measure.timing import measure_bandwidth, time_interleaved, device_name\n"
+        "from autograder.measure.timing import memory_copy_baseline\n"
+        "b = measure_bandwidth('x', lambda: np.ones(8), 4096, device='cpu', copy_with='numpy', warmup=1, repeats=2,"
+        " memory_copy=False)\n"
+        "m = memory_copy_baseline(device='cpu', copy_with='numpy', max_buffer_bytes=2**20, warmup=0, repeats=1)\n"
+        "t = time_interleaved([lambda: np.ones(8)], device='cpu', warmup=0, repeats=2)\n"
+        "assert m[0] == 2**21 and t[0].device == b.op.device == m[1].device == device_name('cpu')\n"
+        "print('torch' in sys.modules)\n"
+        "measure_bandwidth('x', lambda: np.ones(8), 4096, device='cpu', memory_copy=False, warmup=0, repeats=1)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
+
+
+def test_the_cpu_is_named_alike_with_and_without_torch_loaded():
+    """Without torch the CPU's thread count is the cores this process may use; with torch, torch's own count."""
+    name = timing.device_name("cpu")
+    assert name.endswith(f", {torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''})")
+    assert timing.device_name(torch.device("cpu")) == name and timing._as_device(torch.device("cpu")) is timing.CPU
+
+
 def test_torch_threads_sets_and_restores_and_rejects_bad_counts():
     before = torch.get_num_threads()
     with timing.torch_threads(1):

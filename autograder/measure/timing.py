@@ -34,6 +34,11 @@ two copies timed in the same run on the same device (the operation and the first
 
 Neither comparison is timed with a wall-clock assertion anywhere in the tests: figures are printed and
 recorded, never asserted.
+
+PyTorch is imported on first use, not with this module: NumPy code timed on the CPU (``device="cpu"``, with
+``copy_with="numpy"`` for the copies, ``np.copyto`` of the same bytes) never loads it. That matters where a NumPy
+assignment's measurement cell runs in a fresh kernel: importing torch costs about 2 CPU seconds there, more than the
+measurement itself.
 """
 
 from __future__ import annotations
@@ -45,13 +50,17 @@ import os
 import platform
 import re
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use (see the module docstring)
+    import torch
 
 __all__ = [
     "Timing",
@@ -85,19 +94,52 @@ CUDA_MIN_SAMPLE_S = 1e-3
 CUDA_MAX_CALLS_PER_SAMPLE = 1000
 
 
+#: how :func:`copy_baseline` and :func:`measure_bandwidth` copy bytes: torch's ``dst.copy_(src)`` (any device, torch's
+#: intra-op threads) or NumPy's ``np.copyto(dst, src)`` (CPU only, one thread, no torch import)
+COPY_LIBRARIES = ("torch", "numpy")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # devices
 # --------------------------------------------------------------------------------------------------------------
-def _as_device(device: torch.device | str | None) -> torch.device:
+def _torch():
+    """PyTorch, imported on first use (see the module docstring)."""
+    import torch
+
+    return torch
+
+
+@dataclass(frozen=True)
+class _Cpu:
+    """The CPU as this module names it: ``type == "cpu"`` like ``torch.device("cpu")``, without importing torch."""
+
+    type: str = "cpu"
+    index: None = None
+
+    def __str__(self) -> str:
+        return "cpu"
+
+
+CPU = _Cpu()
+
+
+def _as_device(device) -> _Cpu | torch.device:
+    """:data:`CPU` for the CPU (``"cpu"``, ``torch.device("cpu")``), a ``torch.device`` for a CUDA GPU; ``None``
+    means :func:`default_device`. Only a GPU, or ``None``, imports torch."""
     if device is None:
         return default_device()
+    if isinstance(device, _Cpu) or (isinstance(device, str) and device.strip() == "cpu"):
+        return CPU
+    torch = _torch()
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from exc
-    if device.type not in ("cpu", "cuda"):
+    if device.type == "cpu":
+        return CPU
+    if device.type != "cuda":
         raise ValueError(f"timing supports 'cpu' and 'cuda' devices, got {device.type!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use device='cpu'")
     return device
 
@@ -118,6 +160,7 @@ def torch_threads(n: int):
     """
     if int(n) != n or n < 1:
         raise ValueError(f"the thread count must be a positive integer, got {n!r}")
+    torch = _torch()
     previous = torch.get_num_threads()
     torch.set_num_threads(int(n))
     try:
@@ -126,9 +169,10 @@ def torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
-def default_device() -> torch.device:
-    """``cuda`` when a CUDA GPU is present, else ``cpu``."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def default_device() -> _Cpu | torch.device:
+    """``torch.device("cuda")`` when a CUDA GPU is present, else :data:`CPU` (this imports torch to ask)."""
+    torch = _torch()
+    return torch.device("cuda") if torch.cuda.is_available() else CPU
 
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
@@ -148,12 +192,13 @@ def device_name(device: torch.device | str | None = None) -> str:
     """A human name for ``device``.
 
     CUDA: ``"<GPU model> (cuda)"``, e.g. ``"NVIDIA H100 80GB HBM3 (cuda)"``. CPU: ``"CPU <model>
-    (<arch>, <n> threads)"`` with the thread count torch uses, e.g. ``"CPU AMD EPYC (x86_64, 2 threads)"``.
+    (<arch>, <n> threads)"`` with the intra-op thread count torch uses where torch is loaded, else (NumPy timed
+    without torch) the cores this process may run on, e.g. ``"CPU AMD EPYC (x86_64, 2 threads)"``.
     """
     device = _as_device(device)
     if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (cuda)"
-    threads = torch.get_num_threads()
+        return f"{_torch().cuda.get_device_name(device)} (cuda)"
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else available_cores()
     return f"CPU {cpu_model()} ({platform.machine()}, {threads} thread{'s' if threads != 1 else ''})"
 
 
@@ -205,7 +250,7 @@ def cpu_last_level_cache_bytes(sysfs: str | Path = "/sys/devices/system/cpu") ->
 @functools.cache
 def _last_level_cache_bytes(device: torch.device) -> int:
     if device.type == "cuda":
-        size = int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 0)
+        size = int(getattr(_torch().cuda.get_device_properties(device), "L2_cache_size", 0) or 0)
         return size or FALLBACK_CACHE_BYTES
     return cpu_last_level_cache_bytes() or FALLBACK_CACHE_BYTES
 
@@ -325,8 +370,9 @@ def time_interleaved(
     try:
         if device.type == "cuda":
             flush = _cache_flusher(device) if flush_cache in (None, True) else None
-            with torch.cuda.device(device):
-                samples, calls = _cuda_rounds(fns, torch.cuda, device, warmup, repeats, calls_per_sample, flush)
+            cuda = _torch().cuda
+            with cuda.device(device):
+                samples, calls = _cuda_rounds(fns, cuda, device, warmup, repeats, calls_per_sample, flush)
             method = "cuda-events"
         else:
             flush = _cache_flusher(device) if flush_cache else None
@@ -344,9 +390,10 @@ def time_interleaved(
 class _Flush:
     """Overwrites a buffer of ``n_bytes`` on ``device`` when called: whatever the last-level cache held is evicted."""
 
-    def __init__(self, n_bytes: int, device: torch.device):
+    def __init__(self, n_bytes: int, device):
         self.n_bytes = int(n_bytes)
-        self.buffer = torch.empty(self.n_bytes, dtype=torch.uint8, device=device)
+        torch = _torch()
+        self.buffer = torch.empty(self.n_bytes, dtype=torch.uint8, device=str(device))
 
     def __call__(self) -> None:
         self.buffer.fill_(1)
@@ -365,7 +412,7 @@ def l2_flush_bytes(device: torch.device | str | None = None, *, cuda=None) -> in
 
 def _cache_flusher(device: torch.device, cuda=None) -> _Flush:
     if device.type == "cuda" and cuda is None:
-        cuda = torch.cuda
+        cuda = _torch().cuda
     return _Flush(l2_flush_bytes(device, cuda=cuda if device.type == "cuda" else None), device)
 
 
@@ -451,28 +498,58 @@ def time_fn(
     )[0]
 
 
-def _copy_fn(n_bytes: int, device: torch.device) -> Callable[[], object]:
+def _copy_fn(n_bytes: int, device) -> Callable[[], object]:
+    """A torch ``dst.copy_(src)`` of ``n_bytes`` bytes on ``device``."""
     if int(n_bytes) != n_bytes or n_bytes < 1:
         raise ValueError(f"n_bytes must be a positive integer, got {n_bytes!r}")
-    src = torch.empty(int(n_bytes), dtype=torch.uint8, device=device).random_(0, 255)
+    torch = _torch()
+    src = torch.empty(int(n_bytes), dtype=torch.uint8, device=str(device)).random_(0, 255)
     dst = torch.empty_like(src)
     return lambda: dst.copy_(src)
 
 
-def copy_baseline(n_bytes: int, *, device: torch.device | str | None = None, **kwargs) -> Timing:
-    """Time a plain ``dst.copy_(src)`` of ``n_bytes`` bytes on ``device`` (it reads ``n_bytes`` and writes
-    ``n_bytes``): the practical limit for an operation of that size.
+def _numpy_copy_fn(n_bytes: int) -> Callable[[], object]:
+    """A NumPy ``np.copyto(dst, src)`` of ``n_bytes`` bytes (CPU, one thread)."""
+    if int(n_bytes) != n_bytes or n_bytes < 1:
+        raise ValueError(f"n_bytes must be a positive integer, got {n_bytes!r}")
+    src = np.frombuffer(np.random.default_rng(0).bytes(int(n_bytes)), dtype=np.uint8).copy()  # random, writable
+    dst = np.empty_like(src)
+    return lambda: np.copyto(dst, src)
+
+
+def _copier(n_bytes: int, device, copy_with: str) -> Callable[[], object]:
+    """The copy of ``n_bytes`` bytes on ``device`` with ``copy_with`` (one of :data:`COPY_LIBRARIES`)."""
+    if copy_with not in COPY_LIBRARIES:
+        raise ValueError(f"copy_with must be one of {', '.join(COPY_LIBRARIES)}, got {copy_with!r}")
+    if copy_with == "numpy":
+        if device.type != "cpu":
+            raise ValueError(f"copy_with='numpy' copies on the CPU; use copy_with='torch' on {device}")
+        return _numpy_copy_fn(n_bytes)
+    return _copy_fn(n_bytes, device)
+
+
+def copy_baseline(
+    n_bytes: int, *, device: torch.device | str | None = None, copy_with: str = "torch", **kwargs
+) -> Timing:
+    """Time a plain copy of ``n_bytes`` bytes on ``device`` (it reads ``n_bytes`` and writes ``n_bytes``): the
+    practical limit for an operation of that size. ``copy_with="torch"``: ``dst.copy_(src)`` (torch's intra-op
+    threads); ``"numpy"``: ``np.copyto(dst, src)`` (CPU only, one thread: the fair limit for single-threaded NumPy
+    code, and torch is never imported). ``ValueError`` for another ``copy_with`` or NumPy on a GPU.
 
     When ``2 * n_bytes`` fits in :func:`last_level_cache_bytes`, the copy runs from cache and its GB/s is a cache
     bandwidth, not a memory one; use :func:`memory_copy_baseline` for the memory limit. ``kwargs`` go to
     :func:`time_fn`.
     """
     device = _as_device(device)
-    return time_fn(_copy_fn(n_bytes, device), device=device, **kwargs)
+    return time_fn(_copier(n_bytes, device, copy_with), device=device, **kwargs)
 
 
 def memory_copy_baseline(
-    *, device: torch.device | str | None = None, max_buffer_bytes: int | None = None, **kwargs
+    *,
+    device: torch.device | str | None = None,
+    max_buffer_bytes: int | None = None,
+    copy_with: str = "torch",
+    **kwargs,
 ) -> tuple[int, Timing]:
     """Time a copy that cannot run from cache: source and destination are each
     ``MEMORY_COPY_CACHE_MULTIPLE`` (4) times :func:`last_level_cache_bytes`.
@@ -481,7 +558,7 @@ def memory_copy_baseline(
     seconds to fill); a capped copy may run from cache, so its GB/s is then no memory bandwidth.
     Returns ``(bytes_moved, timing)`` where ``bytes_moved`` counts the read plus the write (``2 * buffer``),
     so ``bytes_moved / timing.median_s`` is the memory bandwidth a streaming kernel can reach with torch's current
-    thread count (:func:`memory_copy_by_threads` compares thread counts).
+    thread count (:func:`memory_copy_by_threads` compares thread counts); ``copy_with`` as in :func:`copy_baseline`.
     """
     device = _as_device(device)
     buffer = MEMORY_COPY_CACHE_MULTIPLE * last_level_cache_bytes(device)
@@ -489,7 +566,7 @@ def memory_copy_baseline(
         if int(max_buffer_bytes) != max_buffer_bytes or max_buffer_bytes < 1:
             raise ValueError(f"max_buffer_bytes must be a positive integer, got {max_buffer_bytes!r}")
         buffer = min(buffer, int(max_buffer_bytes))
-    return 2 * buffer, time_fn(_copy_fn(buffer, device), device=device, **kwargs)
+    return 2 * buffer, time_fn(_copier(buffer, device, copy_with), device=device, **kwargs)
 
 
 def memory_copy_by_threads(thread_counts: tuple[int, ...], **kwargs) -> list[tuple[int, int, Timing]]:
@@ -502,7 +579,7 @@ def memory_copy_by_threads(thread_counts: tuple[int, ...], **kwargs) -> list[tup
     """
     if not thread_counts or any(int(t) != t or t < 1 for t in thread_counts):
         raise ValueError(f"thread_counts must be positive integers, got {thread_counts!r}")
-    device = torch.device("cpu")
+    device = CPU
     buffer = MEMORY_COPY_CACHE_MULTIPLE * last_level_cache_bytes(device)
     copy = _copy_fn(buffer, device)
 
@@ -613,6 +690,7 @@ def measure_bandwidth(
     *,
     device: torch.device | str | None = None,
     memory_copy: bool = True,
+    copy_with: str = "torch",
     **kwargs,
 ) -> Bandwidth:
     """Time ``fn`` and a copy of ``bytes_moved`` bytes side by side in one run on one device.
@@ -622,11 +700,14 @@ def measure_bandwidth(
     moves the same count (it reads and writes ``bytes_moved / 2`` each) and alternates with ``fn`` call by call
     (:func:`time_interleaved`), so both see the same load. With ``memory_copy=True`` (default) a
     copy past the last-level cache is timed too (:func:`memory_copy_baseline`), so that a small, cache-resident
-    copy is never presented as the memory limit. ``kwargs`` (``warmup``, ``repeats``) go to :func:`time_fn`.
+    copy is never presented as the memory limit. ``copy_with`` picks the copies' library (:func:`copy_baseline`:
+    ``"numpy"`` for NumPy code on the CPU, which then never imports torch). ``kwargs`` (``warmup``, ``repeats``)
+    go to :func:`time_fn`.
     """
     if int(bytes_moved) != bytes_moved or bytes_moved < 1:
         raise ValueError(f"bytes_moved must be a positive integer, got {bytes_moved!r}")
     device = _as_device(device)
-    op, copy = time_interleaved([fn, _copy_fn(max(int(bytes_moved) // 2, 1), device)], device=device, **kwargs)
-    mem_bytes, mem = memory_copy_baseline(device=device, **kwargs) if memory_copy else (0, None)
+    copy_fn = _copier(max(int(bytes_moved) // 2, 1), device, copy_with)
+    op, copy = time_interleaved([fn, copy_fn], device=device, **kwargs)
+    mem_bytes, mem = memory_copy_baseline(device=device, copy_with=copy_with, **kwargs) if memory_copy else (0, None)
     return Bandwidth(name, int(bytes_moved), op, copy, mem, mem_bytes, last_level_cache_bytes(device))
