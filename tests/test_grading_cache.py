@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +207,87 @@ def test_skip_unused_imports_keeps_rfc3987_syntax_out_and_notebooks_still_valida
     except ValueError:
         installed = True
     assert lines[-1] == str(installed and not skip)
+
+
+# ------------------------------------------------------------------------------------------------ an unchanged rerun
+FIXTURE_SOURCE = Path(__file__).parent / "fixtures" / "grading" / "grading-fixture.ipynb"
+
+
+def test_the_gradebook_is_populated_again_only_when_the_source_or_its_recorded_cells_changed(tmp_path, monkeypatch):
+    from nbgrader.api import Gradebook
+
+    from autograder.grading.store import Store
+
+    calls = []
+    real = course.populate_gradebook
+    monkeypatch.setattr(course, "populate_gradebook", lambda *a: calls.append(1) or real(*a))
+    source = FIXTURE_SOURCE.read_bytes()
+
+    def prepare(data: bytes) -> None:
+        store = Store(tmp_path / "out", "grading-fixture", "grading-fixture")
+        try:
+            store.prepare_assignment(data)
+        finally:
+            store.close()
+
+    prepare(source)
+    prepare(source)
+    assert len(calls) == 1  # unchanged: the gradebook already holds what populating would write
+    db = f"sqlite:///{tmp_path / 'out' / 'gradebook.db'}"
+    with Gradebook(db) as gb:  # someone changed a recorded cell by hand: populated again, which restores it
+        cell = gb.find_grade_cell("test_unit", "grading-fixture", "grading-fixture")
+        cell.max_score = 99.0
+        gb.db.commit()
+    prepare(source)
+    assert len(calls) == 2
+    with Gradebook(db) as gb:
+        assert gb.find_grade_cell("test_unit", "grading-fixture", "grading-fixture").max_score == 3.0
+    edited = source.replace(b'"points": 3', b'"points": 4')
+    assert edited != source
+    prepare(edited)  # another version of the source (no submissions yet): populated again
+    assert len(calls) == 3
+    with Gradebook(db) as gb:
+        assert gb.find_grade_cell("test_unit", "grading-fixture", "grading-fixture").max_score == 4.0
+
+
+def test_similarity_flags_are_remembered_per_class_and_recomputed_when_a_notebook_changes(tmp_path, monkeypatch):
+    from autograder.grading import similarity
+
+    calls = []
+
+    def class_flags(source, answers, warn=None):
+        calls.append(sorted(answers))
+        warn(f"warning {len(calls)}")
+        return {student: [f"flag {len(calls)}"] for student in answers}
+
+    monkeypatch.setattr(similarity, "class_flags", class_flags)
+    memo = tmp_path / "state" / "similarity.json"
+    answers = {"ann": b"one", "bob": b"two"}
+    said = []
+    first = similarity.remembered_class_flags(b"source", answers, memo, warn=said.append)
+    again = similarity.remembered_class_flags(b"source", dict(answers), memo, warn=said.append)
+    assert first == again == {"ann": ["flag 1"], "bob": ["flag 1"]} and len(calls) == 1
+    assert said == ["warning 1", "warning 1"]  # a remembered run repeats its warnings
+    changed = similarity.remembered_class_flags(b"source", {**answers, "bob": b"three"}, memo, warn=said.append)
+    assert changed == {"ann": ["flag 2"], "bob": ["flag 2"]} and len(calls) == 2
+    assert similarity.remembered_class_flags(b"other source", answers, memo)["ann"] == ["flag 3"]
+    memo.write_text("{not json")
+    assert similarity.remembered_class_flags(b"other source", answers, memo)["ann"] == ["flag 4"]
+
+
+def test_nbgrader_is_imported_without_its_server_extensions_until_one_is_used():
+    code = (
+        "import sys\n"
+        "from autograder.grading.course import skip_unused_imports\n"
+        "skip_unused_imports()\n"
+        "import nbgrader.api, nbgrader.plugins, nbgrader.utils\n"
+        "from nbgrader.preprocessors import ClearSolutions\n"
+        "from nbgrader._version import __version__\n"
+        "loaded = any(m.startswith('nbgrader.server_extensions') for m in sys.modules)\n"
+        "print(loaded, nbgrader.__version__ == __version__)\n"
+        "print(nbgrader._jupyter_server_extension_points(), callable(nbgrader.load_formgrader))\n"
+        "print('nbgrader.server_extensions.formgrader' in sys.modules)\n"
+        "try:\n    nbgrader.no_such_thing\nexcept AttributeError:\n    print('AttributeError')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.splitlines() == ["False True", "[{'module': 'nbgrader'}] True", "True", "AttributeError"]

@@ -662,16 +662,18 @@ def _final_rows(
             why.append(describe_changes(changes))
         reasons[student] = "; ".join(why)
         rows.append(row)
-    flags = _similarity_flags(source, answers)
+    flags = _similarity_flags(source, answers, store.results_dir / "state" / "similarity.json")
     for row in rows:
         row.flags = flags.get(row.student, [])
     return rows, reasons
 
 
-def _similarity_flags(source: bytes, answers: dict[str, bytes]) -> dict[str, list[str]]:
+def _similarity_flags(source: bytes, answers: dict[str, bytes], memo: Path) -> dict[str, list[str]]:
     from . import similarity
 
-    return similarity.class_flags(source, answers, warn=lambda line: print(f"warning: {line}", file=sys.stderr))
+    return similarity.remembered_class_flags(
+        source, answers, memo, warn=lambda line: print(f"warning: {line}", file=sys.stderr)
+    )
 
 
 def _read_submission(submissions: Path, pick: Pick) -> tuple[bytes | None, str]:

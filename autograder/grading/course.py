@@ -81,14 +81,54 @@ WARM_MODULES = (
 
 
 def skip_unused_imports() -> None:
-    """Keep ``rfc3987_syntax`` out of this process (and of the workers forked from it). jsonschema, under nbformat
-    and nbgrader, imports it when installed only to check the ``iri`` string formats, which no notebook schema
-    uses; its import compiles 38 grammars (~0.8 s of CPU, the largest single import of a grading run). Without
-    it, jsonschema simply does not check those formats. No effect once jsonschema is imported."""
+    """Keep what the grader never uses out of this process (and of the workers forked from it):
+
+    * ``rfc3987_syntax``: jsonschema, under nbformat and nbgrader, imports it when installed only to check the
+      ``iri`` string formats, which no notebook schema uses; its import compiles 38 grammars (~0.8 s of CPU).
+      Without it, jsonschema simply does not check those formats. No effect once jsonschema is imported.
+    * the body of ``nbgrader/__init__.py`` (:func:`defer_nbgrader_init`): it imports nbgrader's Jupyter server
+      extensions (tornado handlers, the exchange), ~0.6 s of CPU that a rerun with nothing to grade would spend
+      for ``nbgrader.api`` alone.
+    """
     import sys
 
     if "jsonschema" not in sys.modules:
         sys.modules.setdefault("rfc3987_syntax", None)
+    defer_nbgrader_init()
+
+
+def defer_nbgrader_init() -> None:
+    """Register the ``nbgrader`` package without running its ``__init__.py`` yet: its submodules (``nbgrader.api``,
+    ``nbgrader.apps``, ...) import as usual, ``nbgrader.__version__`` is set, and the first access to any other
+    attribute of the package that is not a submodule (its server-extension hooks) runs the real ``__init__.py``
+    then, so nothing that uses them sees a difference. No effect when nbgrader is already imported or not installed."""
+    import importlib.util
+    import sys
+
+    if "nbgrader" in sys.modules:
+        return
+    spec = importlib.util.find_spec("nbgrader")
+    if spec is None or spec.loader is None or not spec.submodule_search_locations:
+        return
+    package = importlib.util.module_from_spec(spec)
+    state = {"done": False}
+
+    def __getattr__(name: str):
+        if name.startswith("__") or state["done"]:
+            raise AttributeError(f"module 'nbgrader' has no attribute {name!r}")
+        if importlib.util.find_spec(f"nbgrader.{name}") is not None:  # ``from nbgrader import utils``: a submodule
+            return importlib.import_module(f"nbgrader.{name}")
+        state["done"] = True
+        del package.__dict__["__getattr__"]
+        spec.loader.exec_module(package)  # the real package body, in this module object
+        return getattr(package, name)
+
+    package.__getattr__ = __getattr__
+    sys.modules["nbgrader"] = package
+    try:
+        package.__version__ = importlib.import_module("nbgrader._version").__version__
+    except Exception:  # a broken install: import it the usual way (and fail there, if it must)
+        del sys.modules["nbgrader"]
 
 
 def warm_up() -> None:

@@ -336,3 +336,52 @@ def class_flags(source: bytes, answers: dict[str, bytes], warn=None) -> dict[str
         shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
         warn(f"no similarity flags for {shown}: their answer cells could not be compared")
     return flags_by_student(compare_class(prints, solution, reference))
+
+
+def remembered_class_flags(source: bytes, answers: dict[str, bytes], memo: Path, warn=None) -> dict[str, list[str]]:
+    """:func:`class_flags`, remembered in the file ``memo`` (in the output folder's private state) per everything
+    the flags depend on: the source, each student's notebook bytes, this module and the reference implementations
+    it compares with. A rerun of an unchanged class reads them back (and repeats the warnings); anything changed
+    computes them again. An unreadable memo only means they are computed."""
+    import hashlib
+    import json
+    import os
+
+    warn = warn or (lambda line: None)
+
+    def digest(data: bytes | None) -> str | None:
+        return None if data is None else hashlib.sha256(data).hexdigest()
+
+    code = [Path(__file__)] + sorted((Path(__file__).resolve().parents[1] / "reference").glob("*.py"))
+    key = digest(
+        json.dumps(
+            [
+                digest(source),
+                sorted([student, digest(data)] for student, data in answers.items()),
+                [digest(path.read_bytes()) for path in code],
+            ]
+        ).encode()
+    )
+    try:
+        stored = json.loads(Path(memo).read_text())
+        if stored["key"] == key:
+            for line in stored["warnings"]:
+                warn(line)
+            return {str(k): [str(f) for f in v] for k, v in stored["flags"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    warnings: list[str] = []
+
+    def keep(line: str) -> None:
+        warnings.append(line)
+        warn(line)
+
+    flags = class_flags(source, answers, warn=keep)
+    try:
+        Path(memo).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{memo}.part")
+        tmp.write_text(json.dumps({"key": key, "flags": flags, "warnings": warnings}))
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+    return flags

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -92,6 +93,18 @@ c.GenerateFeedback.preprocessors = [ClearHiddenTestOutputs, ClearHiddenTests, Ge
 # the formgrader and generate_feedback render student notebooks: strip HTML and scripts from markdown and outputs
 c.HTMLExporter.sanitize_html = True
 '''
+
+
+#: in ``OUT/.autograder/<assignment>/state/``: the source and the gradebook's cells as the last population left them
+CELLS_FILE = "gradebook-cells.json"
+
+
+def _read_json_file(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 class StoreLocked(RuntimeError):
@@ -315,6 +328,10 @@ class Store:
             self.gradebook()
             return
         gb = self.gradebook()
+        recorded = {"source": hashlib.sha256(source).hexdigest(), "db_url": self.db_url}
+        marker = self.results_dir / "state" / CELLS_FILE
+        if _read_json_file(marker) == {**recorded, "cells": self._cells_digest()}:
+            return  # the gradebook holds exactly what populating it from this source wrote last time
         try:
             populate_gradebook(self.db_url, self.assignment, self.notebook_name, source)
         except RuntimeError as exc:  # SaveCells: cells added or removed while submissions exist
@@ -323,6 +340,29 @@ class Store:
                 f"{self.assignment} ({exc}); grade into a new --out folder or --db-url"
             ) from None
         gb.db.expire_all()
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_suffix(".part")
+        tmp.write_text(json.dumps({**recorded, "cells": self._cells_digest()}))
+        os.replace(tmp, marker)
+
+    def _cells_digest(self) -> str | None:
+        """A digest of every cell the gradebook records for this assignment's notebook (what
+        :func:`~.course.populate_gradebook` writes: grade, solution and task cells, source cells with their
+        checksums, the kernelspec), or ``None`` when it records no such notebook. Read through ``nbgrader.api``."""
+        from nbgrader.api import MissingEntry
+
+        gb = self.gradebook()
+        try:
+            notebook = gb.find_notebook(self.notebook_name, self.assignment)
+        except MissingEntry:
+            return None
+        rows = sorted(
+            [type(c).__name__, c.name, getattr(c, "cell_type", None), getattr(c, "max_score", None)]
+            for c in notebook._base_cells
+        )
+        sources = sorted([c.name, c.cell_type, c.locked, c.source, c.checksum] for c in notebook.source_cells)
+        text = json.dumps([rows, sources, notebook.kernelspec], default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def record(self, result: GradeResult, fresh: bool | None = None) -> None:
         """Scores into the gradebook. A notebook that did not run gets no score and is flagged for manual
