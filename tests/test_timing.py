@@ -311,6 +311,9 @@ def test_the_cpu_is_named_alike_with_and_without_torch_loaded():
     name = timing.device_name("cpu")
     assert name.endswith(f", {torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''})")
     assert timing.device_name(torch.device("cpu")) == name and timing._as_device(torch.device("cpu")) is timing.CPU
+    # default_device() is where torch work runs: a torch.device, which torch.zeros(..., device=) accepts
+    assert isinstance(timing.default_device(), torch.device)
+    assert torch.zeros(2, device=timing.default_device()).device.type == timing.default_device().type
 
 
 def test_torch_threads_sets_and_restores_and_rejects_bad_counts():

@@ -127,7 +127,7 @@ def _as_device(device) -> _Cpu | torch.device:
     """:data:`CPU` for the CPU (``"cpu"``, ``torch.device("cpu")``), a ``torch.device`` for a CUDA GPU; ``None``
     means :func:`default_device`. Only a GPU, or ``None``, imports torch."""
     if device is None:
-        return default_device()
+        device = default_device()
     if isinstance(device, _Cpu) or (isinstance(device, str) and device.strip() == "cpu"):
         return CPU
     torch = _torch()
@@ -169,10 +169,11 @@ def torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
-def default_device() -> _Cpu | torch.device:
-    """``torch.device("cuda")`` when a CUDA GPU is present, else :data:`CPU` (this imports torch to ask)."""
+def default_device() -> torch.device:
+    """``torch.device("cuda")`` when a CUDA GPU is present, else ``torch.device("cpu")``: where torch work should
+    run (this imports torch to ask)."""
     torch = _torch()
-    return torch.device("cuda") if torch.cuda.is_available() else CPU
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
