@@ -218,15 +218,16 @@ def test_the_gradebook_is_populated_again_only_when_the_source_or_its_recorded_c
 
     from autograder.grading.store import Store
 
+    source = FIXTURE_SOURCE.read_bytes()
+    blob = course.prepare_gradebook_blob("grading-fixture", "grading-fixture", source)
     calls = []
     real = course.populate_gradebook
     monkeypatch.setattr(course, "populate_gradebook", lambda *a: calls.append(1) or real(*a))
-    source = FIXTURE_SOURCE.read_bytes()
 
-    def prepare(data: bytes) -> None:
-        store = Store(tmp_path / "out", "grading-fixture", "grading-fixture")
+    def prepare(data: bytes, out: str = "out", with_blob: bytes | None = None) -> None:
+        store = Store(tmp_path / out, "grading-fixture", "grading-fixture")
         try:
-            store.prepare_assignment(data)
+            store.prepare_assignment(data, with_blob)
         finally:
             store.close()
 
@@ -248,6 +249,9 @@ def test_the_gradebook_is_populated_again_only_when_the_source_or_its_recorded_c
     assert len(calls) == 3
     with Gradebook(db) as gb:
         assert gb.find_grade_cell("test_unit", "grading-fixture", "grading-fixture").max_score == 4.0
+    prepare(source, "fresh", blob)  # a new --out starts from the prepared gradebook, noted as populated
+    prepare(source, "fresh", blob)
+    assert len(calls) == 3
 
 
 def test_similarity_flags_are_remembered_per_class_and_recomputed_when_a_notebook_changes(tmp_path, monkeypatch):

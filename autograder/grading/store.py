@@ -320,16 +320,17 @@ class Store:
         from .course import populate_gradebook
 
         self._order = _cell_order(source)
+        recorded = {"source": hashlib.sha256(source).hexdigest(), "db_url": self.db_url}
+        marker = self.results_dir / "state" / CELLS_FILE
         default = self.out / "gradebook.db"
         if blob and self._gradebook is None and self.db_url == f"sqlite:///{default}" and not default.exists():
             tmp = default.with_suffix(".part")
             tmp.write_bytes(blob)
             os.replace(tmp, default)
             self.gradebook()
+            self._note_cells(marker, recorded)  # the blob is this source's populated gradebook
             return
         gb = self.gradebook()
-        recorded = {"source": hashlib.sha256(source).hexdigest(), "db_url": self.db_url}
-        marker = self.results_dir / "state" / CELLS_FILE
         if _read_json_file(marker) == {**recorded, "cells": self._cells_digest()}:
             return  # the gradebook holds exactly what populating it from this source wrote last time
         try:
@@ -340,6 +341,10 @@ class Store:
                 f"{self.assignment} ({exc}); grade into a new --out folder or --db-url"
             ) from None
         gb.db.expire_all()
+        self._note_cells(marker, recorded)
+
+    def _note_cells(self, marker: Path, recorded: dict) -> None:
+        """Write ``recorded`` (the source's digest, the database) and the gradebook's cells digest to ``marker``."""
         marker.parent.mkdir(parents=True, exist_ok=True)
         tmp = marker.with_suffix(".part")
         tmp.write_text(json.dumps({**recorded, "cells": self._cells_digest()}))
