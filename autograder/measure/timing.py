@@ -25,7 +25,8 @@ How a bandwidth is reported (:func:`measure_bandwidth`): the caller states the b
 two copies timed in the same run on the same device (the operation and the first copy alternate call by call,
 :func:`time_interleaved`, so a busy shared machine slows both alike):
 
-* ``copy`` -- a ``dst.copy_(src)`` of *the same number of bytes* (reads half, writes half). This is the fair
+* ``copy`` -- a ``dst.copy_(src)`` (``copy_with="numpy"``: ``np.copyto(dst, src)``, one thread, for NumPy code)
+  of *the same number of bytes* (reads half, writes half). This is the fair
   comparison for the operation at this size, but it is **not** a memory bandwidth when the bytes fit in the
   last-level cache: on the course's 2-core AMD EPYC (32 MiB L3) copies of 1-8 MiB measured 156-166 GB/s,
   copies of 64-256 MiB 30-32 GB/s. :attr:`Bandwidth.fits_in_cache` says when that happens.
