@@ -254,8 +254,11 @@ def test_the_gradebook_is_populated_again_only_when_the_source_or_its_recorded_c
     assert len(calls) == 3
 
 
-def test_similarity_flags_are_remembered_per_class_and_recomputed_when_a_notebook_changes(tmp_path, monkeypatch):
-    from autograder.grading import similarity
+def test_similarity_flags_are_remembered_per_class_and_recomputed_when_a_notebook_changes(
+    tmp_path, monkeypatch, capsys
+):
+    from autograder.grading import cli, similarity
+    from autograder.grading.store import Store
 
     calls = []
 
@@ -265,18 +268,24 @@ def test_similarity_flags_are_remembered_per_class_and_recomputed_when_a_noteboo
         return {student: [f"flag {len(calls)}"] for student in answers}
 
     monkeypatch.setattr(similarity, "class_flags", class_flags)
-    memo = tmp_path / "state" / "similarity.json"
-    answers = {"ann": b"one", "bob": b"two"}
-    said = []
-    first = similarity.remembered_class_flags(b"source", answers, memo, warn=said.append)
-    again = similarity.remembered_class_flags(b"source", dict(answers), memo, warn=said.append)
-    assert first == again == {"ann": ["flag 1"], "bob": ["flag 1"]} and len(calls) == 1
-    assert said == ["warning 1", "warning 1"]  # a remembered run repeats its warnings
-    changed = similarity.remembered_class_flags(b"source", {**answers, "bob": b"three"}, memo, warn=said.append)
-    assert changed == {"ann": ["flag 2"], "bob": ["flag 2"]} and len(calls) == 2
-    assert similarity.remembered_class_flags(b"other source", answers, memo)["ann"] == ["flag 3"]
-    memo.write_text("{not json")
-    assert similarity.remembered_class_flags(b"other source", answers, memo)["ann"] == ["flag 4"]
+    store = Store(tmp_path / "out", "a", "a")
+    try:
+        answers = {"ann": b"one", "bob": b"two"}
+        first = cli._similarity_flags(b"source", answers, store)
+        again = cli._similarity_flags(b"source", dict(answers), store)
+        assert first == again == {"ann": ["flag 1"], "bob": ["flag 1"]} and len(calls) == 1
+        # a remembered run repeats its warnings
+        assert capsys.readouterr().err.splitlines() == ["warning: warning 1", "warning: warning 1"]
+        changed = cli._similarity_flags(b"source", {**answers, "bob": b"three"}, store)
+        assert changed == {"ann": ["flag 2"], "bob": ["flag 2"]} and len(calls) == 2
+        assert cli._similarity_flags(b"other source", answers, store)["ann"] == ["flag 3"]
+        (store.results_dir / "state" / cli.SIMILARITY_FILE).write_text("{not json")
+        assert cli._similarity_flags(b"other source", answers, store)["ann"] == ["flag 4"]
+        record = store.read_state(cli.SIMILARITY_FILE)  # the right key, malformed flags: computed again
+        store.write_state(cli.SIMILARITY_FILE, {**record, "flags": "not a mapping"})
+        assert cli._similarity_flags(b"other source", answers, store)["ann"] == ["flag 5"]
+    finally:
+        store.close()
 
 
 def test_nbgrader_is_imported_without_its_server_extensions_until_one_is_used():

@@ -36,6 +36,7 @@ __all__ = ["main", "find_submissions", "source_notebook", "UsageError", "all_mis
 
 MAX_NOTEBOOK_BYTES = inputs.MAX_NOTEBOOK_BYTES
 _DEFAULT = Policy()  # the policy of a first run, for --help
+SIMILARITY_FILE = "similarity.json"  # the class's similarity flags and what they were computed from (the state)
 
 
 class UsageError(Exception):
@@ -662,18 +663,23 @@ def _final_rows(
             why.append(describe_changes(changes))
         reasons[student] = "; ".join(why)
         rows.append(row)
-    flags = _similarity_flags(source, answers, store.results_dir / "state" / "similarity.json")
+    flags = _similarity_flags(source, answers, store)
     for row in rows:
         row.flags = flags.get(row.student, [])
     return rows, reasons
 
 
-def _similarity_flags(source: bytes, answers: dict[str, bytes], memo: Path) -> dict[str, list[str]]:
+def _similarity_flags(source: bytes, answers: dict[str, bytes], store) -> dict[str, list[str]]:
+    """The class's similarity flags, reused from the output folder's state when nothing they depend on changed."""
     from . import similarity
 
-    return similarity.remembered_class_flags(
-        source, answers, memo, warn=lambda line: print(f"warning: {line}", file=sys.stderr)
+    stored = store.read_state(SIMILARITY_FILE)
+    flags, record = similarity.remembered_class_flags(
+        source, answers, stored, warn=lambda line: print(f"warning: {line}", file=sys.stderr)
     )
+    if record != stored:
+        store.write_state(SIMILARITY_FILE, record)
+    return flags
 
 
 def _read_submission(submissions: Path, pick: Pick) -> tuple[bytes | None, str]:

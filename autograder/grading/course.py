@@ -111,15 +111,13 @@ def defer_nbgrader_init() -> None:
     if spec is None or spec.loader is None or not spec.submodule_search_locations:
         return
     package = importlib.util.module_from_spec(spec)
-    state = {"done": False}
 
     def __getattr__(name: str):
-        if name.startswith("__") or state["done"]:
+        if name.startswith("__"):
             raise AttributeError(f"module 'nbgrader' has no attribute {name!r}")
         if importlib.util.find_spec(f"nbgrader.{name}") is not None:  # ``from nbgrader import utils``: a submodule
             return importlib.import_module(f"nbgrader.{name}")
-        state["done"] = True
-        del package.__dict__["__getattr__"]
+        del package.__dict__["__getattr__"]  # once: the real body defines the rest (or the name is missing)
         spec.loader.exec_module(package)  # the real package body, in this module object
         return getattr(package, name)
 

@@ -338,14 +338,15 @@ def class_flags(source: bytes, answers: dict[str, bytes], warn=None) -> dict[str
     return flags_by_student(compare_class(prints, solution, reference))
 
 
-def remembered_class_flags(source: bytes, answers: dict[str, bytes], memo: Path, warn=None) -> dict[str, list[str]]:
-    """:func:`class_flags`, remembered in the file ``memo`` (in the output folder's private state) per everything
-    the flags depend on: the source, each student's notebook bytes, this module and the reference implementations
-    it compares with. A rerun of an unchanged class reads them back (and repeats the warnings); anything changed
-    computes them again. An unreadable memo only means they are computed."""
+def remembered_class_flags(
+    source: bytes, answers: dict[str, bytes], stored: dict | None, warn=None
+) -> tuple[dict[str, list[str]], dict]:
+    """``(flags, record)``: :func:`class_flags`, reused from ``stored`` (the record an earlier run returned) when
+    it was computed from the same inputs (the source, each student's notebook bytes, this module and the reference
+    implementations it compares with), its warnings repeated; computed otherwise. The caller keeps ``record`` for
+    the next run (the grader: in the output folder's private state). A malformed ``stored`` is computed anew."""
     import hashlib
     import json
-    import os
 
     warn = warn or (lambda line: None)
 
@@ -363,12 +364,12 @@ def remembered_class_flags(source: bytes, answers: dict[str, bytes], memo: Path,
         ).encode()
     )
     try:
-        stored = json.loads(Path(memo).read_text())
-        if stored["key"] == key:
+        if stored is not None and stored["key"] == key:
+            flags = {str(k): [str(f) for f in v] for k, v in stored["flags"].items()}
             for line in stored["warnings"]:
-                warn(line)
-            return {str(k): [str(f) for f in v] for k, v in stored["flags"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                warn(str(line))
+            return flags, stored
+    except (KeyError, TypeError, AttributeError):
         pass
     warnings: list[str] = []
 
@@ -377,11 +378,4 @@ def remembered_class_flags(source: bytes, answers: dict[str, bytes], memo: Path,
         warn(line)
 
     flags = class_flags(source, answers, warn=keep)
-    try:
-        Path(memo).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(f"{memo}.part")
-        tmp.write_text(json.dumps({"key": key, "flags": flags, "warnings": warnings}))
-        os.replace(tmp, memo)
-    except OSError:
-        pass
-    return flags
+    return flags, {"key": key, "flags": flags, "warnings": warnings}

@@ -99,14 +99,6 @@ c.HTMLExporter.sanitize_html = True
 CELLS_FILE = "gradebook-cells.json"
 
 
-def _read_json_file(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 class StoreLocked(RuntimeError):
     """Another grading run holds the output folder."""
 
@@ -155,20 +147,31 @@ class Store:
             self._gradebook = None
         self._lock.close()
 
-    def _read_recorded(self) -> dict[str, str]:
-        """``{student: submission hash}`` of the result each student's gradebook entry holds now."""
+    # ---------------------------------------------------------------------------------------- private state
+    def read_state(self, name: str) -> dict | None:
+        """The JSON object in ``OUT/.autograder/<assignment>/state/<name>``, or ``None`` when there is none or it
+        is unreadable (the run then recomputes what it held)."""
         try:
-            data = json.loads((self.results_dir / "state" / "recorded.json").read_text())
-            return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+            data = json.loads((self.results_dir / "state" / name).read_text())
         except (OSError, ValueError):
-            return {}
+            return None
+        return data if isinstance(data, dict) else None
 
-    def _write_recorded(self) -> None:
-        path = self.results_dir / "state" / "recorded.json"
+    def write_state(self, name: str, data: dict) -> None:
+        """Write ``data`` as ``OUT/.autograder/<assignment>/state/<name>``, atomically."""
+        path = self.results_dir / "state" / name
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_suffix(".part")
-        tmp.write_text(json.dumps(self._recorded, sort_keys=True))
+        tmp.write_text(json.dumps(data, sort_keys=True))
         os.replace(tmp, path)
+
+    def _read_recorded(self) -> dict[str, str]:
+        """``{student: submission hash}`` of the result each student's gradebook entry holds now."""
+        data = self.read_state("recorded.json") or {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    def _write_recorded(self) -> None:
+        self.write_state("recorded.json", self._recorded)
 
     # ---------------------------------------------------------------------------------------- stored results
     def _result_path(self, student: str) -> Path:
@@ -321,18 +324,19 @@ class Store:
 
         self._order = _cell_order(source)
         recorded = {"source": hashlib.sha256(source).hexdigest(), "db_url": self.db_url}
-        marker = self.results_dir / "state" / CELLS_FILE
         default = self.out / "gradebook.db"
         if blob and self._gradebook is None and self.db_url == f"sqlite:///{default}" and not default.exists():
             tmp = default.with_suffix(".part")
             tmp.write_bytes(blob)
             os.replace(tmp, default)
             self.gradebook()
-            self._note_cells(marker, recorded)  # the blob is this source's populated gradebook
+            self.write_state(CELLS_FILE, {**recorded, "cells": self._cells_digest()})  # this source's gradebook
             return
         gb = self.gradebook()
-        if _read_json_file(marker) == {**recorded, "cells": self._cells_digest()}:
-            return  # the gradebook holds exactly what populating it from this source wrote last time
+        stored = self.read_state(CELLS_FILE)
+        if stored is not None and {k: stored.get(k) for k in recorded} == recorded:
+            if stored.get("cells") == self._cells_digest():
+                return  # the gradebook holds exactly what populating it from this source wrote last time
         try:
             populate_gradebook(self.db_url, self.assignment, self.notebook_name, source)
         except RuntimeError as exc:  # SaveCells: cells added or removed while submissions exist
@@ -341,14 +345,7 @@ class Store:
                 f"{self.assignment} ({exc}); grade into a new --out folder or --db-url"
             ) from None
         gb.db.expire_all()
-        self._note_cells(marker, recorded)
-
-    def _note_cells(self, marker: Path, recorded: dict) -> None:
-        """Write ``recorded`` (the source's digest, the database) and the gradebook's cells digest to ``marker``."""
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        tmp = marker.with_suffix(".part")
-        tmp.write_text(json.dumps({**recorded, "cells": self._cells_digest()}))
-        os.replace(tmp, marker)
+        self.write_state(CELLS_FILE, {**recorded, "cells": self._cells_digest()})
 
     def _cells_digest(self) -> str | None:
         """A digest of every cell the gradebook records for this assignment's notebook (what

@@ -300,8 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         "grade --jobs 2 --unsafe-no-sandbox": "out3",
         "plain nbgrader autograde (one batch)": "plain",
     }
-    cpu = {name: CPU.get(key if key == "plain" else str(work / key)) for name, key in cpu_of.items()}
-    busy = {name: BUSY.get(key if key == "plain" else str(work / key)) for name, key in cpu_of.items()}
+
+    def per_run(table: dict[str, float]) -> dict[str, float | None]:
+        return {name: table.get(key if key == "plain" else str(work / key)) for name, key in cpu_of.items()}
+
+    cpu, busy = per_run(CPU), per_run(BUSY)
     for name, total, count in rows:
         per = total / count if count else total
         used, machine = cpu.get(name), busy.get(name)
